@@ -1,0 +1,6 @@
+//! The boundary to the live host: the filesystem under `--root`, service
+//! backends, PostgreSQL processes and SSH. Everything above this module works
+//! on plain data and is testable without touching a machine.
+
+pub mod postgres;
+pub mod ssh;
