@@ -1,8 +1,17 @@
 //! imlrecover: a declarative plan/apply restore orchestrator for the
 //! Integrated Manager for Lustre server.
+//!
+//! The layers, from the outside in:
+//! * `cli` and `commands`: raw arguments, one module per subcommand;
+//! * `recipe`: HCL → typed, validated model (the only place recipes are read);
+//! * `graph`: the dependency DAG built from a recipe;
+//! * `host`: the only boundary that touches the live machine.
 
+pub mod cli;
+pub mod commands;
+pub mod graph;
 pub mod host;
+pub mod printer;
+pub mod recipe;
 
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
-}
+pub use commands::run;

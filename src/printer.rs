@@ -1,0 +1,78 @@
+//! Decides once whether output gets colour and progress bars, and writes to
+//! stdout so that a closed pipe ends the program quietly instead of panicking.
+
+use crate::cli::ColorChoice;
+use console::Style;
+use std::io::{self, IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub color: bool,
+    /// Progress bars only when both stdout and stderr are terminals.
+    pub progress: bool,
+    pub interactive: bool,
+}
+
+impl Printer {
+    pub fn detect(choice: ColorChoice) -> Printer {
+        let stdout_tty = io::stdout().is_terminal();
+        let stderr_tty = io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stdout_tty && !no_color && !dumb,
+        };
+        // console's own detection would otherwise override ours.
+        console::set_colors_enabled(color);
+        console::set_colors_enabled_stderr(color && stderr_tty || choice == ColorChoice::Always);
+        Printer {
+            color,
+            progress: stdout_tty && stderr_tty && !dumb,
+            interactive: stdout_tty && io::stdin().is_terminal(),
+        }
+    }
+
+    /// Writes to stdout; errors (a closed pipe) propagate to `run`.
+    pub fn out(&self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    pub fn line(&self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    pub fn style(&self, style: Style) -> Style {
+        if self.color {
+            style.force_styling(true)
+        } else {
+            Style::new().force_styling(false)
+        }
+    }
+
+    pub fn bold(&self, s: &str) -> String {
+        self.style(Style::new().bold()).apply_to(s).to_string()
+    }
+
+    pub fn green(&self, s: &str) -> String {
+        self.style(Style::new().green()).apply_to(s).to_string()
+    }
+
+    pub fn yellow(&self, s: &str) -> String {
+        self.style(Style::new().yellow()).apply_to(s).to_string()
+    }
+
+    pub fn red(&self, s: &str) -> String {
+        self.style(Style::new().red()).apply_to(s).to_string()
+    }
+
+    pub fn dim(&self, s: &str) -> String {
+        self.style(Style::new().dim()).apply_to(s).to_string()
+    }
+}

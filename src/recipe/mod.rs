@@ -1,0 +1,278 @@
+//! Recipes: the one place where HCL is understood. `load` turns a recipe file
+//! (plus `--var`/`--var-file`) into a typed, validated [`Recipe`], or into
+//! diagnostics that point at the file, line and column of every problem.
+
+mod address;
+mod decode;
+mod diagnostic;
+mod schema;
+mod vars;
+
+pub use address::{is_identifier, Address, AddressError, ResourceType};
+pub use diagnostic::{line_col, suggest, ErrorKind, RecipeError, RecipeErrors, Source};
+pub use vars::VarInput;
+
+use miette::SourceSpan;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A loaded, validated recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub path: PathBuf,
+    pub source: Source,
+    /// blake3 of the recipe's bytes; recorded in bundles and plans.
+    pub hash: String,
+    pub settings: Settings,
+    pub variables: Vec<Variable>,
+    /// In declaration order.
+    pub resources: Vec<Resource>,
+}
+
+impl Recipe {
+    pub fn resource(&self, address: &Address) -> Option<&Resource> {
+        self.resources.iter().find(|r| &r.address == address)
+    }
+
+    /// The recipe's line:column for a span, for messages outside miette.
+    pub fn location(&self, span: SourceSpan) -> String {
+        let (line, col) = line_col(self.source.inner(), span.offset());
+        format!("{}:{}:{}", self.source.name(), line, col)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceBackend {
+    Sysv,
+    Systemd,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub services: ServiceBackend,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            services: ServiceBackend::Sysv,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub description: Option<String>,
+    pub value: hcl::Value,
+    pub span: SourceSpan,
+}
+
+/// Why one resource must come after another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    DependsOn,
+    Notify,
+    Quiesce,
+    Reference,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::DependsOn => "depends_on",
+            EdgeKind::Notify => "notify",
+            EdgeKind::Quiesce => "quiesce",
+            EdgeKind::Reference => "reference",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefTarget {
+    Resource(Address),
+    Variable(String),
+}
+
+/// A reference written in the recipe, with where it was written.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub target: RefTarget,
+    pub kind: EdgeKind,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub address: Address,
+    /// The block header (`file "ntp_conf"`), where diagnostics point.
+    pub span: SourceSpan,
+    /// Every edge this resource declares or implies; targets come first.
+    pub references: Vec<Reference>,
+    pub spec: Spec,
+}
+
+impl Resource {
+    pub fn depends_on(&self) -> impl Iterator<Item = &Address> {
+        self.resource_refs(EdgeKind::DependsOn)
+    }
+
+    pub fn notify(&self) -> impl Iterator<Item = &Address> {
+        self.resource_refs(EdgeKind::Notify)
+    }
+
+    pub fn resource_refs(&self, kind: EdgeKind) -> impl Iterator<Item = &Address> {
+        self.references
+            .iter()
+            .filter(move |r| r.kind == kind)
+            .filter_map(|r| match &r.target {
+                RefTarget::Resource(a) => Some(a),
+                RefTarget::Variable(_) => None,
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Spec {
+    File(FileSpec),
+    Files(FilesSpec),
+    Absent(AbsentSpec),
+    Cert(CertSpec),
+    Database(DatabaseSpec),
+    Service(ServiceSpec),
+    Exec(ExecSpec),
+    RemoteService(RemoteServiceSpec),
+}
+
+/// One file. `path` is absolute and lives under `--root`.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    pub path: String,
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub sensitive: bool,
+    pub optional: bool,
+}
+
+/// A set of files matched by a glob (`/etc/yum.repos.d/*`).
+#[derive(Debug, Clone)]
+pub struct FilesSpec {
+    pub glob: String,
+    pub sensitive: bool,
+    pub optional: bool,
+}
+
+/// A file that must not exist.
+#[derive(Debug, Clone)]
+pub struct AbsentSpec {
+    pub path: String,
+}
+
+/// An X.509 certificate and its key, optionally signed by another `cert`.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    pub cert: String,
+    pub key: String,
+    pub serial: Option<String>,
+    pub ca: Option<Address>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSpec {
+    /// The databases the bundle must bring back (default: the block's name).
+    pub databases: Vec<String>,
+    pub superuser: String,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub run_as: Option<String>,
+    /// Services stopped before the restore and started after it.
+    pub quiesce: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// The init script or unit name (default: the block's name).
+    pub name: String,
+    pub state: ServiceState,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// argv; a string is run with `/bin/sh -c`.
+    pub command: Vec<String>,
+    /// Skip when this path exists under the root.
+    pub creates: Option<String>,
+    /// Skip when this command exits 0.
+    pub unless: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteAction {
+    Restart,
+    Start,
+    Stop,
+}
+
+impl RemoteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteAction::Restart => "restart",
+            RemoteAction::Start => "start",
+            RemoteAction::Stop => "stop",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSpec {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+    pub known_hosts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteServiceSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub action: RemoteAction,
+    pub optional: bool,
+    pub parallelism: usize,
+    pub timeout: Duration,
+    pub check: Option<String>,
+    /// `sysv` runs `service NAME ACTION`, `systemd` runs `systemctl ACTION NAME`.
+    pub init: ServiceBackend,
+    pub ssh: SshSpec,
+}
+
+/// Reads, parses and validates a recipe. Every problem found is returned.
+pub fn load(path: &Path, vars: &VarInput) -> Result<Recipe, RecipeErrors> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| RecipeErrors {
+        path: display.clone(),
+        errors: vec![
+            RecipeError::new(ErrorKind::Io, format!("cannot read recipe {display}: {e}"))
+                .help("pass the recipe with -r FILE; the shipped ones are in plans/"),
+        ],
+    })?;
+    load_str(&display, text, vars)
+}
+
+/// As [`load`], for text already in memory; `name` is used in diagnostics.
+pub fn load_str(name: &str, text: String, vars: &VarInput) -> Result<Recipe, RecipeErrors> {
+    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+    decode::decode(name, text, vars, hash)
+}
