@@ -34,18 +34,20 @@ impl Printer {
         }
     }
 
-    /// Writes to stdout; errors (a closed pipe) propagate to `run`.
-    pub fn out(&self, text: &str) -> io::Result<()> {
+    /// Writes to stdout. A reader that went away (`| head`) ends the
+    /// command quietly with [`PipeClosed`]; `run` exits 0 on it, as grep does.
+    pub fn out(&self, text: &str) -> miette::Result<()> {
         let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::BrokenPipe => miette::Report::new(PipeClosed),
+                _ => miette::miette!("cannot write to standard output: {e}"),
+            })
     }
 
-    pub fn line(&self, text: &str) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.write_all(b"\n")?;
-        out.flush()
+    pub fn line(&self, text: &str) -> miette::Result<()> {
+        self.out(&format!("{text}\n"))
     }
 
     pub fn style(&self, style: Style) -> Style {
@@ -76,3 +78,8 @@ impl Printer {
         self.style(Style::new().dim()).apply_to(s).to_string()
     }
 }
+
+/// Standard output was closed by its reader.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("standard output was closed")]
+pub struct PipeClosed;

@@ -4,12 +4,9 @@ use super::{load_recipe, CmdResult, Outcome};
 use crate::cli::RecipeArgs;
 use crate::graph::Graph;
 use crate::printer::Printer;
-use miette::IntoDiagnostic;
 
 pub fn run(printer: &Printer, args: &RecipeArgs) -> CmdResult {
     let recipe = load_recipe(args)?;
-    printer
-        .out(&Graph::build(&recipe).to_dot())
-        .into_diagnostic()?;
+    printer.out(&Graph::build(&recipe).to_dot())?;
     Ok(Outcome::Clean)
 }

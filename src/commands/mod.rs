@@ -52,6 +52,8 @@ pub fn run() -> ExitCode {
 /// Must run before any `Report` is created (DESIGN.md §5).
 fn install_hook(printer: &Printer) {
     let color = printer.color;
+    // Wrap for a person at a terminal; keep lines whole for logs and grep.
+    let wrap = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let unicode = color || std::env::var("LANG").is_ok_and(|l| l.contains("UTF-8"));
     let _ = miette::set_hook(Box::new(move |_| {
         let theme = match (color, unicode) {
@@ -63,17 +65,16 @@ fn install_hook(printer: &Printer) {
             miette::MietteHandlerOpts::new()
                 .graphical_theme(theme)
                 .terminal_links(false)
-                .width(100)
+                .wrap_lines(wrap)
                 .build(),
         )
     }));
 }
 
 fn is_broken_pipe(report: &miette::Report) -> bool {
-    report.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    report
+        .downcast_ref::<crate::printer::PipeClosed>()
+        .is_some()
 }
 
 /// Loads the recipe named by `-r`, as every recipe-taking command does.

@@ -48,6 +48,7 @@ pub(super) fn decode(
         errors: Vec::new(),
         addresses: HashMap::new(),
         variables: BTreeMap::new(),
+        unset: Vec::new(),
         ctx: Context::new(),
         edges: Vec::new(),
     };
@@ -102,6 +103,8 @@ struct Decoder {
     /// Every declared resource, with its header span.
     addresses: HashMap<Address, Range<usize>>,
     variables: BTreeMap<String, hcl::Value>,
+    /// Declared but without a value: already reported once.
+    unset: Vec<String>,
     ctx: Context<'static>,
     /// Every resource's references, even those with errors, for cycle checks.
     edges: Vec<(Address, SourceSpan, Vec<Reference>)>,
@@ -432,6 +435,7 @@ impl Decoder {
                 .help = Some(format!(
                     "set it with --var {name}=VALUE or --var-file, or give it a `default`"
                 ));
+                self.unset.push(name.clone());
                 continue;
             };
             self.variables.insert(name.clone(), value.clone());
@@ -492,7 +496,9 @@ impl Decoder {
         let mut ok = true;
         for (root, name, span) in finder.found {
             if root == "var" {
-                if self.variables.contains_key(&name) {
+                if self.unset.contains(&name) {
+                    ok = false;
+                } else if self.variables.contains_key(&name) {
                     refs.push(Reference {
                         target: RefTarget::Variable(name),
                         kind: EdgeKind::Reference,
@@ -563,17 +569,8 @@ impl Decoder {
     }
 
     fn unknown_resource(&mut self, addr: &Address, span: Range<usize>) {
-        let same_kind: Vec<String> = self
-            .addresses
-            .keys()
-            .filter(|a| a.kind == addr.kind)
-            .map(|a| a.name.clone())
-            .collect();
-        let help = suggest(&addr.name, same_kind.iter().map(String::as_str))
-            .or_else(|| {
-                let all: Vec<String> = self.addresses.keys().map(|a| a.to_string()).collect();
-                suggest(&addr.to_string(), all.iter().map(String::as_str))
-            })
+        let all: Vec<String> = self.addresses.keys().map(|a| a.to_string()).collect();
+        let help = suggest(&addr.to_string(), all.iter().map(String::as_str))
             .unwrap_or_else(|| format!("declare it: {} \"{}\" {{ ... }}", addr.kind, addr.name));
         self.err(
             ErrorKind::UnknownReference,

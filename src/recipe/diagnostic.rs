@@ -181,7 +181,7 @@ impl Diagnostic for RecipeErrors {
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(
-            "fix the problems listed below; `imlrecover validate -r RECIPE` re-checks without touching the host",
+            "each problem is listed below; `imlrecover validate` re-checks the recipe without touching the host",
         ))
     }
 

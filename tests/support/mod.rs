@@ -1,0 +1,7 @@
+//! Test harness shared by the integration tests: each part is real (the
+//! built binary, PostgreSQL clusters, sshd, LSB init scripts) and torn down
+//! when the test ends. Not every test file uses every part.
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod sshd;
