@@ -37,6 +37,10 @@ pub enum Command {
     Validate(RecipeArgs),
     /// Print the dependency graph in DOT (pipe to `dot -Tsvg`).
     Graph(RecipeArgs),
+    /// Capture everything the recipe declares into a new, verifiable bundle.
+    Backup(BackupArgs),
+    /// Check a bundle's integrity; with --drill, test-restore its database.
+    Verify(VerifyArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -62,4 +66,40 @@ impl RecipeArgs {
             files: self.var_files.clone(),
         }
     }
+}
+
+/// `backup -r RECIPE --root DIR --bundle-dir DIR [--keep N]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "The bundle is DIR/<UTC timestamp>/ with files/<path>, the pg_dumpall dump and manifest.json \
+                  (docs/bundle.md). It appears only when complete; DIR/latest points at the newest."
+)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// The directory the recipe's absolute paths live under (like rpm --root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Where bundles are written (created 0700 if missing).
+    #[arg(long = "bundle-dir", value_name = "DIR")]
+    pub bundle_dir: PathBuf,
+
+    /// After a successful backup, keep only the newest N complete bundles.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+}
+
+/// `verify BUNDLE [--drill]`
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Exit codes: 0 the bundle is intact, 1 any problem (each one is listed).")]
+pub struct VerifyArgs {
+    /// A bundle directory, DIR/latest, or the bundle dir itself (meaning its latest).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+
+    /// Also restore the dump into a throwaway PostgreSQL cluster and compare row counts.
+    #[arg(long)]
+    pub drill: bool,
 }

@@ -7,11 +7,13 @@
 //! * `graph`: the dependency DAG built from a recipe;
 //! * `host`: the only boundary that touches the live machine.
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod graph;
 pub mod host;
 pub mod printer;
 pub mod recipe;
+pub mod resources;
 
 pub use commands::run;

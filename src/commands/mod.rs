@@ -1,8 +1,10 @@
 //! One module per subcommand; `run` parses arguments, installs the
 //! diagnostic hook and maps outcomes to exit codes (0 ok, 1 error, 2 changes).
 
+mod backup;
 mod graph;
 mod validate;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::printer::Printer;
@@ -37,6 +39,8 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&printer, args),
         Command::Graph(args) => graph::run(&printer, args),
+        Command::Backup(args) => backup::run(&printer, args),
+        Command::Verify(args) => verify::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

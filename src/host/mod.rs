@@ -2,5 +2,6 @@
 //! backends, PostgreSQL processes and SSH. Everything above this module works
 //! on plain data and is testable without touching a machine.
 
+pub mod fs;
 pub mod postgres;
 pub mod ssh;

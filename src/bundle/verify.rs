@@ -1,0 +1,610 @@
+//! `verify`: is this bundle exactly what `backup` wrote, and usable?
+//! Every file is re-hashed (in parallel, streaming), the dump's gzip stream
+//! is decoded to its end, extra and unsafe files are found, certificates
+//! are checked against their keys and CA. Every problem is collected with
+//! the path it concerns; nothing stops at the first one.
+
+use super::read::{safe_join, Bundle};
+use super::{Entry, EntryKind, ResourceRecord, MANIFEST};
+use crate::recipe::Address;
+use flate2::read::MultiGzDecoder;
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509StoreContext, X509};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// pg_dumpall's last comment: a dump without it was cut short.
+pub const DUMP_COMPLETE: &str = "PostgreSQL database cluster dump complete";
+
+/// Per read; big enough for blake3's multithreaded update to pay off.
+const HASH_CHUNK: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    Manifest,
+    Unsafe,
+    Missing,
+    Truncated,
+    Modified,
+    Extra,
+    Gzip,
+    Dump,
+    Permissions,
+    Cert,
+    Drill,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Manifest => "manifest",
+            ProblemKind::Unsafe => "unsafe path",
+            ProblemKind::Missing => "missing",
+            ProblemKind::Truncated => "truncated",
+            ProblemKind::Modified => "modified",
+            ProblemKind::Extra => "extra file",
+            ProblemKind::Gzip => "corrupt gzip",
+            ProblemKind::Dump => "incomplete dump",
+            ProblemKind::Permissions => "permissions",
+            ProblemKind::Cert => "certificate",
+            ProblemKind::Drill => "drill",
+        }
+    }
+}
+
+/// One thing wrong with a bundle, and where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Relative to the bundle (`files/etc/hosts`, `manifest.json`, the dump).
+    pub path: String,
+    pub kind: ProblemKind,
+    pub address: Option<Address>,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, kind: ProblemKind, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.into(),
+            kind,
+            address: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(mut self, address: &Address) -> Problem {
+        self.address = Some(address.clone());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path)?;
+        if let Some(a) = &self.address {
+            write!(f, " ({a})")?;
+        }
+        write!(f, ": {}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Files whose content was checked (entries plus the dump).
+    pub files: usize,
+    /// Bytes read to check them.
+    pub bytes: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// One file to re-read.
+struct Job<'a> {
+    rel: &'a str,
+    address: &'a Address,
+    size: u64,
+    blake3: &'a str,
+    sensitive: bool,
+    dump: bool,
+}
+
+/// Checks everything but the drill.
+pub fn verify(bundle: &Bundle) -> Report {
+    let m = &bundle.manifest;
+    let mut problems = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for e in &m.entries {
+        if e.kind == EntryKind::Absent {
+            continue;
+        }
+        match (&e.file, e.size, &e.blake3) {
+            (Some(rel), Some(size), Some(hash)) => {
+                // Two resources may share one captured file.
+                if seen.insert((rel, hash)) {
+                    jobs.push(Job {
+                        rel,
+                        address: &e.address,
+                        size,
+                        blake3: hash,
+                        sensitive: e.sensitive,
+                        dump: false,
+                    });
+                }
+            }
+            _ => problems.push(
+                Problem::new(
+                    MANIFEST,
+                    ProblemKind::Manifest,
+                    format!("entry for {} lacks file, size or blake3", e.path),
+                )
+                .at(&e.address),
+            ),
+        }
+    }
+    if let Some(db) = &m.database {
+        jobs.push(Job {
+            rel: &db.file,
+            address: &db.address,
+            size: db.size,
+            blake3: &db.blake3,
+            sensitive: true,
+            dump: true,
+        });
+    }
+
+    let results: Vec<(u64, Vec<Problem>)> = jobs
+        .par_iter()
+        .map(|job| check_file(&bundle.dir, job))
+        .collect();
+    let mut report = Report {
+        files: jobs.len(),
+        ..Report::default()
+    };
+    for (bytes, p) in results {
+        report.bytes += bytes;
+        problems.extend(p);
+    }
+
+    let expected: BTreeSet<&str> = jobs.iter().map(|j| j.rel).collect();
+    problems.extend(find_extra(&bundle.dir, &expected));
+    problems.extend(check_dir_mode(&bundle.dir));
+    problems.extend(check_certs(bundle));
+    problems.sort();
+    problems.dedup();
+    report.problems = problems;
+    report
+}
+
+fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
+    let p = |kind, msg: String| vec![Problem::new(job.rel, kind, msg).at(job.address)];
+    let path = match safe_join(dir, job.rel) {
+        Ok(path) => path,
+        Err(e) => return (0, p(ProblemKind::Unsafe, format!("refused: {e}"))),
+    };
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return (
+                0,
+                p(
+                    ProblemKind::Missing,
+                    "listed in the manifest but not in the bundle".into(),
+                ),
+            )
+        }
+        Err(e) => return (0, p(ProblemKind::Missing, format!("cannot read it: {e}"))),
+    };
+    if !meta.file_type().is_file() {
+        return (0, p(ProblemKind::Unsafe, "not a regular file".into()));
+    }
+    let mut problems = Vec::new();
+    if job.sensitive && meta.permissions().mode() & 0o077 != 0 {
+        problems.push(
+            Problem::new(
+                job.rel,
+                ProblemKind::Permissions,
+                format!(
+                    "sensitive, but mode {:04o} lets others read it (expected 0600)",
+                    meta.permissions().mode() & 0o7777
+                ),
+            )
+            .at(job.address),
+        );
+    }
+    let actual = meta.len();
+    if actual < job.size {
+        problems.push(
+            Problem::new(
+                job.rel,
+                ProblemKind::Truncated,
+                format!("{actual} bytes, the manifest says {}", job.size),
+            )
+            .at(job.address),
+        );
+    } else if actual > job.size {
+        problems.push(
+            Problem::new(
+                job.rel,
+                ProblemKind::Modified,
+                format!("{actual} bytes, the manifest says {}", job.size),
+            )
+            .at(job.address),
+        );
+    }
+    let size_ok = actual == job.size;
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(
+                Problem::new(
+                    job.rel,
+                    ProblemKind::Missing,
+                    format!("cannot open it: {e}"),
+                )
+                .at(job.address),
+            );
+            return (0, problems);
+        }
+    };
+    let read = if job.dump {
+        check_dump(file, job, size_ok, &mut problems)
+    } else if size_ok {
+        match hash_file(file) {
+            Ok((hash, n)) => {
+                if hash != job.blake3 {
+                    problems.push(
+                        Problem::new(
+                            job.rel,
+                            ProblemKind::Modified,
+                            "content differs from the manifest (blake3 mismatch)",
+                        )
+                        .at(job.address),
+                    );
+                }
+                n
+            }
+            Err(e) => {
+                problems.push(
+                    Problem::new(
+                        job.rel,
+                        ProblemKind::Missing,
+                        format!("cannot read it: {e}"),
+                    )
+                    .at(job.address),
+                );
+                0
+            }
+        }
+    } else {
+        0
+    };
+    (read, problems)
+}
+
+/// Streams the file through blake3, using both cores on big chunks.
+pub fn hash_file(mut file: File) -> io::Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if n >= 128 * 1024 {
+            hasher.update_rayon(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
+        total += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), total))
+}
+
+/// Fills `buf` unless the file ends first; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// One pass over the `.gz`: hash the compressed bytes and decode the gzip
+/// stream to its end, keeping the SQL's tail to check pg_dumpall finished.
+fn check_dump(file: File, job: &Job, size_ok: bool, problems: &mut Vec<Problem>) -> u64 {
+    let mut hashing = HashingReader {
+        inner: io::BufReader::with_capacity(1 << 20, file),
+        hasher: blake3::Hasher::new(),
+        len: 0,
+    };
+    let mut tail = Tail::default();
+    let decoded = {
+        let mut gz = MultiGzDecoder::new(&mut hashing);
+        io::copy(&mut gz, &mut tail)
+    };
+    // Hash whatever the decoder left unread (trailing garbage).
+    let rest = io::copy(&mut hashing, &mut io::sink());
+    let p = |kind, msg: String| Problem::new(job.rel, kind, msg).at(job.address);
+    match decoded {
+        Err(e) => problems.push(p(ProblemKind::Gzip, format!("the gzip stream does not decode to its end: {e}"))),
+        Ok(0) => problems.push(p(ProblemKind::Dump, "the gzip stream holds no SQL".into())),
+        Ok(_) if !tail.text().contains(DUMP_COMPLETE) => problems.push(p(
+            ProblemKind::Dump,
+            format!("the SQL does not end with pg_dumpall's \"{DUMP_COMPLETE}\": the dump was cut short"),
+        )),
+        Ok(_) => {}
+    }
+    if let Err(e) = rest {
+        problems.push(p(ProblemKind::Missing, format!("cannot read it: {e}")));
+    }
+    let hash = hashing.hasher.finalize().to_hex().to_string();
+    if size_ok && hash != job.blake3 {
+        problems.push(p(
+            ProblemKind::Modified,
+            "content differs from the manifest (blake3 mismatch)".into(),
+        ));
+    }
+    hashing.len
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+/// A sink that remembers the last bytes written.
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+}
+
+const TAIL: usize = 256;
+
+impl Tail {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}
+
+impl Write for Tail {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.len() >= TAIL {
+            self.buf.clear();
+            self.buf.extend_from_slice(&data[data.len() - TAIL..]);
+        } else {
+            self.buf.extend_from_slice(data);
+            if self.buf.len() > TAIL {
+                self.buf.drain(..self.buf.len() - TAIL);
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Files present but not in the manifest, and symlinks anywhere.
+fn find_extra(dir: &Path, expected: &BTreeSet<&str>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let entries = match std::fs::read_dir(dir.join(&rel_dir)) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(Problem::new(
+                    rel_dir.display().to_string(),
+                    ProblemKind::Missing,
+                    format!("cannot list it: {e}"),
+                ));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let rel = rel_dir.join(entry.file_name());
+            let rel_s = rel.to_string_lossy().into_owned();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(rel);
+            } else if rel_s == MANIFEST || expected.contains(rel_s.as_str()) {
+                // Checked by its entry (a symlink there is refused there).
+            } else if ft.is_symlink() {
+                problems.push(Problem::new(
+                    rel_s,
+                    ProblemKind::Unsafe,
+                    "a symbolic link inside the bundle (backup never writes one)",
+                ));
+            } else {
+                problems.push(Problem::new(
+                    rel_s,
+                    ProblemKind::Extra,
+                    "not listed in the manifest",
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn check_dir_mode(dir: &Path) -> Vec<Problem> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => vec![Problem::new(
+            ".",
+            ProblemKind::Permissions,
+            format!(
+                "the bundle directory has mode {:04o}; expected 0700 (it holds sensitive files)",
+                m.permissions().mode() & 0o7777
+            ),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Each `cert`: the key matches the certificate, and a certificate with a
+/// `ca` verifies against that CA's certificate. Expiry is not checked here:
+/// a bundle stays what it was; `plan` reports expiry.
+fn check_certs(bundle: &Bundle) -> Vec<Problem> {
+    let m = &bundle.manifest;
+    let entry = |address: &Address, path: &str| -> Option<&Entry> {
+        m.entries
+            .iter()
+            .find(|e| &e.address == address && e.path == path && e.kind == EntryKind::File)
+    };
+    let mut problems = Vec::new();
+    let mut certs: BTreeMap<&Address, X509> = BTreeMap::new();
+    for r in &m.resources {
+        let ResourceRecord::Cert {
+            address, cert, key, ..
+        } = r
+        else {
+            continue;
+        };
+        let (Some(ce), Some(ke)) = (entry(address, cert), entry(address, key)) else {
+            problems.push(
+                Problem::new(
+                    MANIFEST,
+                    ProblemKind::Manifest,
+                    format!("no captured files for {cert} and {key}"),
+                )
+                .at(address),
+            );
+            continue;
+        };
+        let Some((crt_rel, x509)) = load(bundle, ce, address, &mut problems, X509::from_pem) else {
+            continue;
+        };
+        certs.insert(address, x509.clone());
+        let Some((key_rel, pkey)) = load(bundle, ke, address, &mut problems, |b| {
+            PKey::<Private>::private_key_from_pem(b)
+        }) else {
+            continue;
+        };
+        match x509.public_key() {
+            Ok(public) if public.public_eq(&pkey) => {}
+            _ => problems.push(
+                Problem::new(
+                    key_rel,
+                    ProblemKind::Cert,
+                    format!("this private key does not belong to the certificate {crt_rel}"),
+                )
+                .at(address),
+            ),
+        }
+    }
+    for r in &m.resources {
+        let ResourceRecord::Cert {
+            address,
+            cert,
+            ca: Some(ca),
+            ..
+        } = r
+        else {
+            continue;
+        };
+        let (Some(leaf), Some(ca_cert)) = (certs.get(address), certs.get(ca)) else {
+            if !certs.contains_key(ca) && !m.resources.iter().any(|r| r.address() == ca) {
+                problems.push(
+                    Problem::new(
+                        MANIFEST,
+                        ProblemKind::Manifest,
+                        format!("its CA {ca} is not in the bundle"),
+                    )
+                    .at(address),
+                );
+            }
+            continue;
+        };
+        if let Err(why) = verify_chain(leaf, ca_cert) {
+            let rel = entry(address, cert)
+                .and_then(|e| e.file.clone())
+                .unwrap_or_else(|| cert.clone());
+            problems.push(
+                Problem::new(
+                    rel,
+                    ProblemKind::Cert,
+                    format!("does not verify against {ca}'s certificate: {why}"),
+                )
+                .at(address),
+            );
+        }
+    }
+    problems
+}
+
+fn load<T>(
+    bundle: &Bundle,
+    e: &Entry,
+    address: &Address,
+    problems: &mut Vec<Problem>,
+    parse: impl Fn(&[u8]) -> Result<T, openssl::error::ErrorStack>,
+) -> Option<(String, T)> {
+    let rel = e.file.clone()?;
+    // Missing or unsafe files were already reported by their entry.
+    let path = safe_join(&bundle.dir, &rel).ok()?;
+    let mut bytes = Vec::new();
+    File::open(&path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    match parse(&bytes) {
+        Ok(v) => Some((rel, v)),
+        Err(_) => {
+            problems.push(
+                Problem::new(
+                    rel,
+                    ProblemKind::Cert,
+                    format!("{} is not PEM that OpenSSL can read", e.path),
+                )
+                .at(address),
+            );
+            None
+        }
+    }
+}
+
+fn verify_chain(leaf: &X509, ca: &X509) -> Result<(), String> {
+    let err = |e: openssl::error::ErrorStack| e.to_string();
+    let mut store = X509StoreBuilder::new().map_err(err)?;
+    store.add_cert(ca.clone()).map_err(err)?;
+    store
+        .set_flags(X509VerifyFlags::NO_CHECK_TIME)
+        .map_err(err)?;
+    let store = store.build();
+    let chain = Stack::new().map_err(err)?;
+    let mut ctx = X509StoreContext::new().map_err(err)?;
+    ctx.init(&store, leaf, &chain, |c| {
+        Ok(if c.verify_cert()? {
+            Ok(())
+        } else {
+            Err(c.error().error_string().to_string())
+        })
+    })
+    .map_err(err)?
+}

@@ -1,0 +1,121 @@
+//! `imlrecover backup`: capture what the recipe declares into a new bundle.
+
+use super::validate::plural;
+use super::{load_recipe, CmdResult, Outcome};
+use crate::bundle::{BundleWriter, RecipeRef};
+use crate::cli::BackupArgs;
+use crate::host::fs::Root;
+use crate::printer::Printer;
+use crate::recipe::{ResourceType, Spec};
+use crate::resources::{self, CaptureCx, Captured};
+use indicatif::HumanBytes;
+use miette::Report;
+use std::time::{Instant, SystemTime};
+
+pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
+    let started = Instant::now();
+    let recipe = load_recipe(&args.recipe)?;
+    let root = Root::new(&args.root).map_err(Report::new)?;
+    let databases: Vec<_> = recipe
+        .resources
+        .iter()
+        .filter(|r| r.address.kind == ResourceType::Database)
+        .map(|r| r.address.to_string())
+        .collect();
+    if databases.len() > 1 {
+        return Err(miette::miette!(
+            help = "declare the cluster once; list its databases with `databases = [...]`",
+            "the recipe declares {} database blocks ({}), but a bundle holds one cluster dump",
+            databases.len(),
+            databases.join(", ")
+        ));
+    }
+
+    let mut bundle = BundleWriter::create(
+        &args.bundle_dir,
+        RecipeRef {
+            path: recipe.path.display().to_string(),
+            blake3: recipe.hash.clone(),
+        },
+        root.dir(),
+        SystemTime::now(),
+    )
+    .map_err(Report::new)?;
+    let mut total = Captured::default();
+    let mut resources_done = 0usize;
+    {
+        let mut cx = CaptureCx {
+            root: &root,
+            bundle: &mut bundle,
+            printer,
+        };
+        for r in &recipe.resources {
+            // On error `bundle` is dropped here, which removes it.
+            let done = match &r.spec {
+                Spec::File(s) => resources::file::capture(&mut cx, &r.address, s),
+                Spec::Files(s) => resources::files::capture(&mut cx, &r.address, s),
+                Spec::Cert(s) => resources::cert::capture(&mut cx, &r.address, s),
+                Spec::Database(s) => resources::database::capture(&mut cx, &r.address, s),
+                Spec::Absent(_) | Spec::Service(_) | Spec::Exec(_) | Spec::RemoteService(_) => {
+                    continue
+                }
+            }
+            .map_err(Report::new)?;
+            resources_done += 1;
+            total.files += done.files;
+            total.absent += done.absent;
+            total.bytes += done.bytes;
+        }
+    }
+    let keep = args.keep.map(|k| k as usize);
+    let committed = bundle.commit(keep).map_err(Report::new)?;
+
+    let m = &committed.manifest;
+    printer.line(&format!(
+        "{} {}",
+        printer.green("Backup complete:"),
+        printer.bold(&committed.path.display().to_string())
+    ))?;
+    let absent = if total.absent > 0 {
+        format!(" ({} optional absent)", total.absent)
+    } else {
+        String::new()
+    };
+    printer.line(&format!(
+        "  {} {} from {} {}{}, {} of files",
+        total.files,
+        plural(total.files, "file", "files"),
+        resources_done,
+        plural(resources_done, "resource", "resources"),
+        absent,
+        HumanBytes(total.bytes),
+    ))?;
+    if let Some(db) = &m.database {
+        let tables: usize = db.fingerprint.values().map(|t| t.len()).sum();
+        let rows: u64 = db.fingerprint.values().flat_map(|t| t.values()).sum();
+        printer.line(&format!(
+            "  {}: {} ({} of SQL), PostgreSQL {}, {} {}, {} {}",
+            db.file,
+            HumanBytes(db.size),
+            HumanBytes(db.sql_size),
+            db.server_version,
+            tables,
+            plural(tables, "table", "tables"),
+            rows,
+            plural(rows as usize, "row", "rows"),
+        ))?;
+    }
+    for old in &committed.pruned {
+        printer.line(&format!("  pruned {}", old.display()))?;
+    }
+    printer.line(&format!(
+        "  {} entries in {}",
+        m.entries.len(),
+        humantime::format_duration(round_ms(started.elapsed()))
+    ))?;
+    Ok(Outcome::Clean)
+}
+
+fn round_ms(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.as_millis() as u64)
+}

@@ -1,0 +1,162 @@
+//! One module per resource kind. Each exposes what the commands need from
+//! that kind; for now `capture` (used by `backup`), which reads the live host
+//! under `--root` and adds entries to the bundle being written.
+
+pub mod cert;
+pub mod database;
+pub mod file;
+pub mod files;
+
+use crate::bundle::write::ReadOrWrite;
+use crate::bundle::{BundleWriter, Entry, EntryKind, Mode, WriteError};
+use crate::host::fs::{FileKind, FsError, Root};
+use crate::printer::Printer;
+use crate::recipe::Address;
+
+/// What a capture needs: the host, the bundle being written, the output.
+pub struct CaptureCx<'a> {
+    pub root: &'a Root,
+    pub bundle: &'a mut BundleWriter,
+    pub printer: &'a Printer,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CaptureError {
+    #[error("{address}: {path} does not exist under {}", root.display())]
+    #[diagnostic(
+        code(imlrecover::missing_file),
+        help("restore the file, check --root, or mark the resource `optional = true` if the host may lack it; no bundle was written")
+    )]
+    Missing {
+        address: Address,
+        path: String,
+        root: std::path::PathBuf,
+    },
+    #[error("{address}: nothing under {} matches {glob}", root.display())]
+    #[diagnostic(
+        code(imlrecover::no_match),
+        help("check the glob and --root, or mark the resource `optional = true`; no bundle was written")
+    )]
+    NoMatch {
+        address: Address,
+        glob: String,
+        root: std::path::PathBuf,
+    },
+    #[error("{address}: {path} is a {kind}, not a regular file")]
+    #[diagnostic(
+        code(imlrecover::not_a_file),
+        help("the recipe must name a file; no bundle was written")
+    )]
+    NotAFile {
+        address: Address,
+        path: String,
+        kind: FileKind,
+    },
+    #[error("{address}: cannot read {path}: {source}")]
+    #[diagnostic(
+        code(imlrecover::read),
+        help("check the file's permissions and the disk; no bundle was written")
+    )]
+    Read {
+        address: Address,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{address}: {source}")]
+    #[diagnostic(code(imlrecover::host))]
+    Fs {
+        address: Address,
+        #[source]
+        #[diagnostic_source]
+        source: FsError,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Database(#[from] database::DatabaseError),
+}
+
+impl CaptureCx<'_> {
+    /// Copies one host path into the bundle and describes it. A missing
+    /// path is an `absent` entry when `optional`, else an error.
+    pub fn capture_path(
+        &mut self,
+        address: &Address,
+        path: &str,
+        sensitive: bool,
+        optional: bool,
+    ) -> Result<Entry, CaptureError> {
+        let path = crate::bundle::normalize(path);
+        let fs_err = |source| CaptureError::Fs {
+            address: address.clone(),
+            source,
+        };
+        let Some((file, meta)) = self.root.open(&path).map_err(fs_err)? else {
+            return if optional {
+                Ok(Entry::absent(address.clone(), path, sensitive))
+            } else {
+                Err(CaptureError::Missing {
+                    address: address.clone(),
+                    path,
+                    root: self.root.dir().to_path_buf(),
+                })
+            };
+        };
+        if meta.kind != FileKind::File {
+            return Err(CaptureError::NotAFile {
+                address: address.clone(),
+                path,
+                kind: meta.kind,
+            });
+        }
+        let (rel, hash, size) =
+            self.bundle
+                .write_file(&path, file, sensitive)
+                .map_err(|e| match e {
+                    ReadOrWrite::Read(source) => CaptureError::Read {
+                        address: address.clone(),
+                        path: path.clone(),
+                        source,
+                    },
+                    ReadOrWrite::Write(w) => CaptureError::Write(w),
+                })?;
+        Ok(Entry {
+            address: address.clone(),
+            path,
+            kind: EntryKind::File,
+            file: Some(rel),
+            // What was read, not what stat said before: the file may change.
+            size: Some(size),
+            mode: Some(Mode(meta.mode)),
+            owner: meta.owner,
+            group: meta.group,
+            uid: Some(meta.uid),
+            gid: Some(meta.gid),
+            blake3: Some(hash),
+            sensitive,
+        })
+    }
+}
+
+/// What one resource's capture added, for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Captured {
+    pub files: usize,
+    pub absent: usize,
+    pub bytes: u64,
+}
+
+impl Captured {
+    pub fn add(&mut self, e: &Entry) {
+        match e.kind {
+            EntryKind::File => {
+                self.files += 1;
+                self.bytes += e.size.unwrap_or(0);
+            }
+            EntryKind::Absent => self.absent += 1,
+        }
+    }
+}
