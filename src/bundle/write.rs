@@ -81,6 +81,8 @@ pub struct BundleWriter {
     written: BTreeMap<String, (String, u64)>,
     /// Directories to fsync before the rename, deepest first at commit.
     dirs: Vec<PathBuf>,
+    /// We created the bundle dir: a failed first backup removes it again.
+    created_parent: bool,
     committed: bool,
 }
 
@@ -133,6 +135,7 @@ impl BundleWriter {
             dir: bundle_dir.to_path_buf(),
             source,
         };
+        let created_parent = !bundle_dir.exists();
         DirBuilder::new()
             .recursive(true)
             .mode(DIR_MODE)
@@ -172,6 +175,7 @@ impl BundleWriter {
             manifest,
             written: BTreeMap::new(),
             dirs: Vec::new(),
+            created_parent,
             committed: false,
         })
     }
@@ -371,6 +375,10 @@ impl Drop for BundleWriter {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
+            if self.created_parent {
+                // Only succeeds while empty: never removes anything else.
+                let _ = std::fs::remove_dir(&self.parent);
+            }
         }
     }
 }
@@ -560,5 +568,10 @@ mod tests {
         drop(w);
         assert!(!tmp.exists());
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        // A bundle dir this failed backup created is removed too.
+        let w =
+            BundleWriter::create(&t.path().join("new"), recipe(), Path::new("/"), at(0)).unwrap();
+        drop(w);
+        assert!(!t.path().join("new").exists());
     }
 }

@@ -34,7 +34,11 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
     let mut bundle = BundleWriter::create(
         &args.bundle_dir,
         RecipeRef {
-            path: recipe.path.display().to_string(),
+            // Absolute, so the manifest means the same from any directory.
+            path: std::fs::canonicalize(&recipe.path)
+                .unwrap_or_else(|_| recipe.path.clone())
+                .display()
+                .to_string(),
             blake3: recipe.hash.clone(),
         },
         root.dir(),

@@ -1,0 +1,239 @@
+//! `imlrecover backup` against a fake EL6 host tree under a temporary
+//! --root; the database half is in tests/backup_db.rs... see `database_*`.
+
+mod support;
+
+use imlrecover::bundle::{EntryKind, ResourceRecord};
+use support::cli::Imlrecover;
+use support::host::{blake3_of, manifest, mode, Host};
+
+fn backup(host: &Host, recipe: &std::path::Path, extra: &[&str]) -> support::cli::Output {
+    Imlrecover::new()
+        .arg("backup")
+        .arg("-r")
+        .arg(recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn backup_captures_every_file_with_metadata() {
+    let host = Host::new();
+    let recipe = host.files_recipe();
+    let out = backup(&host, &recipe, &[]);
+    out.code(0)
+        .stdout_has("Backup complete:")
+        .stdout_has("(1 optional absent)");
+    let bundle = host.latest();
+    out.stdout_has(&bundle.display().to_string());
+    let m = manifest(&bundle);
+    assert_eq!(m.format_version, 1);
+    assert_eq!(m.tool.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(m.recipe.blake3, blake3_of(&recipe));
+    assert!(m.database.is_none());
+
+    // Every captured file: same bytes as on the host, hash and size recorded.
+    let files: Vec<_> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .collect();
+    assert_eq!(files.len(), 23, "{:#?}", m.entries);
+    for e in &files {
+        let on_host = host.file(&e.path);
+        let in_bundle = bundle.join(e.file.as_ref().unwrap());
+        assert_eq!(
+            std::fs::read(&on_host).unwrap(),
+            std::fs::read(&in_bundle).unwrap(),
+            "{}",
+            e.path
+        );
+        assert_eq!(e.blake3.as_deref(), Some(blake3_of(&on_host).as_str()));
+        assert_eq!(e.size, Some(std::fs::metadata(&on_host).unwrap().len()));
+        assert_eq!(e.mode.map(|m| m.0), Some(mode(&on_host)));
+        assert_eq!(e.uid, Some(0));
+        assert_eq!(e.owner.as_deref(), Some("root"));
+    }
+    let hosts = files.iter().find(|e| e.path == "/etc/hosts").unwrap();
+    assert_eq!(hosts.file.as_deref(), Some("files/etc/hosts"));
+
+    // Optional and missing: recorded as absent, nothing in the bundle.
+    let keytab = m
+        .entries
+        .iter()
+        .find(|e| e.path == "/etc/krb5.keytab")
+        .unwrap();
+    assert_eq!(keytab.kind, EntryKind::Absent);
+    assert!(!bundle.join("files/etc/krb5.keytab").exists());
+
+    // A `files` resource lists its members.
+    let ifcfg = m
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            ResourceRecord::Files {
+                address, members, ..
+            } if address.to_string() == "files.ifcfg" => Some(members),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        ifcfg,
+        &[
+            "/etc/sysconfig/network-scripts/ifcfg-eth0",
+            "/etc/sysconfig/network-scripts/ifcfg-eth1",
+            "/etc/sysconfig/network-scripts/ifcfg-lo"
+        ]
+    );
+}
+
+#[test]
+fn bundle_is_private_and_sensitive_files_are_0600() {
+    let host = Host::new();
+    backup(&host, &host.files_recipe(), &[]).code(0);
+    let bundle = host.latest();
+    assert_eq!(mode(&bundle), 0o700);
+    assert_eq!(mode(&bundle.join("files/etc")), 0o700);
+    for sensitive in [
+        "etc/shadow",
+        "etc/gshadow",
+        "etc/sudoers",
+        "var/lib/chroma/authority.pem",
+        "var/lib/chroma/manager.pem",
+    ] {
+        assert_eq!(
+            mode(&bundle.join("files").join(sensitive)),
+            0o600,
+            "{sensitive}"
+        );
+    }
+    assert_eq!(mode(&bundle.join("files/etc/hosts")), 0o644);
+    let m = manifest(&bundle);
+    let shadow = m.entries.iter().find(|e| e.path == "/etc/shadow").unwrap();
+    assert!(shadow.sensitive);
+}
+
+#[test]
+fn required_file_missing_fails_and_leaves_no_bundle() {
+    let host = Host::new();
+    std::fs::remove_file(host.file("/etc/ntp.conf")).unwrap();
+    let out = backup(&host, &host.files_recipe(), &[]);
+    out.code(1)
+        .stderr_has("file.ntp_conf")
+        .stderr_has("/etc/ntp.conf does not exist");
+    assert!(
+        !host.bundles.exists(),
+        "a failed first backup leaves no bundle dir"
+    );
+
+    // With earlier bundles present, only the failed one is missing.
+    std::fs::write(host.file("/etc/ntp.conf"), "server 10.0.2.3\n").unwrap();
+    backup(&host, &host.files_recipe(), &[]).code(0);
+    std::fs::remove_file(host.file("/etc/ntp.conf")).unwrap();
+    let before = host.bundle_names();
+    backup(&host, &host.files_recipe(), &[]).code(1);
+    assert_eq!(host.bundle_names(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&host.bundles)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn required_glob_without_match_is_an_error() {
+    let host = Host::new();
+    for f in std::fs::read_dir(host.file("/etc/yum.repos.d"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::remove_file(f.path()).unwrap();
+    }
+    backup(&host, &host.files_recipe(), &[])
+        .code(1)
+        .stderr_has("files.yum_repos")
+        .stderr_has("/etc/yum.repos.d/*");
+}
+
+#[test]
+fn unreadable_file_fails_with_its_path() {
+    let host = Host::new();
+    // Root reads everything; a directory where a file should be cannot be read.
+    std::fs::remove_file(host.file("/etc/hosts")).unwrap();
+    std::fs::create_dir(host.file("/etc/hosts")).unwrap();
+    backup(&host, &host.files_recipe(), &[])
+        .code(1)
+        .stderr_has("file.hosts: /etc/hosts is a directory, not a regular file");
+    assert!(host.bundle_names().is_empty());
+}
+
+#[test]
+fn unwritable_bundle_dir_and_missing_root_are_errors() {
+    let host = Host::new();
+    let blocker = host.tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(host.files_recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(blocker.join("bundles"))
+        .run()
+        .code(1)
+        .stderr_has("cannot create a bundle in");
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(host.files_recipe())
+        .arg("--root")
+        .arg(host.tmp.path().join("no-such-root"))
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(1)
+        .stderr_has("does not exist or is not a directory");
+    Imlrecover::new()
+        .args(["backup", "-r", "no-such-recipe.hcl", "--root"])
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(1)
+        .stderr_has("no-such-recipe.hcl");
+    assert!(!host.bundles.exists());
+}
+
+#[test]
+fn keep_prunes_oldest_only_after_success() {
+    let host = Host::new();
+    let recipe = host.files_recipe();
+    std::fs::create_dir_all(host.bundles.join("notes")).unwrap();
+    for _ in 0..3 {
+        backup(&host, &recipe, &["--keep", "2"]).code(0);
+    }
+    let names = host.bundle_names();
+    // Two bundles plus the unrelated directory, which is never touched.
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"notes".to_string()));
+    let latest = host.latest();
+    assert_eq!(latest.file_name().unwrap().to_string_lossy(), names[1]);
+
+    // A failing backup prunes nothing.
+    std::fs::remove_file(host.file("/etc/passwd")).unwrap();
+    backup(&host, &recipe, &["--keep", "1"]).code(1);
+    assert_eq!(host.bundle_names(), names);
+
+    Imlrecover::new()
+        .args(["backup", "--keep", "0", "-r"])
+        .arg(&recipe)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(1)
+        .stderr_has("--keep");
+}

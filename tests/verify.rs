@@ -1,0 +1,209 @@
+//! `imlrecover verify`: a bundle from a real backup of the fixture host,
+//! then tampered with in every way a disk, a person or an attacker might.
+
+mod support;
+
+use imlrecover::bundle::EntryKind;
+use std::path::{Path, PathBuf};
+use support::cli::{Imlrecover, Output};
+use support::host::{blake3_of, manifest, write_manifest, Host};
+
+fn fresh_bundle() -> (Host, PathBuf) {
+    let host = Host::new();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(host.files_recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(0);
+    let bundle = host.latest();
+    (host, bundle)
+}
+
+fn verify(path: &Path) -> Output {
+    Imlrecover::new().arg("verify").arg(path).run()
+}
+
+/// Rewrites the manifest's size and hash of `rel` to match the file, so
+/// only the check under test can notice the change.
+fn rehash(bundle: &Path, rel: &str) {
+    let mut m = manifest(bundle);
+    let path = bundle.join(rel);
+    for e in m
+        .entries
+        .iter_mut()
+        .filter(|e| e.file.as_deref() == Some(rel))
+    {
+        e.size = Some(std::fs::metadata(&path).unwrap().len());
+        e.blake3 = Some(blake3_of(&path));
+    }
+    write_manifest(bundle, &m);
+}
+
+#[test]
+fn a_fresh_bundle_verifies_by_path_latest_and_bundle_dir() {
+    let (host, bundle) = fresh_bundle();
+    verify(&bundle)
+        .code(0)
+        .stdout_has("Bundle intact:")
+        .stdout_has("23 files");
+    verify(&host.bundles.join("latest")).code(0);
+    verify(&host.bundles)
+        .code(0)
+        .stdout_has(&bundle.display().to_string());
+}
+
+#[test]
+fn every_kind_of_damage_is_named_with_its_path() {
+    let (_host, b) = fresh_bundle();
+    // modified, same size
+    std::fs::write(b.join("files/etc/hosts"), {
+        let mut h = std::fs::read(b.join("files/etc/hosts")).unwrap();
+        h[0] ^= 1;
+        h
+    })
+    .unwrap();
+    // truncated
+    let ntp = std::fs::read(b.join("files/etc/ntp.conf")).unwrap();
+    std::fs::write(b.join("files/etc/ntp.conf"), &ntp[..ntp.len() / 2]).unwrap();
+    // grown
+    let mut yum = std::fs::read(b.join("files/etc/yum.conf")).unwrap();
+    yum.extend_from_slice(b"exclude=kernel*\n");
+    std::fs::write(b.join("files/etc/yum.conf"), yum).unwrap();
+    // missing
+    std::fs::remove_file(b.join("files/etc/resolv.conf")).unwrap();
+    // extra
+    std::fs::write(b.join("files/etc/motd"), "hello\n").unwrap();
+    // a symlink planted in the bundle
+    std::os::unix::fs::symlink("/etc/passwd", b.join("files/etc/planted")).unwrap();
+    // sensitive file opened up
+    std::fs::set_permissions(
+        b.join("files/etc/shadow"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    let out = verify(&b);
+    out.code(1)
+        .stdout_has("files/etc/hosts (file.hosts): modified: content differs")
+        .stdout_has("files/etc/ntp.conf (file.ntp_conf): truncated:")
+        .stdout_has("files/etc/yum.conf (file.yum_conf): modified:")
+        .stdout_has("files/etc/resolv.conf (file.resolv_conf): missing:")
+        .stdout_has("files/etc/motd: extra file:")
+        .stdout_has("files/etc/planted: unsafe path:")
+        .stdout_has("files/etc/shadow (file.shadow): permissions:")
+        .stderr_has("has 7 problems");
+}
+
+#[test]
+fn manifest_paths_that_escape_are_refused() {
+    let (host, b) = fresh_bundle();
+    // A file outside the bundle with the right hash: must not be read.
+    let outside = host.tmp.path().join("outside");
+    std::fs::write(&outside, "x").unwrap();
+    let mut m = manifest(&b);
+    let hash = blake3_of(&outside);
+    let e = m
+        .entries
+        .iter_mut()
+        .find(|e| e.path == "/etc/hosts")
+        .unwrap();
+    e.file = Some("../../outside".into());
+    e.size = Some(1);
+    e.blake3 = Some(hash.clone());
+    let e = m
+        .entries
+        .iter_mut()
+        .find(|e| e.path == "/etc/group")
+        .unwrap();
+    e.file = Some(outside.display().to_string());
+    e.size = Some(1);
+    e.blake3 = Some(hash);
+    write_manifest(&b, &m);
+    // A directory symlink inside the bundle, named by the manifest.
+    std::fs::remove_dir_all(b.join("files/usr")).unwrap();
+    std::os::unix::fs::symlink(host.root.join("usr"), b.join("files/usr")).unwrap();
+
+    verify(&b)
+        .code(1)
+        .stdout_has("../../outside (file.hosts): unsafe path: refused: path ../../outside contains `..`")
+        .stdout_has(&format!("{} (file.group): unsafe path: refused: absolute path", outside.display()))
+        .stdout_has("files/usr/share/chroma-manager/local_settings.py (file.local_settings): unsafe path: refused:")
+        // The real files are now unlisted: extra.
+        .stdout_has("files/etc/hosts: extra file")
+        .stdout_has("files/etc/group: extra file");
+}
+
+#[test]
+fn an_unparsable_manifest_is_an_error() {
+    let (_host, b) = fresh_bundle();
+    let text = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+    std::fs::write(b.join("manifest.json"), &text[..text.len() / 2]).unwrap();
+    verify(&b).code(1).stderr_has("the manifest does not parse");
+    std::fs::write(
+        b.join("manifest.json"),
+        text.replace("\"format_version\": 1", "\"format_version\": 7"),
+    )
+    .unwrap();
+    verify(&b)
+        .code(1)
+        .stderr_has("format_version 7 was written by a newer imlrecover");
+    std::fs::remove_file(b.join("manifest.json")).unwrap();
+    verify(&b).code(1).stderr_has("is not a bundle");
+}
+
+#[test]
+fn a_key_that_does_not_match_its_certificate_is_found() {
+    let (_host, b) = fresh_bundle();
+    // Swap the manager's key for the authority's, and fix the hash: only the
+    // certificate check can tell.
+    std::fs::copy(
+        b.join("files/var/lib/chroma/authority.pem"),
+        b.join("files/var/lib/chroma/manager.pem"),
+    )
+    .unwrap();
+    rehash(&b, "files/var/lib/chroma/manager.pem");
+    verify(&b)
+        .code(1)
+        .stdout_has("files/var/lib/chroma/manager.pem (cert.manager): certificate: this private key does not belong to the certificate files/var/lib/chroma/manager.crt")
+        .stderr_has("has 1 problem");
+}
+
+#[test]
+fn a_certificate_not_signed_by_its_ca_is_found() {
+    let (host, b) = fresh_bundle();
+    // A self-signed manager certificate with the manager's own key.
+    let crt = b.join("files/var/lib/chroma/manager.crt");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-new",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=impostor",
+            "-key",
+        ])
+        .arg(host.file("/var/lib/chroma/manager.pem"))
+        .arg("-out")
+        .arg(&crt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    rehash(&b, "files/var/lib/chroma/manager.crt");
+    verify(&b)
+        .code(1)
+        .stdout_has("files/var/lib/chroma/manager.crt (cert.manager): certificate: does not verify against cert.authority's certificate");
+}
+
+#[test]
+fn absent_entries_need_no_file() {
+    let (_host, b) = fresh_bundle();
+    let m = manifest(&b);
+    assert!(m.entries.iter().any(|e| e.kind == EntryKind::Absent));
+    verify(&b).code(0);
+}
