@@ -15,6 +15,21 @@ variable "installer" {
   default     = "/root/iml-installer/install"
 }
 
+variable "pg_host" {
+  description = "PostgreSQL socket directory or host; null: psql's default"
+  default     = null
+}
+
+variable "pg_port" {
+  description = "PostgreSQL port; null: psql's default (5432)"
+  default     = null
+}
+
+variable "ssh_port" {
+  description = "sshd port on the storage servers"
+  default     = 22
+}
+
 imlrecover {
   services = "systemd"
 }
@@ -178,6 +193,8 @@ file "local_settings" {
 database "chroma" {
   superuser  = "postgres"
   run_as     = "postgres"
+  host       = var.pg_host
+  port       = var.pg_port
   quiesce    = [service.rabbitmq_server, service.iml_manager, service.nginx]
   depends_on = [service.postgresql, cert.authority, cert.manager, file.local_settings]
 }
@@ -206,7 +223,7 @@ remote_service "chroma_agent" {
 
   ssh {
     user          = "root"
-    port          = 22
+    port          = var.ssh_port
     identity_file = "/root/.ssh/id_rsa"
     known_hosts   = "/root/.ssh/known_hosts"
   }

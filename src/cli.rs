@@ -41,6 +41,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// Check a bundle's integrity; with --drill, test-restore its database.
     Verify(VerifyArgs),
+    /// Show what a restore would change on the live host (read-only).
+    Plan(PlanArgs),
+    /// Render a plan saved with `plan --out`.
+    Show(ShowArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -102,4 +106,56 @@ pub struct VerifyArgs {
     /// Also restore the dump into a throwaway PostgreSQL cluster and compare row counts.
     #[arg(long)]
     pub drill: bool,
+}
+
+/// The recipe, the host and the bundle: what plan, apply and audit compare.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// The directory the recipe's absolute paths live under (like rpm --root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The bundle to restore from: a bundle directory, DIR/latest, or the bundle dir.
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+
+    /// Plan this resource's restore or action even if nothing changed
+    /// (e.g. database.chroma, remote_service.chroma_agent). Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub replace: Vec<String>,
+}
+
+/// `plan -r RECIPE --root DIR --bundle BUNDLE [--out F] [--json] [--detailed-exitcode]`
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Exit codes: 0 no changes (or any plan without --detailed-exitcode), 1 error, 2 changes present with --detailed-exitcode.")]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Save the plan (JSON, no secret contents) for `apply PLANFILE` and `show`.
+    #[arg(long, value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+
+    /// Print the plan as JSON (schema: docs/plan.md, "format_version": 1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 2 when the plan has changes.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+}
+
+/// `show PLANFILE [--json]`
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// A plan saved with `plan --out`.
+    #[arg(value_name = "PLANFILE")]
+    pub plan: PathBuf,
+
+    /// Print it as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

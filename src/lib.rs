@@ -12,8 +12,13 @@ pub mod cli;
 pub mod commands;
 pub mod graph;
 pub mod host;
+pub mod plan;
 pub mod printer;
 pub mod recipe;
 pub mod resources;
+pub mod sandbox;
+pub mod state;
+pub mod views;
+pub mod x509;
 
 pub use commands::run;

@@ -3,6 +3,8 @@
 
 mod backup;
 mod graph;
+pub(crate) mod plan;
+mod show;
 mod validate;
 mod verify;
 
@@ -41,6 +43,8 @@ pub fn run() -> ExitCode {
         Command::Graph(args) => graph::run(&printer, args),
         Command::Backup(args) => backup::run(&printer, args),
         Command::Verify(args) => verify::run(&printer, args),
+        Command::Plan(args) => plan::run(&printer, args),
+        Command::Show(args) => show::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -4,4 +4,6 @@
 
 pub mod fs;
 pub mod postgres;
+pub mod process;
+pub mod service;
 pub mod ssh;

@@ -51,6 +51,7 @@ pub(super) fn decode(
         unset: Vec::new(),
         ctx: Context::new(),
         edges: Vec::new(),
+        pending: Vec::new(),
     };
     let headers = d.headers(&body);
     let variables = d.variables(&headers, vars);
@@ -108,6 +109,8 @@ struct Decoder {
     ctx: Context<'static>,
     /// Every resource's references, even those with errors, for cycle checks.
     edges: Vec<(Address, SourceSpan, Vec<Reference>)>,
+    /// References found by `eval` in the resource being decoded.
+    pending: Vec<Reference>,
 }
 
 fn span_of(s: &impl Span) -> Range<usize> {
@@ -382,6 +385,35 @@ impl Decoder {
         attrs
     }
 
+    /// `null` means "not set" (as in Terraform), so a variable defaulting to
+    /// null leaves an optional attribute at its default.
+    fn drop_nulls(&mut self, what: &str, schema: &BlockSchema, attrs: &mut HashMap<&str, &Attribute>) {
+        let nulls: Vec<(&str, Range<usize>)> = attrs
+            .iter()
+            .filter(|(_, a)| {
+                matches!(
+                    hcl::Expression::from(a.value.clone()).evaluate(&self.ctx),
+                    Ok(hcl::Value::Null)
+                )
+            })
+            .map(|(k, a)| (*k, span_of(&a.value)))
+            .collect();
+        for (key, span) in nulls {
+            // Still an edge: `host = var.pg_host` depends on the variable.
+            if let Some(a) = attrs.remove(key) {
+                self.eval(a);
+            }
+            if schema.attrs.iter().any(|(n, required)| *n == key && *required) {
+                self.err(
+                    ErrorKind::MissingAttribute,
+                    format!("`{key}` in {what} is required but is null"),
+                    span,
+                    "null here",
+                );
+            }
+        }
+    }
+
     fn variables(&mut self, headers: &[Header], input: &VarInput) -> Vec<Variable> {
         let assignments = match input.resolve() {
             Ok(a) => a,
@@ -485,12 +517,8 @@ impl Decoder {
     }
 
     /// Evaluates an attribute; references to undeclared things are reported
-    /// here (with suggestions) and recorded in `refs` otherwise.
-    fn eval_with_refs(
-        &mut self,
-        attr: &Attribute,
-        refs: &mut Vec<Reference>,
-    ) -> Option<hcl::Value> {
+    /// here (with suggestions) and recorded in `self.pending` otherwise.
+    fn eval(&mut self, attr: &Attribute) -> Option<hcl::Value> {
         let mut finder = RefFinder::default();
         finder.visit_expr(&attr.value);
         let mut ok = true;
@@ -499,7 +527,7 @@ impl Decoder {
                 if self.unset.contains(&name) {
                     ok = false;
                 } else if self.variables.contains_key(&name) {
-                    refs.push(Reference {
+                    self.pending.push(Reference {
                         target: RefTarget::Variable(name),
                         kind: EdgeKind::Reference,
                         span: span.into(),
@@ -520,7 +548,7 @@ impl Decoder {
             } else if let Some(kind) = ResourceType::from_keyword(&root) {
                 let addr = Address::new(kind, name);
                 if self.addresses.contains_key(&addr) {
-                    refs.push(Reference {
+                    self.pending.push(Reference {
                         target: RefTarget::Resource(addr),
                         kind: EdgeKind::Reference,
                         span: span.into(),
@@ -534,10 +562,10 @@ impl Decoder {
         if !ok {
             return None;
         }
-        self.eval(attr)
+        self.eval_raw(attr)
     }
 
-    fn eval(&mut self, attr: &Attribute) -> Option<hcl::Value> {
+    fn eval_raw(&mut self, attr: &Attribute) -> Option<hcl::Value> {
         match hcl::Expression::from(attr.value.clone()).evaluate(&self.ctx) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -657,8 +685,8 @@ impl Decoder {
         self.number(attr, v, u16::MAX as u64).map(|n| n as u16)
     }
 
-    fn string_list(&mut self, attr: &Attribute, refs: &mut Vec<Reference>) -> Option<Vec<String>> {
-        let v = self.eval_with_refs(attr, refs)?;
+    fn string_list(&mut self, attr: &Attribute) -> Option<Vec<String>> {
+        let v = self.eval(attr)?;
         let hcl::Value::Array(items) = v else {
             self.wrong_type(
                 attr,
@@ -682,9 +710,9 @@ impl Decoder {
     }
 
     /// A command: a list is argv, a string runs under `/bin/sh -c`.
-    fn command(&mut self, attr: &Attribute, refs: &mut Vec<Reference>) -> Option<Vec<String>> {
+    fn command(&mut self, attr: &Attribute) -> Option<Vec<String>> {
         if let Expression::Array(_) = &attr.value {
-            let argv = self.string_list(attr, refs)?;
+            let argv = self.string_list(attr)?;
             if argv.is_empty() {
                 self.err(
                     ErrorKind::InvalidValue,
@@ -696,7 +724,7 @@ impl Decoder {
             }
             return Some(argv);
         }
-        let v = self.eval_with_refs(attr, refs)?;
+        let v = self.eval(attr)?;
         let s = self.as_string(attr, v)?;
         Some(vec!["/bin/sh".into(), "-c".into(), s])
     }
@@ -725,8 +753,8 @@ impl Decoder {
         }
     }
 
-    fn path(&mut self, attr: &Attribute, refs: &mut Vec<Reference>) -> Option<String> {
-        let v = self.eval_with_refs(attr, refs)?;
+    fn path(&mut self, attr: &Attribute) -> Option<String> {
+        let v = self.eval(attr)?;
         let s = self.as_string(attr, v)?;
         if !s.starts_with('/') || s.split('/').any(|c| c == "..") {
             self.err(
@@ -902,7 +930,10 @@ impl Decoder {
 
     fn resource(&mut self, block: &Block, address: Address) -> Option<Resource> {
         let what = format!("`{address}`");
-        let attrs = self.check_body(&what, block, &schema::resource(address.kind));
+        let schema = schema::resource(address.kind);
+        self.pending.clear();
+        let mut attrs = self.check_body(&what, block, &schema);
+        self.drop_nulls(&what, &schema, &mut attrs);
         let errors_before = self.errors.len();
         let mut refs = Vec::new();
         if let Some(a) = attrs.get("depends_on") {
@@ -934,7 +965,7 @@ impl Decoder {
         let mut decode_spec = || -> Option<Spec> {
             Some(match address.kind {
                 ResourceType::File => {
-                    let path = attrs.get("path").and_then(|a| self.path(a, &mut refs));
+                    let path = attrs.get("path").and_then(|a| self.path(a));
                     let mode = attrs.get("mode").and_then(|a| self.mode(a));
                     let owner = attrs.get("owner").and_then(|a| self.string(a));
                     let group = attrs.get("group").and_then(|a| self.string(a));
@@ -956,7 +987,7 @@ impl Decoder {
                     })
                 }
                 ResourceType::Files => {
-                    let glob = attrs.get("glob").and_then(|a| self.path(a, &mut refs));
+                    let glob = attrs.get("glob").and_then(|a| self.path(a));
                     if let (Some(g), Some(a)) = (&glob, attrs.get("glob")) {
                         if let Err(e) = glob::Pattern::new(g) {
                             self.err(
@@ -982,13 +1013,13 @@ impl Decoder {
                     })
                 }
                 ResourceType::Absent => {
-                    let path = attrs.get("path").and_then(|a| self.path(a, &mut refs));
+                    let path = attrs.get("path").and_then(|a| self.path(a));
                     Spec::Absent(AbsentSpec { path: path? })
                 }
                 ResourceType::Cert => {
-                    let cert = attrs.get("cert").and_then(|a| self.path(a, &mut refs));
-                    let key = attrs.get("key").and_then(|a| self.path(a, &mut refs));
-                    let serial = attrs.get("serial").and_then(|a| self.path(a, &mut refs));
+                    let cert = attrs.get("cert").and_then(|a| self.path(a));
+                    let key = attrs.get("key").and_then(|a| self.path(a));
+                    let serial = attrs.get("serial").and_then(|a| self.path(a));
                     let mut ca = None;
                     if let Some(a) = attrs.get("ca") {
                         let mut ca_refs = Vec::new();
@@ -1022,7 +1053,7 @@ impl Decoder {
                 ResourceType::Database => {
                     let superuser = attrs.get("superuser").and_then(|a| self.string(a));
                     let databases = match attrs.get("databases") {
-                        Some(a) => self.string_list(a, &mut refs),
+                        Some(a) => self.string_list(a),
                         None => Some(vec![name.clone()]),
                     };
                     let host = attrs.get("host").and_then(|a| self.string(a));
@@ -1085,9 +1116,9 @@ impl Decoder {
                 ResourceType::Exec => {
                     let command = attrs
                         .get("command")
-                        .and_then(|a| self.command(a, &mut refs));
-                    let creates = attrs.get("creates").and_then(|a| self.path(a, &mut refs));
-                    let unless = attrs.get("unless").and_then(|a| self.command(a, &mut refs));
+                        .and_then(|a| self.command(a));
+                    let creates = attrs.get("creates").and_then(|a| self.path(a));
+                    let unless = attrs.get("unless").and_then(|a| self.command(a));
                     let timeout = match attrs.get("timeout") {
                         Some(a) => self.duration(a),
                         None => Some(Duration::from_secs(3600)),
@@ -1099,11 +1130,12 @@ impl Decoder {
                         timeout: timeout?,
                     })
                 }
-                ResourceType::RemoteService => self.remote_service(block, &attrs, &mut refs)?,
+                ResourceType::RemoteService => self.remote_service(block, &attrs)?,
             })
         };
         let spec = decode_spec();
         let span: SourceSpan = header_span(block).into();
+        refs.append(&mut self.pending);
         self.edges.push((address.clone(), span, refs.clone()));
         if self.errors.len() > errors_before {
             return None;
@@ -1120,10 +1152,9 @@ impl Decoder {
         &mut self,
         block: &Block,
         attrs: &HashMap<&str, &Attribute>,
-        refs: &mut Vec<Reference>,
     ) -> Option<Spec> {
         let svc = attrs.get("name").and_then(|a| self.string(a));
-        let hosts = attrs.get("hosts").and_then(|a| self.string_list(a, refs));
+        let hosts = attrs.get("hosts").and_then(|a| self.string_list(a));
         let action = match attrs.get("action") {
             None => Some(RemoteAction::Restart),
             Some(a) => {
@@ -1179,7 +1210,8 @@ impl Decoder {
                 "remove the label",
             );
         }
-        let ssh_attrs = self.check_body("the `ssh` block", ssh_block, &schema::SSH);
+        let mut ssh_attrs = self.check_body("the `ssh` block", ssh_block, &schema::SSH);
+        self.drop_nulls("the `ssh` block", &schema::SSH, &mut ssh_attrs);
         let user = ssh_attrs.get("user").and_then(|a| self.string(a));
         let port = match ssh_attrs.get("port") {
             Some(a) => self.port(a),
@@ -1187,10 +1219,10 @@ impl Decoder {
         };
         let identity_file = ssh_attrs
             .get("identity_file")
-            .and_then(|a| self.path(a, refs));
+            .and_then(|a| self.path(a));
         let known_hosts = ssh_attrs
             .get("known_hosts")
-            .and_then(|a| self.path(a, refs));
+            .and_then(|a| self.path(a));
         Some(Spec::RemoteService(RemoteServiceSpec {
             name: svc?,
             hosts: hosts?,

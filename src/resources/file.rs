@@ -21,3 +21,48 @@ pub fn capture(
     cx.bundle.push_entry(entry);
     Ok(done)
 }
+
+/// Planning a `file`: its live content and metadata against the bundle's.
+pub struct FileKind;
+
+impl super::kind::Kind for FileKind {
+    type Spec = FileSpec;
+    type Observed = super::content::Seen;
+
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &FileSpec,
+        cx: &super::kind::Cx,
+    ) -> Result<super::content::Seen, super::kind::ResourceError> {
+        super::content::observe(address, &crate::bundle::normalize(&spec.path), cx)
+    }
+
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &FileSpec,
+        seen: &super::content::Seen,
+        cx: &super::kind::Cx,
+    ) -> Result<super::kind::Verdict, super::kind::ResourceError> {
+        use super::content;
+        use super::kind::Verdict;
+        let path = crate::bundle::normalize(&spec.path);
+        let Some(entry) = content::entry(cx, address, &path) else {
+            return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+        };
+        let after = serde_json::to_value(entry).unwrap_or_default();
+        let overrides = content::Overrides {
+            mode: spec.mode,
+            owner: spec.owner.as_deref(),
+            group: spec.group.as_deref(),
+            sensitive: spec.sensitive,
+            diff: true,
+        };
+        let change = content::compare(cx, address, entry, seen, overrides)?;
+        let mut v = Verdict::new(change.action, content::reason(&change), after);
+        v.sensitive = spec.sensitive;
+        v.files.push(change);
+        Ok(v)
+    }
+}

@@ -43,3 +43,100 @@ pub fn capture(
     });
     Ok(done)
 }
+
+/// Planning a `files` set: every member the bundle holds against the live
+/// one; live files the bundle does not hold are reported and left alone.
+pub struct FilesKind;
+
+#[derive(Debug, serde::Serialize)]
+pub struct Observed {
+    pub glob: String,
+    pub members: Vec<super::content::Seen>,
+}
+
+impl super::kind::Kind for FilesKind {
+    type Spec = FilesSpec;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &FilesSpec,
+        cx: &super::kind::Cx,
+    ) -> Result<Observed, super::kind::ResourceError> {
+        let mut paths = cx
+            .root
+            .glob(&spec.glob)
+            .map_err(|e| super::kind::ResourceError::new(address, e.to_string()))?;
+        // Members the bundle holds are looked at even where the glob no
+        // longer matches them (deleted files).
+        for r in &cx.bundle.manifest.resources {
+            if let crate::bundle::ResourceRecord::Files { address: a, members, .. } = r {
+                if a == address {
+                    paths.extend(members.iter().cloned());
+                }
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        let members = paths
+            .iter()
+            .map(|p| super::content::observe(address, p, cx))
+            .collect::<Result<_, _>>()?;
+        Ok(Observed {
+            glob: spec.glob.clone(),
+            members,
+        })
+    }
+
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &FilesSpec,
+        seen: &Observed,
+        cx: &super::kind::Cx,
+    ) -> Result<super::kind::Verdict, super::kind::ResourceError> {
+        use super::content;
+        use super::kind::Verdict;
+        use crate::plan::Action;
+        let Some(members) = cx.bundle.manifest.resources.iter().find_map(|r| match r {
+            crate::bundle::ResourceRecord::Files { address: a, members, .. } if a == address => Some(members),
+            _ => None,
+        }) else {
+            return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+        };
+        let overrides = content::Overrides {
+            sensitive: spec.sensitive,
+            diff: true,
+            ..Default::default()
+        };
+        let mut files = Vec::new();
+        let mut extra = Vec::new();
+        for s in &seen.members {
+            match content::entry(cx, address, &s.path) {
+                Some(e) if members.contains(&s.path) => files.push(content::compare(cx, address, e, s, overrides)?),
+                _ if s.exists => extra.push(s.path.clone()),
+                _ => {}
+            }
+        }
+        let changed: Vec<&crate::plan::FileChange> = files.iter().filter(|f| f.action != Action::NoOp).collect();
+        let action = if changed.is_empty() {
+            Action::NoOp
+        } else if changed.iter().all(|f| f.action == Action::Create) {
+            Action::Create
+        } else {
+            Action::Update
+        };
+        let reason = match action {
+            Action::NoOp => format!("all {} members match the bundle", members.len()),
+            _ => format!("{} of {} members differ from the bundle", changed.len(), members.len()),
+        };
+        let mut v = Verdict::new(action, reason, serde_json::json!({ "glob": spec.glob, "members": members }));
+        for p in extra {
+            v.details.push(format!("{p}: matches the glob but is not in the bundle; left as it is"));
+        }
+        v.sensitive = spec.sensitive;
+        v.files = files;
+        Ok(v)
+    }
+}

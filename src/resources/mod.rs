@@ -2,10 +2,16 @@
 //! that kind; for now `capture` (used by `backup`), which reads the live host
 //! under `--root` and adds entries to the bundle being written.
 
+pub mod absent;
 pub mod cert;
+pub mod content;
 pub mod database;
+pub mod exec;
 pub mod file;
 pub mod files;
+pub mod kind;
+pub mod remote_service;
+pub mod service;
 
 use crate::bundle::write::ReadOrWrite;
 use crate::bundle::{BundleWriter, Entry, EntryKind, Mode, WriteError};

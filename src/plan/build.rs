@@ -1,0 +1,110 @@
+//! Building a plan: observe every resource in graph order, compare it with
+//! the recipe and the bundle, then derive the steps. Read-only.
+
+use super::{derive_steps, BundleRef, Plan, RecipeRef, ResourceChange, Summary, FORMAT_VERSION};
+use crate::bundle::{Bundle, ResourceRecord};
+use crate::graph::Graph;
+use crate::host::fs::Root;
+use crate::host::service::Services;
+use crate::recipe::{Address, Recipe, ResourceType};
+use crate::resources::kind::{plan_resource, Cx, ResourceError};
+use crate::state::State;
+
+pub struct Inputs<'a> {
+    pub recipe: &'a Recipe,
+    pub root: &'a Root,
+    pub bundle: &'a Bundle,
+    pub services: &'a Services,
+    pub state: &'a State,
+    pub replace: &'a [Address],
+}
+
+/// Every resource that could not be observed, reported together.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot plan: {} {} could not be observed", .errors.len(), if .errors.len() == 1 { "resource" } else { "resources" })]
+#[diagnostic(help("nothing was changed; fix the problems listed below and plan again"))]
+pub struct PlanErrors {
+    #[related]
+    pub errors: Vec<ResourceError>,
+}
+
+pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
+    let graph = Graph::build(i.recipe);
+    let mut warnings = Vec::new();
+    let m = &i.bundle.manifest;
+    if m.recipe.blake3 != i.recipe.hash {
+        let captured: Vec<&Address> = m.resources.iter().map(ResourceRecord::address).collect();
+        let missing: Vec<String> = i
+            .recipe
+            .resources
+            .iter()
+            .filter(|r| {
+                matches!(r.address.kind, ResourceType::File | ResourceType::Files | ResourceType::Cert | ResourceType::Database)
+                    && !captured.contains(&&r.address)
+            })
+            .map(|r| r.address.to_string())
+            .collect();
+        let mut w = format!(
+            "the bundle was made from a different recipe ({} at blake3 {}…), not this one (blake3 {}…)",
+            m.recipe.path,
+            m.recipe.blake3.get(..8).unwrap_or(""),
+            i.recipe.hash.get(..8).unwrap_or(""),
+        );
+        if !missing.is_empty() {
+            w.push_str(&format!("; not in the bundle, left unplanned: {}", missing.join(", ")));
+        }
+        warnings.push(w);
+    }
+    let mut changes: Vec<ResourceChange> = Vec::new();
+    let mut errors = Vec::new();
+    for address in graph.order() {
+        let Some(resource) = i.recipe.resource(&address) else { continue };
+        let cx = Cx {
+            recipe: i.recipe,
+            graph: &graph,
+            root: i.root,
+            bundle: i.bundle,
+            services: i.services,
+            state: i.state,
+            replace: i.replace,
+            prior: &changes,
+        };
+        match plan_resource(resource, &cx) {
+            Ok(c) => changes.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PlanErrors { errors });
+    }
+    // Show resources in the recipe's order, as written.
+    changes.sort_by_key(|c| {
+        i.recipe
+            .resources
+            .iter()
+            .position(|r| r.address == c.address)
+            .unwrap_or(usize::MAX)
+    });
+    let steps = derive_steps(i.recipe, &graph, &changes);
+    let summary = Summary::of(&changes, &steps);
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        recipe: RecipeRef {
+            path: i.recipe.path.display().to_string(),
+            hash: i.recipe.hash.clone(),
+        },
+        bundle: BundleRef {
+            path: i.bundle.dir.display().to_string(),
+            id: i.bundle.name(),
+            recipe_hash: m.recipe.blake3.clone(),
+        },
+        root: i.root.dir().display().to_string(),
+        replace: i.replace.to_vec(),
+        warnings,
+        resource_changes: changes,
+        steps,
+        summary,
+    })
+}

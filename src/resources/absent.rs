@@ -1,0 +1,54 @@
+//! `absent`: a file that must not exist (the runbook's client_errors.log).
+
+use super::kind::{Cx, Kind, ResourceError, Verdict};
+use crate::plan::{Action, FileChange};
+use crate::recipe::{AbsentSpec, Address};
+use serde::Serialize;
+use serde_json::json;
+
+pub struct AbsentKind;
+
+#[derive(Debug, Serialize)]
+pub struct Observed {
+    pub path: String,
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl Kind for AbsentKind {
+    type Spec = AbsentSpec;
+    type Observed = Observed;
+
+    fn observe(&self, address: &Address, spec: &AbsentSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+        let host = cx
+            .root
+            .path_nofollow(&spec.path)
+            .map_err(|e| ResourceError::new(address, e.to_string()))?;
+        let meta = match std::fs::symlink_metadata(&host) {
+            Ok(m) => Some(m),
+            Err(e) if crate::host::fs::is_not_found(&e) => None,
+            Err(e) => return Err(ResourceError::new(address, format!("cannot inspect {}: {e}", spec.path))),
+        };
+        Ok(Observed {
+            path: spec.path.clone(),
+            exists: meta.is_some(),
+            size: meta.map(|m| m.len()),
+        })
+    }
+
+    fn compare(&self, _: &Address, spec: &AbsentSpec, seen: &Observed, _: &Cx) -> Result<Verdict, ResourceError> {
+        let after = json!({ "path": spec.path, "exists": false });
+        if !seen.exists {
+            return Ok(Verdict::no_op(format!("{} does not exist", spec.path), after));
+        }
+        let mut v = Verdict::new(Action::Delete, format!("{} exists and must not", spec.path), after);
+        v.files.push(FileChange {
+            path: spec.path.clone(),
+            action: Action::Delete,
+            details: seen.size.map(|s| vec![format!("{s} bytes")]).unwrap_or_default(),
+            diff: None,
+        });
+        Ok(v)
+    }
+}

@@ -1,0 +1,156 @@
+//! The one trait every resource kind implements for `plan` (and `apply`):
+//! observe the live host, compare it with the desired state (recipe +
+//! bundle). A new kind is one new file implementing it, plus its arm in
+//! [`plan_resource`].
+
+use crate::bundle::Bundle;
+use crate::graph::Graph;
+use crate::host::fs::Root;
+use crate::host::service::Services;
+use crate::plan::{fingerprint, Action, ResourceChange};
+use crate::recipe::{Address, Recipe, Resource, Spec};
+use crate::state::State;
+use serde::Serialize;
+
+/// Everything a resource may look at while planning. Read-only: planning
+/// never changes the host or the bundle.
+pub struct Cx<'a> {
+    pub recipe: &'a Recipe,
+    pub graph: &'a Graph,
+    pub root: &'a Root,
+    pub bundle: &'a Bundle,
+    pub services: &'a Services,
+    pub state: &'a State,
+    /// `--replace` addresses.
+    pub replace: &'a [Address],
+    /// Changes of the resources planned before this one (graph order).
+    pub prior: &'a [ResourceChange],
+}
+
+impl Cx<'_> {
+    pub fn forced(&self, address: &Address) -> bool {
+        self.replace.contains(address)
+    }
+
+    /// Will some resource that comes before `address` in the graph run in
+    /// this plan? (e.g. the installer, before a service it installs)
+    pub fn changed_before(&self, address: &Address) -> Vec<&Address> {
+        self.prior
+            .iter()
+            .filter(|c| c.changed() && self.graph.precedes(&c.address, address))
+            .map(|c| &c.address)
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{address}: {message}")]
+#[diagnostic(code(imlrecover::resource))]
+pub struct ResourceError {
+    pub address: Address,
+    pub message: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl ResourceError {
+    pub fn new(address: &Address, message: impl Into<String>) -> ResourceError {
+        ResourceError {
+            address: address.clone(),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> ResourceError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// What a kind decides about one resource, before the common fields.
+pub struct Verdict {
+    pub action: Action,
+    pub reason: String,
+    pub details: Vec<String>,
+    pub files: Vec<crate::plan::FileChange>,
+    pub after: serde_json::Value,
+    pub sensitive: bool,
+}
+
+impl Verdict {
+    pub fn no_op(reason: impl Into<String>, after: serde_json::Value) -> Verdict {
+        Verdict {
+            action: Action::NoOp,
+            reason: reason.into(),
+            details: Vec::new(),
+            files: Vec::new(),
+            after,
+            sensitive: false,
+        }
+    }
+
+    pub fn new(action: Action, reason: impl Into<String>, after: serde_json::Value) -> Verdict {
+        Verdict {
+            action,
+            ..Verdict::no_op(reason, after)
+        }
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Verdict {
+        self.details.push(d.into());
+        self
+    }
+}
+
+pub trait Kind {
+    type Spec;
+    /// What was seen on the host; its JSON is the plan's `before` and its
+    /// hash tells a stale saved plan.
+    type Observed: Serialize;
+
+    /// Reads the live host. Never changes anything.
+    fn observe(&self, address: &Address, spec: &Self::Spec, cx: &Cx) -> Result<Self::Observed, ResourceError>;
+
+    /// Desired state (recipe + bundle) against what was observed.
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &Self::Spec,
+        observed: &Self::Observed,
+        cx: &Cx,
+    ) -> Result<Verdict, ResourceError>;
+}
+
+fn plan_with<K: Kind>(kind: K, address: &Address, spec: &K::Spec, cx: &Cx) -> Result<ResourceChange, ResourceError> {
+    let observed = kind.observe(address, spec, cx)?;
+    let verdict = kind.compare(address, spec, &observed, cx)?;
+    let before = serde_json::to_value(&observed).unwrap_or(serde_json::Value::Null);
+    Ok(ResourceChange {
+        address: address.clone(),
+        action: verdict.action,
+        reason: verdict.reason,
+        details: verdict.details,
+        files: verdict.files,
+        observed: fingerprint(&before),
+        before,
+        after: verdict.after,
+        sensitive: verdict.sensitive,
+    })
+}
+
+/// Plans one resource with its kind.
+pub fn plan_resource(resource: &Resource, cx: &Cx) -> Result<ResourceChange, ResourceError> {
+    use super::*;
+    let a = &resource.address;
+    match &resource.spec {
+        Spec::File(s) => plan_with(file::FileKind, a, s, cx),
+        Spec::Files(s) => plan_with(files::FilesKind, a, s, cx),
+        Spec::Absent(s) => plan_with(absent::AbsentKind, a, s, cx),
+        Spec::Cert(s) => plan_with(cert::CertKind, a, s, cx),
+        Spec::Database(s) => plan_with(database::DatabaseKind, a, s, cx),
+        Spec::Service(s) => plan_with(service::ServiceKind, a, s, cx),
+        Spec::Exec(s) => plan_with(exec::ExecKind, a, s, cx),
+        Spec::RemoteService(s) => plan_with(remote_service::RemoteServiceKind, a, s, cx),
+    }
+}

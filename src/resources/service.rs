@@ -1,0 +1,69 @@
+//! `service`: a local service that must be running or stopped.
+
+use super::kind::{Cx, Kind, ResourceError, Verdict};
+use crate::host::service::{ServiceError, Status};
+use crate::plan::Action;
+use crate::recipe::{Address, ServiceSpec, ServiceState};
+use serde::Serialize;
+use serde_json::json;
+
+pub struct ServiceKind;
+
+#[derive(Debug, Serialize)]
+pub struct Observed {
+    pub name: String,
+    /// `running`, `stopped`, or `not_installed`.
+    pub status: &'static str,
+}
+
+impl Kind for ServiceKind {
+    type Spec = ServiceSpec;
+    type Observed = Observed;
+
+    fn observe(&self, address: &Address, spec: &ServiceSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+        let status = match cx.services.status(&spec.name) {
+            Ok(s) => s.as_str(),
+            Err(ServiceError::NotInstalled { .. }) => "not_installed",
+            Err(e) => return Err(ResourceError::new(address, e.to_string())),
+        };
+        Ok(Observed {
+            name: spec.name.clone(),
+            status,
+        })
+    }
+
+    fn compare(&self, address: &Address, spec: &ServiceSpec, seen: &Observed, cx: &Cx) -> Result<Verdict, ResourceError> {
+        let want = match spec.state {
+            ServiceState::Running => Status::Running,
+            ServiceState::Stopped => Status::Stopped,
+        };
+        let after = json!({ "name": spec.name, "status": want.as_str() });
+        if seen.status == "not_installed" {
+            // Expected on a rebuilt host: the installer, planned earlier, brings it.
+            let installers = cx.changed_before(address);
+            if let Some(first) = installers.first() {
+                return Ok(Verdict::new(
+                    Action::Run,
+                    format!("not installed yet; {first} runs first"),
+                    after,
+                ));
+            }
+            return Err(ResourceError::new(
+                address,
+                format!("unknown service `{}`: no init script or unit on this host", spec.name),
+            )
+            .help(format!(
+                "check the name (sysv looks for <root>/etc/init.d/{}) and the `services` backend in the recipe's imlrecover block",
+                spec.name
+            )));
+        }
+        if seen.status == want.as_str() {
+            return Ok(Verdict::no_op(format!("{} is {}", spec.name, seen.status), after));
+        }
+        Ok(Verdict::new(
+            Action::Run,
+            format!("{} is {}; desired state is {}", spec.name, seen.status, want.as_str()),
+            after,
+        ))
+    }
+}

@@ -1,0 +1,5 @@
+//! Real parts for a sandboxed manager host: used by `imlrecover demo` and by
+//! the tests. Nothing here is a stub: init scripts start and stop real
+//! daemons, certificates come from `openssl`, clusters from `initdb`.
+
+pub mod initd;

@@ -1,0 +1,140 @@
+//! What imlrecover remembers about a host between runs, in
+//! `<root>/var/lib/imlrecover/state.json`: which bundle was restored into
+//! which PostgreSQL cluster, so that the next plan shows no change.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT_VERSION: u32 = 1;
+/// Under the root: the state file, the lock and the run directories.
+pub const DIR: &str = "var/lib/imlrecover";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: u32,
+    #[serde(default)]
+    pub restores: Vec<RestoreRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRecord {
+    /// `database.chroma`
+    pub address: String,
+    /// The bundle's directory name (its timestamp).
+    pub bundle_id: String,
+    /// The cluster the dump was restored into.
+    pub system_identifier: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    #[error("cannot read the state file {path}: {source}")]
+    #[diagnostic(help("it records past restores; move it aside to start afresh"))]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state file {path} is not valid: {source}")]
+    #[diagnostic(help("it records past restores; move it aside to start afresh"))]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write the state file {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn dir(root: &Path) -> PathBuf {
+    root.join(DIR)
+}
+
+pub fn path(root: &Path) -> PathBuf {
+    dir(root).join("state.json")
+}
+
+impl State {
+    /// A missing file is an empty state.
+    pub fn load(root: &Path) -> Result<State, StateError> {
+        let p = path(root);
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State {
+                    format_version: FORMAT_VERSION,
+                    restores: Vec::new(),
+                })
+            }
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_str(&text).map_err(|source| StateError::Parse {
+            path: p.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn restored(&self, address: &str, bundle_id: &str, system_identifier: &str) -> Option<&RestoreRecord> {
+        self.restores.iter().rev().find(|r| {
+            r.address == address && r.bundle_id == bundle_id && r.system_identifier == system_identifier
+        })
+    }
+
+    pub fn record(&mut self, record: RestoreRecord) {
+        self.restores.push(record);
+    }
+
+    /// Written atomically: temp file, fsync, rename, fsync the directory.
+    pub fn save(&self, root: &Path) -> Result<(), StateError> {
+        let p = path(root);
+        let err = |source| StateError::Write {
+            path: p.display().to_string(),
+            source,
+        };
+        let d = dir(root);
+        std::fs::create_dir_all(&d).map_err(err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&d).map_err(err)?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
+        tmp.write_all(text.as_bytes()).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&p).map_err(|e| err(e.error))?;
+        std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_finds_records() {
+        let root = tempfile::tempdir().unwrap();
+        let mut s = State::load(root.path()).unwrap();
+        assert!(s.restores.is_empty());
+        s.record(RestoreRecord {
+            address: "database.chroma".into(),
+            bundle_id: "2026-11-26T06-10-00Z".into(),
+            system_identifier: "7301".into(),
+            time: "2026-11-26T07:00:00Z".into(),
+        });
+        s.save(root.path()).unwrap();
+        let s = State::load(root.path()).unwrap();
+        assert!(s.restored("database.chroma", "2026-11-26T06-10-00Z", "7301").is_some());
+        assert!(s.restored("database.chroma", "2026-11-26T06-10-00Z", "7302").is_none());
+        std::fs::write(path(root.path()), "{").unwrap();
+        assert!(matches!(State::load(root.path()), Err(StateError::Parse { .. })));
+    }
+}

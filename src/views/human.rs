@@ -1,0 +1,130 @@
+//! The plan as a person reads it, like `terraform plan`: one block per
+//! resource with a symbol, then the ordered steps, then a summary line.
+
+use crate::plan::{Action, FileChange, Op, Plan, ResourceChange, Step};
+use crate::printer::Printer;
+use std::fmt::Write;
+
+pub fn plan(p: &Printer, plan: &Plan) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{} {w}", p.yellow("Warning:"));
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+    }
+    if !plan.has_changes() {
+        let _ = writeln!(out, "{}", p.green("No changes. The host matches the recipe."));
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "imlrecover will perform the following actions (symbols: {} create, {} update, {} remove, {} restore, {} run/restart):\n",
+        symbol(p, Action::Create),
+        symbol(p, Action::Update),
+        symbol(p, Action::Delete),
+        symbol(p, Action::Restore),
+        symbol(p, Action::Run),
+    );
+    for c in plan.resource_changes.iter().filter(|c| c.changed()) {
+        resource(p, &mut out, c);
+    }
+    let _ = writeln!(out, "{}", p.bold("Steps, in order:"));
+    let width = plan.steps.len().to_string().len();
+    for s in &plan.steps {
+        let _ = writeln!(out, "  {:>width$}. {}", s.id, step(p, plan, s));
+    }
+    let _ = writeln!(out, "\n{}", summary_line(plan));
+    out
+}
+
+fn symbol(p: &Printer, a: Action) -> String {
+    let s = a.symbol();
+    match a {
+        Action::Create => p.green(s),
+        Action::Update => p.yellow(s),
+        Action::Delete => p.red(s),
+        Action::Restore => format!("{}{}{}", p.red("-"), "/", p.green("+")),
+        Action::Run => p.bold(s),
+        Action::NoOp => s.to_string(),
+    }
+}
+
+fn resource(p: &Printer, out: &mut String, c: &ResourceChange) {
+    let _ = writeln!(
+        out,
+        "  {} {} {}",
+        symbol(p, c.action),
+        p.bold(&c.address.to_string()),
+        p.dim(&format!("({}: {})", c.action.word(), c.reason)),
+    );
+    for d in &c.details {
+        let _ = writeln!(out, "      {d}");
+    }
+    for f in c.files.iter().filter(|f| f.action != Action::NoOp) {
+        file(p, out, f);
+    }
+    out.push('\n');
+}
+
+fn file(p: &Printer, out: &mut String, f: &FileChange) {
+    let _ = writeln!(out, "      {} {}", symbol(p, f.action), f.path);
+    for d in &f.details {
+        let _ = writeln!(out, "          {d}");
+    }
+    if let Some(diff) = &f.diff {
+        for line in diff.lines() {
+            let styled = if line.starts_with("+++") || line.starts_with("---") {
+                p.bold(line)
+            } else if line.starts_with('+') {
+                p.green(line)
+            } else if line.starts_with('-') {
+                p.red(line)
+            } else if line.starts_with("@@") {
+                p.dim(line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "          {styled}");
+        }
+    }
+}
+
+fn step(p: &Printer, plan: &Plan, s: &Step) -> String {
+    let action = match s.op {
+        Op::Run | Op::RemoteAction => Action::Run,
+        Op::Remove => Action::Delete,
+        Op::Restore => Action::Restore,
+        Op::Write => match plan.change(&s.address).map(|c| c.action) {
+            Some(Action::Create) => Action::Create,
+            _ => Action::Update,
+        },
+        Op::Stop | Op::Start | Op::Restart => Action::Update,
+    };
+    format!(
+        "{} {} {} {}",
+        symbol(p, action),
+        s.op.as_str(),
+        s.address,
+        p.dim(&format!("({})", s.reason))
+    )
+}
+
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut parts = vec![format!("{} to restore", s.restore)];
+    if s.create > 0 {
+        parts.push(format!("{} to create", s.create));
+    }
+    parts.push(format!("{} to update", s.update));
+    parts.push(format!("{} to remove", s.remove));
+    if s.run > 0 {
+        parts.push(format!("{} to run", s.run));
+    }
+    parts.push(format!(
+        "{} service {}",
+        s.service_actions,
+        if s.service_actions == 1 { "action" } else { "actions" }
+    ));
+    format!("Plan: {}.", parts.join(", "))
+}
