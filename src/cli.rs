@@ -45,6 +45,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Render a plan saved with `plan --out`.
     Show(ShowArgs),
+    /// Restore: plan, ask, then carry out the steps in dependency order.
+    Apply(ApplyArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -68,6 +70,7 @@ impl RecipeArgs {
         VarInput {
             vars: self.vars.clone(),
             files: self.var_files.clone(),
+            values: Vec::new(),
         }
     }
 }
@@ -158,4 +161,41 @@ pub struct ShowArgs {
     /// Print it as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `apply (-r RECIPE --root DIR --bundle BUNDLE [--replace ADDR] | PLANFILE) [--auto-approve]`
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made.")]
+pub struct ApplyArgs {
+    /// A plan saved with `plan --out`.
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["recipe", "bundle", "replace"])]
+    pub plan: Option<PathBuf>,
+
+    /// The recipe (HCL), e.g. plans/iml-manager.hcl.
+    #[arg(short = 'r', long = "recipe", value_name = "RECIPE", required_unless_present = "plan")]
+    pub recipe: Option<PathBuf>,
+
+    /// Set a variable: --var agents='["oss1","oss2"]'. Repeatable; later wins.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = VarInput::parse_pair)]
+    pub vars: Vec<(String, String)>,
+
+    /// Read variables from an HCL file of `name = value` lines. Repeatable.
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+
+    /// The directory the recipe's absolute paths live under (like rpm --root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The bundle to restore from.
+    #[arg(long, value_name = "BUNDLE", required_unless_present = "plan")]
+    pub bundle: Option<PathBuf>,
+
+    /// Restore or act on this resource even if nothing changed. Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub replace: Vec<String>,
+
+    /// Do not ask for approval (required when stdin is not a terminal).
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
 }

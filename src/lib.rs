@@ -7,6 +7,7 @@
 //! * `graph`: the dependency DAG built from a recipe;
 //! * `host`: the only boundary that touches the live machine.
 
+pub mod apply;
 pub mod bundle;
 pub mod cli;
 pub mod commands;

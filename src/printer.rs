@@ -50,6 +50,34 @@ impl Printer {
         self.out(&format!("{text}\n"))
     }
 
+    /// A progress bar on a terminal, a hidden one otherwise.
+    pub fn bar(&self, len: u64, prefix: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let style = indicatif::ProgressStyle::with_template("  {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
+    }
+
+    /// A byte-counting bar (dumps, restores) on a terminal, hidden otherwise.
+    pub fn bytes_bar(&self, len: Option<u64>, prefix: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let template = match len {
+            Some(_) => "  {prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}",
+            None => "  {prefix} {spinner} {bytes} {bytes_per_sec}",
+        };
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let bar = match len {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.with_style(style).with_prefix(prefix.to_string())
+    }
+
     pub fn style(&self, style: Style) -> Style {
         if self.color {
             style.force_styling(true)

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` parses arguments, installs the
 //! diagnostic hook and maps outcomes to exit codes (0 ok, 1 error, 2 changes).
 
+mod apply;
 mod backup;
 mod graph;
 pub(crate) mod plan;
@@ -45,6 +46,7 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => verify::run(&printer, args),
         Command::Plan(args) => plan::run(&printer, args),
         Command::Show(args) => show::run(&printer, args),
+        Command::Apply(args) => apply::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

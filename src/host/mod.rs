@@ -2,6 +2,7 @@
 //! backends, PostgreSQL processes and SSH. Everything above this module works
 //! on plain data and is testable without touching a machine.
 
+pub mod atomic;
 pub mod fs;
 pub mod postgres;
 pub mod process;

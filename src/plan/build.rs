@@ -95,6 +95,12 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
             path: i.recipe.path.display().to_string(),
             hash: i.recipe.hash.clone(),
         },
+        variables: i
+            .recipe
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), serde_json::to_value(&v.value).unwrap_or_default()))
+            .collect(),
         bundle: BundleRef {
             path: i.bundle.dir.display().to_string(),
             id: i.bundle.name(),

@@ -22,6 +22,9 @@ pub struct Plan {
     /// RFC 3339, UTC.
     pub created: String,
     pub recipe: RecipeRef,
+    /// The recipe's variable values, so `apply PLANFILE` loads the same recipe.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, serde_json::Value>,
     pub bundle: BundleRef,
     pub root: String,
     /// Addresses forced with `--replace`.

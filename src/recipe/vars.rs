@@ -13,6 +13,8 @@ pub struct VarInput {
     pub vars: Vec<(String, String)>,
     /// `--var-file F` (HCL `name = value` lines), applied before `--var`.
     pub files: Vec<PathBuf>,
+    /// Values already evaluated (a saved plan's variables); applied first.
+    pub values: Vec<(String, hcl::Value)>,
 }
 
 impl VarInput {
@@ -28,7 +30,15 @@ impl VarInput {
 
     /// Every value in the order it applies, with where it came from.
     pub(super) fn resolve(&self) -> Result<Vec<Assignment>, Vec<RecipeError>> {
-        let mut out = Vec::new();
+        let mut out: Vec<Assignment> = self
+            .values
+            .iter()
+            .map(|(name, value)| Assignment {
+                name: name.clone(),
+                value: value.clone(),
+                origin: "the saved plan".into(),
+            })
+            .collect();
         let mut errors = Vec::new();
         for file in &self.files {
             match read_var_file(file) {

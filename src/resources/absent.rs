@@ -1,6 +1,6 @@
 //! `absent`: a file that must not exist (the runbook's client_errors.log).
 
-use super::kind::{Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
 use crate::plan::{Action, FileChange};
 use crate::recipe::{AbsentSpec, Address};
 use serde::Serialize;
@@ -50,5 +50,23 @@ impl Kind for AbsentKind {
             diff: None,
         });
         Ok(v)
+    }
+
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &AbsentSpec,
+        _step: &crate::plan::Step,
+        _change: &crate::plan::ResourceChange,
+        cx: &ApplyCx,
+    ) -> Result<Applied, ResourceError> {
+        use crate::host::atomic;
+        let err = |e: atomic::AtomicError| ResourceError::new(address, e.to_string());
+        let kept = atomic::keep_previous(cx.root, &spec.path, cx.previous).map_err(err)?;
+        atomic::remove(cx.root, &spec.path).map_err(err)?;
+        Ok(Applied::new(match kept {
+            Some(k) => format!("removed {} (kept in {})", spec.path, k.display()),
+            None => format!("{} was already gone", spec.path),
+        }))
     }
 }

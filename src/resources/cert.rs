@@ -169,4 +169,15 @@ impl super::kind::Kind for CertKind {
         v.sensitive = true;
         Ok(v)
     }
+
+    fn apply(
+        &self,
+        address: &Address,
+        _spec: &CertSpec,
+        _step: &crate::plan::Step,
+        change: &crate::plan::ResourceChange,
+        cx: &super::kind::ApplyCx,
+    ) -> Result<super::kind::Applied, super::kind::ResourceError> {
+        super::content::apply_files(cx, address, &change.files, Default::default())
+    }
 }

@@ -215,3 +215,47 @@ pub fn reason(change: &FileChange) -> String {
         _ => change.path.clone(),
     }
 }
+
+/// Writes every changed file of a resource from the bundle, keeping the
+/// previous content in the run directory first.
+pub fn apply_files(
+    cx: &super::kind::ApplyCx,
+    address: &Address,
+    files: &[FileChange],
+    o: Overrides,
+) -> Result<super::kind::Applied, ResourceError> {
+    use crate::host::atomic;
+    let err = |e: atomic::AtomicError| ResourceError::new(address, e.to_string());
+    let mut written = 0;
+    let mut bytes = 0;
+    for f in files.iter().filter(|f| f.action != Action::NoOp) {
+        let e = cx
+            .bundle
+            .manifest
+            .entries
+            .iter()
+            .find(|e| &e.address == address && e.path == f.path && e.kind == EntryKind::File)
+            .ok_or_else(|| ResourceError::new(address, format!("{} is not in the bundle", f.path)))?;
+        let uid = atomic::uid_for(&e.path, o.owner.or(e.owner.as_deref()), e.uid).map_err(err)?;
+        let gid = atomic::gid_for(&e.path, o.group.or(e.group.as_deref()), e.gid).map_err(err)?;
+        let mode = o.mode.or(e.mode.map(|m| m.0)).unwrap_or(0o644);
+        let source = cx
+            .bundle
+            .open_file(e.file.as_deref().unwrap_or(""))
+            .map_err(|x| ResourceError::new(address, format!("the bundle's copy of {}: {x}", e.path)))?;
+        atomic::keep_previous(cx.root, &e.path, cx.previous).map_err(err)?;
+        let target = atomic::Target {
+            path: &e.path,
+            mode,
+            uid,
+            gid,
+            blake3: e.blake3.as_deref().unwrap_or(""),
+        };
+        bytes += atomic::write(cx.root, &target, source).map_err(err)?;
+        written += 1;
+    }
+    Ok(super::kind::Applied::new(format!(
+        "{written} {} written, {bytes} bytes",
+        if written == 1 { "file" } else { "files" }
+    )))
+}

@@ -2,23 +2,107 @@
 //! the whole PostgreSQL cluster as one `pg_dumpall --clean` dump.
 
 use super::{CaptureCx, CaptureError, Captured};
+use crate::bundle::{DatabaseRecord, ResourceRecord};
+use crate::host::postgres::{self as pg, PgError, PgTarget};
 use crate::recipe::{Address, DatabaseSpec};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DatabaseError {
-    #[error("{address}: database capture is not available in this build")]
-    Unavailable { address: Address },
+    #[error("{address}: {source}")]
+    #[diagnostic(
+        code(imlrecover::database),
+        help("check that PostgreSQL is running and that host/port/superuser/run_as in the recipe reach it; no bundle was written")
+    )]
+    Pg {
+        address: Address,
+        #[source]
+        source: PgError,
+    },
+    #[error("{address}: the cluster has no database {missing} (it has: {found})")]
+    #[diagnostic(
+        code(imlrecover::database_missing),
+        help("a bundle must bring back the databases the recipe names; is this the manager's cluster? No bundle was written")
+    )]
+    MissingDatabase {
+        address: Address,
+        missing: String,
+        found: String,
+    },
 }
 
-pub fn capture(
-    _cx: &mut CaptureCx,
-    address: &Address,
-    _spec: &DatabaseSpec,
-) -> Result<Captured, CaptureError> {
-    Err(DatabaseError::Unavailable {
-        address: address.clone(),
+/// How the recipe's block reaches the cluster.
+pub fn target(spec: &DatabaseSpec) -> PgTarget {
+    PgTarget {
+        host: spec.host.clone(),
+        port: spec.port,
+        superuser: spec.superuser.clone(),
+        run_as: spec.run_as.clone(),
+        bin_dir: None,
     }
-    .into())
+}
+
+/// Streams `pg_dumpall --clean` through parallel gzip into the bundle and
+/// records the cluster's identity and the dump's own row counts.
+pub fn capture(
+    cx: &mut CaptureCx,
+    address: &Address,
+    spec: &DatabaseSpec,
+) -> Result<Captured, CaptureError> {
+    let pg_err = |source| DatabaseError::Pg {
+        address: address.clone(),
+        source,
+    };
+    let target = target(spec);
+    let identity = pg::cluster_identity(&target).map_err(pg_err)?;
+    let mut dump = cx.bundle.create_dump()?;
+    let bar = if cx.printer.progress {
+        let bar = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg} {bytes} of SQL ({bytes_per_sec}, {elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("dumping {address}:"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let stats = pg::dump_all(&target, dump.writer(), |sql| bar.set_position(sql));
+    bar.finish_and_clear();
+    let stats = stats.map_err(pg_err)?;
+    let name = dump.name.clone();
+    let (blake3, size) = dump.finish()?;
+    let fingerprint = stats.fingerprint.databases;
+    let missing: Vec<&str> = spec
+        .databases
+        .iter()
+        .filter(|d| !fingerprint.contains_key(*d))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(DatabaseError::MissingDatabase {
+            address: address.clone(),
+            missing: missing.join(", "),
+            found: fingerprint.keys().cloned().collect::<Vec<_>>().join(", "),
+        }
+        .into());
+    }
+    cx.bundle.push_resource(ResourceRecord::Database {
+        address: address.clone(),
+    });
+    cx.bundle.set_database(DatabaseRecord {
+        address: address.clone(),
+        file: name,
+        size,
+        blake3,
+        sql_size: stats.sql_bytes,
+        system_identifier: identity.system_identifier,
+        server_version: identity.server_version,
+        databases: spec.databases.clone(),
+        fingerprint,
+    });
+    // The dump is summarised from the manifest's database record.
+    Ok(Captured::default())
 }
 
 /// Planning the database: restore when the live cluster is not the one the
@@ -43,13 +127,13 @@ impl super::kind::Kind for DatabaseKind {
         spec: &DatabaseSpec,
         _cx: &super::kind::Cx,
     ) -> Result<Observed, super::kind::ResourceError> {
-        let target = crate::host::postgres::PgTarget::from_spec(spec);
-        let err = |e: crate::host::postgres::PgError| {
+        let target = target(spec);
+        let err = |e: PgError| {
             super::kind::ResourceError::new(address, e.to_string())
                 .help("is PostgreSQL running, and do host/port/run_as in the recipe point at it? Nothing was changed")
         };
-        let id = crate::host::postgres::cluster_identity(&target).map_err(err)?;
-        let databases = crate::host::postgres::list_databases(&target).map_err(err)?;
+        let id = pg::cluster_identity(&target).map_err(err)?;
+        let databases = pg::list_databases(&target).map_err(err)?;
         Ok(Observed {
             system_identifier: id.system_identifier,
             server_version: id.server_version,
@@ -120,6 +204,124 @@ impl super::kind::Kind for DatabaseKind {
         };
         v.details = evidence;
         Ok(v)
+    }
+
+    /// The runbook's restore, with its traps closed: a safety dump first;
+    /// no client left on the databases (quiesce, then terminate the rest);
+    /// the dump streamed into psql; only the known harmless errors allowed;
+    /// the row counts checked against the bundle; the restore recorded.
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &DatabaseSpec,
+        _step: &crate::plan::Step,
+        _change: &crate::plan::ResourceChange,
+        cx: &super::kind::ApplyCx,
+    ) -> Result<super::kind::Applied, super::kind::ResourceError> {
+        use super::kind::{Applied, ResourceError};
+        let err = |what: &str, e: PgError| ResourceError::new(address, format!("{what}: {e}"));
+        let db = cx
+            .bundle
+            .manifest
+            .database
+            .as_ref()
+            .filter(|d| &d.address == address)
+            .ok_or_else(|| ResourceError::new(address, "the bundle holds no dump for this database"))?;
+        dump_intact(cx.bundle, db).map_err(|e| ResourceError::new(address, e))?;
+        let target = target(spec);
+        let mut applied = Applied::default();
+
+        // 1. Never lose the only copy: the live cluster, as it is now.
+        let stamp = crate::bundle::Stamp::new(std::time::SystemTime::now());
+        let safety_path = cx.run_dir.join(format!("safety-{}", stamp.dump_name()));
+        let safety = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&safety_path)
+            .map_err(|e| ResourceError::new(address, format!("cannot create the safety dump {}: {e}", safety_path.display())))?;
+        let mut safety = std::io::BufWriter::new(safety);
+        let bar = cx.printer.bytes_bar(None, "safety dump");
+        let stats = pg::dump_all(&target, &mut safety, |n| bar.set_position(n));
+        bar.finish_and_clear();
+        let stats = stats.map_err(|e| err("the safety dump of the live cluster failed, nothing was restored", e))?;
+        std::io::Write::flush(&mut safety)
+            .and_then(|()| safety.get_ref().sync_all())
+            .map_err(|e| ResourceError::new(address, format!("cannot write the safety dump {}: {e}", safety_path.display())))?;
+        applied.details.push(format!(
+            "safety dump of the live cluster: {} ({} of SQL)",
+            safety_path.display(),
+            indicatif::HumanBytes(stats.sql_bytes)
+        ));
+
+        // 2. Nothing may stay connected: DROP DATABASE would fail and psql
+        // would still exit 0 with the old data in place.
+        let names: Vec<&str> = db.fingerprint.keys().map(String::as_str).collect();
+        let ended = pg::terminate_backends(&target, &names).map_err(|e| err("cannot end the remaining sessions", e))?;
+        for b in &ended {
+            applied.details.push(format!("ended session: {b}"));
+        }
+
+        // 3. Stream the dump into psql, reading every message it prints.
+        let file = cx
+            .bundle
+            .open_file(&db.file)
+            .map_err(|e| ResourceError::new(address, format!("cannot open the dump: {e}")))?;
+        let bar = cx.printer.bytes_bar(Some(db.size), "restore");
+        let report = pg::restore(&target, file, |n| bar.set_position(n));
+        bar.finish_and_clear();
+        let report = report.map_err(|e| {
+            err("the restore failed", e).help(format!(
+                "the cluster may be partly restored; the safety dump {} holds it as it was (zcat it into psql to go back), or fix the cause and run apply again",
+                safety_path.display()
+            ))
+        })?;
+        for a in report.allowed_messages() {
+            applied.details.push(format!("harmless, as the runbook says: {a}"));
+        }
+        for w in &report.warnings {
+            applied.warnings.push(format!("psql: {w}"));
+        }
+
+        // 4. Trust rows, not exit codes: the result must equal the bundle.
+        let expected = pg::Fingerprint {
+            databases: db.fingerprint.clone(),
+        };
+        let actual = pg::fingerprint(&target).map_err(|e| err("cannot count the restored rows", e))?;
+        let diffs: Vec<String> = pg::compare(&expected, &actual)
+            .into_iter()
+            .filter(|d| !d.is_extra_database())
+            .map(|d| d.to_string())
+            .collect();
+        if !diffs.is_empty() || !report.verified {
+            return Err(ResourceError::new(
+                address,
+                format!("the restored cluster does not match the bundle: {}", diffs.join("; ")),
+            )
+            .help(format!(
+                "psql's exit status is not trusted; the safety dump {} holds the cluster as it was",
+                safety_path.display()
+            )));
+        }
+
+        // 5. Remember it, so the next plan shows no change.
+        let id = pg::cluster_identity(&target).map_err(|e| err("cannot read the cluster identity", e))?;
+        let mut state = cx.state.borrow_mut();
+        state.record(crate::state::RestoreRecord {
+            address: address.to_string(),
+            bundle_id: cx.bundle.name(),
+            system_identifier: id.system_identifier,
+            time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        });
+        state
+            .save(cx.root.dir())
+            .map_err(|e| ResourceError::new(address, e.to_string()))?;
+        applied.message = format!(
+            "restored {} ({} tables, {} rows verified)",
+            db.file,
+            expected.table_count(),
+            expected.total_rows()
+        );
+        Ok(applied)
     }
 }
 

@@ -2,7 +2,7 @@
 //! file the installer leaves behind, `unless` a command that exits 0 when
 //! there is nothing to do. Without a guard it runs on every apply.
 
-use super::kind::{Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
 use crate::host::process;
 use crate::plan::Action;
 use crate::recipe::{Address, ExecSpec};
@@ -82,5 +82,36 @@ impl Kind for ExecKind {
             _ => "it has no `creates` or `unless` guard".to_string(),
         };
         Ok(Verdict::new(Action::Run, reason, after).detail(format!("command: {}", spec.command.join(" "))))
+    }
+
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &ExecSpec,
+        _step: &crate::plan::Step,
+        _change: &crate::plan::ResourceChange,
+        cx: &ApplyCx,
+    ) -> Result<Applied, ResourceError> {
+        let mut cmd = command(&spec.command, cx.root.dir())
+            .ok_or_else(|| ResourceError::new(address, "`command` is empty"))?;
+        let out = process::run(&mut cmd, spec.timeout).map_err(|e| ResourceError::new(address, e.to_string()))?;
+        if !out.status.success() {
+            let tail: Vec<&str> = out.stderr.lines().chain(out.stdout.lines()).rev().take(10).collect();
+            return Err(ResourceError::new(
+                address,
+                format!(
+                    "`{}` failed ({}): {}",
+                    spec.command.join(" "),
+                    out.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ),
+            )
+            .help("fix what the installer reports and run apply again"));
+        }
+        Ok(Applied::new(format!(
+            "`{}` finished in {:.1} s",
+            spec.command.join(" "),
+            out.elapsed.as_secs_f64()
+        )))
     }
 }

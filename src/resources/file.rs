@@ -65,4 +65,22 @@ impl super::kind::Kind for FileKind {
         v.files.push(change);
         Ok(v)
     }
+
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &FileSpec,
+        _step: &crate::plan::Step,
+        change: &crate::plan::ResourceChange,
+        cx: &super::kind::ApplyCx,
+    ) -> Result<super::kind::Applied, super::kind::ResourceError> {
+        let o = super::content::Overrides {
+            mode: spec.mode,
+            owner: spec.owner.as_deref(),
+            group: spec.group.as_deref(),
+            sensitive: spec.sensitive,
+            diff: false,
+        };
+        super::content::apply_files(cx, address, &change.files, o)
+    }
 }

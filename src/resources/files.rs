@@ -139,4 +139,15 @@ impl super::kind::Kind for FilesKind {
         v.files = files;
         Ok(v)
     }
+
+    fn apply(
+        &self,
+        address: &Address,
+        _spec: &FilesSpec,
+        _step: &crate::plan::Step,
+        change: &crate::plan::ResourceChange,
+        cx: &super::kind::ApplyCx,
+    ) -> Result<super::kind::Applied, super::kind::ResourceError> {
+        super::content::apply_files(cx, address, &change.files, Default::default())
+    }
 }

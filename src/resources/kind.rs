@@ -103,6 +103,37 @@ impl Verdict {
     }
 }
 
+/// Everything a resource may use while applying a step.
+pub struct ApplyCx<'a> {
+    pub recipe: &'a Recipe,
+    pub root: &'a Root,
+    pub bundle: &'a Bundle,
+    pub services: &'a Services,
+    /// This run's directory (safety dumps) and its `previous/`.
+    pub run_dir: &'a std::path::Path,
+    pub previous: &'a std::path::Path,
+    pub state: &'a std::cell::RefCell<State>,
+    pub printer: &'a crate::printer::Printer,
+}
+
+/// What one step did, in a line, plus anything worth a warning.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub message: String,
+    pub warnings: Vec<String>,
+    /// Lines printed under the step (a per-host table, removed backends…).
+    pub details: Vec<String>,
+}
+
+impl Applied {
+    pub fn new(message: impl Into<String>) -> Applied {
+        Applied {
+            message: message.into(),
+            ..Applied::default()
+        }
+    }
+}
+
 pub trait Kind {
     type Spec;
     /// What was seen on the host; its JSON is the plan's `before` and its
@@ -120,6 +151,16 @@ pub trait Kind {
         observed: &Self::Observed,
         cx: &Cx,
     ) -> Result<Verdict, ResourceError>;
+
+    /// Carries out one step of a plan for this resource.
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &Self::Spec,
+        step: &crate::plan::Step,
+        change: &ResourceChange,
+        cx: &ApplyCx,
+    ) -> Result<Applied, ResourceError>;
 }
 
 fn plan_with<K: Kind>(kind: K, address: &Address, spec: &K::Spec, cx: &Cx) -> Result<ResourceChange, ResourceError> {
@@ -152,5 +193,26 @@ pub fn plan_resource(resource: &Resource, cx: &Cx) -> Result<ResourceChange, Res
         Spec::Service(s) => plan_with(service::ServiceKind, a, s, cx),
         Spec::Exec(s) => plan_with(exec::ExecKind, a, s, cx),
         Spec::RemoteService(s) => plan_with(remote_service::RemoteServiceKind, a, s, cx),
+    }
+}
+
+/// Applies one step with its resource's kind.
+pub fn apply_step(
+    resource: &Resource,
+    step: &crate::plan::Step,
+    change: &ResourceChange,
+    cx: &ApplyCx,
+) -> Result<Applied, ResourceError> {
+    use super::*;
+    let a = &resource.address;
+    match &resource.spec {
+        Spec::File(s) => file::FileKind.apply(a, s, step, change, cx),
+        Spec::Files(s) => files::FilesKind.apply(a, s, step, change, cx),
+        Spec::Absent(s) => absent::AbsentKind.apply(a, s, step, change, cx),
+        Spec::Cert(s) => cert::CertKind.apply(a, s, step, change, cx),
+        Spec::Database(s) => database::DatabaseKind.apply(a, s, step, change, cx),
+        Spec::Service(s) => service::ServiceKind.apply(a, s, step, change, cx),
+        Spec::Exec(s) => exec::ExecKind.apply(a, s, step, change, cx),
+        Spec::RemoteService(s) => remote_service::RemoteServiceKind.apply(a, s, step, change, cx),
     }
 }

@@ -1,6 +1,6 @@
 //! `service`: a local service that must be running or stopped.
 
-use super::kind::{Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
 use crate::host::service::{ServiceError, Status};
 use crate::plan::Action;
 use crate::recipe::{Address, ServiceSpec, ServiceState};
@@ -65,5 +65,38 @@ impl Kind for ServiceKind {
             format!("{} is {}; desired state is {}", spec.name, seen.status, want.as_str()),
             after,
         ))
+    }
+
+    fn apply(
+        &self,
+        address: &Address,
+        spec: &ServiceSpec,
+        step: &crate::plan::Step,
+        _change: &crate::plan::ResourceChange,
+        cx: &ApplyCx,
+    ) -> Result<Applied, ResourceError> {
+        use crate::host::service::Action as SvcAction;
+        use crate::plan::Op;
+        let action = match step.op {
+            Op::Start => SvcAction::Start,
+            Op::Stop => SvcAction::Stop,
+            Op::Restart => SvcAction::Restart,
+            other => return Err(ResourceError::new(address, format!("a service cannot `{}`", other.as_str()))),
+        };
+        cx.services.act(&spec.name, action).map_err(|e| {
+            ResourceError::new(address, e.to_string()).help(format!(
+                "check the service by hand (`service {} status`) and its logs, then run apply again",
+                spec.name
+            ))
+        })?;
+        Ok(Applied::new(format!(
+            "{} {}",
+            spec.name,
+            match action {
+                SvcAction::Start => "started",
+                SvcAction::Stop => "stopped",
+                SvcAction::Restart => "restarted",
+            }
+        )))
     }
 }

@@ -1,0 +1,257 @@
+//! Carrying out a plan: under a lock, in a run directory that keeps what
+//! was replaced, step by step with a journal, stopping at the first failure
+//! (after starting again what this run stopped), then planning again to
+//! prove the host now matches.
+
+pub mod lock;
+pub mod run;
+
+use crate::bundle::Bundle;
+use crate::host::fs::Root;
+use crate::host::service::Services;
+use crate::plan::{Action, Op, Plan, Step};
+use crate::printer::Printer;
+use crate::recipe::{Recipe, ServiceState, Spec};
+use crate::resources::kind::{apply_step, ApplyCx};
+use crate::state::State;
+use run::{JournalLine, RunDir, Unfinished};
+use std::cell::RefCell;
+use std::time::Instant;
+
+pub struct Target<'a> {
+    pub recipe: &'a Recipe,
+    pub root: &'a Root,
+    pub bundle: &'a Bundle,
+    pub services: &'a Services,
+}
+
+pub fn runs_dir(root: &Root) -> std::path::PathBuf {
+    crate::state::dir(root.dir()).join("runs")
+}
+
+/// Adds the steps an interrupted run still owed (restarts after changes it
+/// made, remote actions after its restore): a fresh plan cannot see them.
+pub fn carry_over(plan: &mut Plan, unfinished: &Unfinished) -> Vec<Step> {
+    let mut added = Vec::new();
+    for owed in unfinished.owed() {
+        let present = plan
+            .steps
+            .iter()
+            .any(|s| s.address == owed.address && (s.op == owed.op || s.op == Op::Start));
+        if !present {
+            let mut s = owed.clone();
+            s.reason = format!("owed by the interrupted run {}: {}", run_name(&unfinished.dir), owed.reason);
+            added.push(s);
+        }
+    }
+    // Restarts before remote actions, each after everything else.
+    added.sort_by_key(|s| s.op == Op::RemoteAction);
+    plan.steps.extend(added.iter().cloned());
+    for (i, s) in plan.steps.iter_mut().enumerate() {
+        s.id = i + 1;
+    }
+    plan.summary = crate::plan::Summary::of(&plan.resource_changes, &plan.steps);
+    added
+}
+
+pub fn run_name(dir: &std::path::Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// How a finished apply went.
+pub struct Outcome {
+    pub run_dir: std::path::PathBuf,
+    pub warnings: Vec<String>,
+    pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("apply failed at step {step} ({address}): {message}")]
+#[diagnostic(code(imlrecover::apply_failed))]
+pub struct StepFailed {
+    pub step: usize,
+    pub address: String,
+    pub message: String,
+    #[help]
+    pub help: String,
+}
+
+/// Runs every step of `plan` in order. On failure, starts again the services
+/// this run stopped (whose desired state is running) and reports what was
+/// done, what failed and what was not attempted.
+pub fn execute(
+    printer: &Printer,
+    t: &Target,
+    plan: &Plan,
+    previous: Option<&Unfinished>,
+) -> miette::Result<Outcome> {
+    let start = Instant::now();
+    let mut run = RunDir::create(&runs_dir(t.root), plan).map_err(|e| miette::miette!("cannot create the run directory: {e}"))?;
+    let state = RefCell::new(State::load(t.root.dir())?);
+    let previous_dir = run.previous();
+    let run_dir = run.dir.clone();
+    let cx = ApplyCx {
+        recipe: t.recipe,
+        root: t.root,
+        bundle: t.bundle,
+        services: t.services,
+        run_dir: &run_dir,
+        previous: &previous_dir,
+        state: &state,
+        printer,
+    };
+    printer.line(&format!("Run directory: {}", run.dir.display()))?;
+    let total = plan.steps.len();
+    let width = total.to_string().len();
+    let mut warnings = Vec::new();
+    let mut stopped: Vec<&Step> = Vec::new();
+    for step in &plan.steps {
+        let head = format!("[{:>width$}/{total}] {} {}", step.id, step.op.as_str(), step.address);
+        // A spinner on a terminal; a start line in logs, so a slow step
+        // shows what it is waiting for.
+        let spinner = printer.bar(0, &head);
+        if printer.progress {
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        } else {
+            printer.line(&format!("{head} …"))?;
+        }
+        let t0 = Instant::now();
+        let result = match (t.recipe.resource(&step.address), plan.change(&step.address)) {
+            (Some(resource), Some(change)) => apply_step(resource, step, change, &cx),
+            _ => Err(crate::resources::kind::ResourceError::new(
+                &step.address,
+                "the plan names a resource the recipe does not declare",
+            )),
+        };
+        let elapsed = t0.elapsed();
+        spinner.finish_and_clear();
+        match result {
+            Ok(applied) => {
+                run.record(&JournalLine {
+                    step: step.id,
+                    op: step.op,
+                    address: step.address.to_string(),
+                    status: "done".into(),
+                    elapsed_ms: elapsed.as_millis() as u64,
+                    message: applied.message.clone(),
+                })
+                .map_err(|e| miette::miette!("cannot write the journal in {}: {e}", run.dir.display()))?;
+                printer.line(&format!(
+                    "{head}: {} {}",
+                    printer.green(&applied.message),
+                    printer.dim(&format!("({:.2} s)", elapsed.as_secs_f64()))
+                ))?;
+                for d in &applied.details {
+                    printer.line(&format!("      {d}"))?;
+                }
+                for w in &applied.warnings {
+                    printer.line(&format!("      {} {w}", printer.yellow("Warning:")))?;
+                }
+                warnings.extend(applied.warnings);
+                if step.op == Op::Stop {
+                    stopped.push(step);
+                }
+            }
+            Err(e) => {
+                let _ = run.record(&JournalLine {
+                    step: step.id,
+                    op: step.op,
+                    address: step.address.to_string(),
+                    status: "failed".into(),
+                    elapsed_ms: elapsed.as_millis() as u64,
+                    message: e.to_string(),
+                });
+                printer.line(&format!("{head}: {}", printer.red("FAILED")))?;
+                restart_stopped(printer, t, &stopped)?;
+                report_failure(printer, plan, step.id)?;
+                return Err(StepFailed {
+                    step: step.id,
+                    address: step.address.to_string(),
+                    message: format!("{}{}", e.message, e.help.map(|h| format!(" ({h})")).unwrap_or_default()),
+                    help: format!(
+                        "the run directory {} keeps every file this run replaced and the safety dump; \
+                         fix the problem and run the same `imlrecover apply` again: it plans afresh and redoes only what is left",
+                        run.dir.display()
+                    ),
+                }
+                .into());
+            }
+        }
+    }
+    run.mark(run::COMPLETE).map_err(|e| miette::miette!("cannot mark {} complete: {e}", run.dir.display()))?;
+    if let Some(p) = previous {
+        let _ = p.mark_superseded();
+    }
+    Ok(Outcome {
+        run_dir: run.dir.clone(),
+        warnings,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// After a failure: services this run stopped come back, unless the recipe
+/// wants them stopped.
+fn restart_stopped(printer: &Printer, t: &Target, stopped: &[&Step]) -> miette::Result<()> {
+    for step in stopped.iter().rev() {
+        let Some(Spec::Service(s)) = t.recipe.resource(&step.address).map(|r| &r.spec) else {
+            continue;
+        };
+        if s.state != ServiceState::Running {
+            continue;
+        }
+        match t.services.act(&s.name, crate::host::service::Action::Start) {
+            Ok(_) => printer.line(&format!("  started {} again (this run had stopped it)", s.name))?,
+            Err(e) => printer.line(&format!("  {} could not start {} again: {e}", printer.red("Warning:"), s.name))?,
+        }
+    }
+    Ok(())
+}
+
+fn report_failure(printer: &Printer, plan: &Plan, failed: usize) -> miette::Result<()> {
+    let done: Vec<String> = plan.steps.iter().filter(|s| s.id < failed).map(|s| format!("{} {}", s.op.as_str(), s.address)).collect();
+    let left: Vec<String> = plan.steps.iter().filter(|s| s.id > failed).map(|s| format!("{} {}", s.op.as_str(), s.address)).collect();
+    printer.line(&format!("\nDone ({}): {}", done.len(), if done.is_empty() { "nothing".into() } else { done.join(", ") }))?;
+    printer.line(&format!("Not attempted ({}): {}", left.len(), if left.is_empty() { "nothing".into() } else { left.join(", ") }))?;
+    Ok(())
+}
+
+/// `Apply complete! 3 restored, 2 updated, 4 service actions.`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut parts = vec![format!("{} restored", s.restore)];
+    if s.create > 0 {
+        parts.push(format!("{} created", s.create));
+    }
+    parts.push(format!("{} updated", s.update));
+    if s.remove > 0 {
+        parts.push(format!("{} removed", s.remove));
+    }
+    if s.run > 0 {
+        parts.push(format!("{} run", s.run));
+    }
+    parts.push(format!(
+        "{} service {}",
+        s.service_actions,
+        if s.service_actions == 1 { "action" } else { "actions" }
+    ));
+    format!("Apply complete! {}.", parts.join(", "))
+}
+
+/// Resources whose live state moved since `saved` was planned.
+pub fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
+    let touched: Vec<&crate::recipe::Address> = saved.steps.iter().map(|s| &s.address).collect();
+    saved
+        .resource_changes
+        .iter()
+        .filter(|c| touched.contains(&&c.address))
+        // Remote hosts are re-checked as the step runs; flapping reachability
+        // is not a reason to refuse the whole plan.
+        .filter(|c| c.address.kind != crate::recipe::ResourceType::RemoteService)
+        .filter(|c| {
+            fresh
+                .change(&c.address)
+                .is_none_or(|f| f.observed != c.observed || (f.action == Action::NoOp) != (c.action == Action::NoOp))
+        })
+        .map(|c| c.address.to_string())
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! `imlrecover apply`: plan (or load a saved plan), approve, run the steps,
+//! then plan again to prove the host matches.
+
+use super::{CmdResult, Outcome};
+use crate::apply::{self, lock, run};
+use crate::bundle::Bundle;
+use crate::cli::{ApplyArgs, RecipeArgs, TargetArgs};
+use crate::host::fs::Root;
+use crate::host::service::Services;
+use crate::plan::Plan;
+use crate::printer::Printer;
+use crate::recipe::{self, Recipe};
+use crate::views;
+use miette::miette;
+
+pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
+    match &args.plan {
+        Some(planfile) => apply_saved(printer, planfile),
+        None => apply_fresh(printer, args),
+    }
+}
+
+fn target_args(args: &ApplyArgs) -> miette::Result<TargetArgs> {
+    let (Some(recipe), Some(bundle)) = (&args.recipe, &args.bundle) else {
+        return Err(miette!("apply needs either PLANFILE or -r RECIPE and --bundle BUNDLE"));
+    };
+    Ok(TargetArgs {
+        recipe: RecipeArgs {
+            recipe: recipe.clone(),
+            vars: args.vars.clone(),
+            var_files: args.var_files.clone(),
+        },
+        root: args.root.clone(),
+        bundle: bundle.clone(),
+        replace: args.replace.clone(),
+    })
+}
+
+fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
+    let t = target_args(args)?;
+    // Refuse early: nothing is observed or locked for a question nobody can answer.
+    if !args.auto_approve && !printer.interactive {
+        return Err(miette!(
+            help = "review the plan with `imlrecover plan`, then run apply with --auto-approve, or save it with `plan --out F` and run `imlrecover apply F`",
+            "apply needs approval, but standard input is not a terminal"
+        ));
+    }
+    let recipe = super::load_recipe(&t.recipe)?;
+    let root = Root::new(&t.root)?;
+    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
+    let mut plan = super::plan::make_plan(&recipe, &t)?;
+    let previous = run::unfinished(&apply::runs_dir(&root)).map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if let Some(p) = &previous {
+        let added = apply::carry_over(&mut plan, p);
+        printer.line(&format!(
+            "{} the run {} did not finish ({} of {} steps done); planning afresh{}.\n",
+            printer.yellow("Resuming:"),
+            apply::run_name(&p.dir),
+            p.done.len(),
+            p.plan.steps.len(),
+            if added.is_empty() { String::new() } else { format!(", plus {} step(s) it still owed", added.len()) }
+        ))?;
+    }
+    printer.out(&views::human::plan(printer, &plan))?;
+    if !plan.has_changes() {
+        return Ok(Outcome::Clean);
+    }
+    if !args.auto_approve && !approved(printer)? {
+        printer.line("Apply cancelled; nothing was changed.")?;
+        return Err(miette!("apply was not approved"));
+    }
+    finish(printer, &recipe, &root, &t, &plan, previous.as_ref())
+}
+
+fn approved(printer: &Printer) -> miette::Result<bool> {
+    printer.line(&format!(
+        "\n{}\n  imlrecover will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n",
+        printer.bold("Do you want to perform these actions?")
+    ))?;
+    let answer: String = dialoguer::Input::new()
+        .with_prompt("  Enter a value")
+        .allow_empty(true)
+        .interact_text()
+        .map_err(|e| miette!("cannot read the answer: {e}"))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
+    let saved = super::plan::load(planfile)?;
+    let values = saved
+        .variables
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), hcl::to_value(v).map_err(|e| miette!("variable {k} in the plan: {e}"))?)))
+        .collect::<miette::Result<Vec<_>>>()?;
+    let input = recipe::VarInput {
+        values,
+        ..Default::default()
+    };
+    let recipe_path = std::path::PathBuf::from(&saved.recipe.path);
+    let recipe = recipe::load(&recipe_path, &input).map_err(miette::Report::new)?;
+    if recipe.hash != saved.recipe.hash {
+        return Err(miette!(
+            help = "make a new plan from the recipe as it is now",
+            "the recipe {} changed since the plan was made (blake3 {}… then, {}… now)",
+            saved.recipe.path,
+            saved.recipe.hash.get(..8).unwrap_or(""),
+            recipe.hash.get(..8).unwrap_or("")
+        ));
+    }
+    let bundle = Bundle::open(std::path::Path::new(&saved.bundle.path))?;
+    if bundle.name() != saved.bundle.id {
+        return Err(miette!(
+            "the plan was made from bundle {}, but {} is now bundle {}",
+            saved.bundle.id,
+            saved.bundle.path,
+            bundle.name()
+        ));
+    }
+    let t = TargetArgs {
+        recipe: RecipeArgs {
+            recipe: recipe_path,
+            vars: Vec::new(),
+            var_files: Vec::new(),
+        },
+        root: saved.root.clone().into(),
+        bundle: bundle.dir.clone(),
+        replace: saved.replace.iter().map(|a| a.to_string()).collect(),
+    };
+    let root = Root::new(&t.root)?;
+    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
+    let fresh = plan_with(&recipe, &root, &bundle, &saved.replace)?;
+    let stale = apply::stale(&saved, &fresh);
+    if !stale.is_empty() {
+        return Err(miette!(
+            help = "make a new plan (`imlrecover plan ... --out F`) and review it",
+            "the saved plan is stale: {} changed on the host since it was made",
+            stale.join(", ")
+        ));
+    }
+    let previous = run::unfinished(&apply::runs_dir(&root)).map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if !saved.has_changes() {
+        printer.line(&views::human::plan(printer, &saved))?;
+        return Ok(Outcome::Clean);
+    }
+    printer.line(&format!("Applying the saved plan {} ({} steps).", planfile.display(), saved.steps.len()))?;
+    finish(printer, &recipe, &root, &t, &saved, previous.as_ref())
+}
+
+fn plan_with(recipe: &Recipe, root: &Root, bundle: &Bundle, replace: &[recipe::Address]) -> miette::Result<Plan> {
+    let state = crate::state::State::load(root.dir())?;
+    let services = Services::new(recipe.settings.services, root.dir());
+    Ok(crate::plan::build(&crate::plan::Inputs {
+        recipe,
+        root,
+        bundle,
+        services: &services,
+        state: &state,
+        replace,
+    })?)
+}
+
+fn finish(
+    printer: &Printer,
+    recipe: &Recipe,
+    root: &Root,
+    t: &TargetArgs,
+    plan: &Plan,
+    previous: Option<&run::Unfinished>,
+) -> CmdResult {
+    let bundle = Bundle::open(&t.bundle)?;
+    let services = Services::new(recipe.settings.services, root.dir());
+    let target = apply::Target {
+        recipe,
+        root,
+        bundle: &bundle,
+        services: &services,
+    };
+    printer.line("")?;
+    let outcome = apply::execute(printer, &target, plan, previous)?;
+    // Proof, not hope: plan again; anything left is an error.
+    let replace: Vec<recipe::Address> = Vec::new();
+    let after = plan_with(recipe, root, &bundle, &replace)?;
+    if after.has_changes() {
+        let left: Vec<String> = after
+            .resource_changes
+            .iter()
+            .filter(|c| c.changed())
+            .map(|c| format!("{} ({})", c.address, c.reason))
+            .collect();
+        return Err(miette!(
+            help = format!("the run directory {} keeps what was replaced", outcome.run_dir.display()),
+            "every step succeeded, but the host still differs from the recipe: {}",
+            left.join("; ")
+        ));
+    }
+    printer.line(&format!(
+        "\n{} {}",
+        printer.green(&apply::summary_line(plan)),
+        printer.dim(&format!("({:.1} s; run directory {})", outcome.elapsed.as_secs_f64(), outcome.run_dir.display()))
+    ))?;
+    for w in &outcome.warnings {
+        printer.line(&format!("{} {w}", printer.yellow("Warning:")))?;
+    }
+    Ok(Outcome::Clean)
+}
