@@ -237,3 +237,137 @@ fn keep_prunes_oldest_only_after_success() {
         .code(1)
         .stderr_has("--keep");
 }
+
+// ---- The database: a real PostgreSQL 15 cluster seeded like a manager ----
+
+use support::chroma::{ChromaCluster, TABLES};
+
+#[test]
+fn database_dump_is_recorded_and_restores_with_plain_zcat_psql() {
+    let host = Host::new();
+    let source = ChromaCluster::start();
+    let vars = source.vars();
+    let out = backup(
+        &host,
+        &support::host::recipe(),
+        &vars.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    out.code(0)
+        .stdout_has("pgbackup-")
+        .stdout_has("PostgreSQL 15");
+    let bundle = host.latest();
+    let m = manifest(&bundle);
+    let db = m.database.as_ref().expect("database record");
+
+    // The seed's own name: pgbackup-YYYY-MM-DD-HH:MM:SS.sql.gz
+    let stamp = db
+        .file
+        .strip_prefix("pgbackup-")
+        .and_then(|s| s.strip_suffix(".sql.gz"))
+        .unwrap();
+    assert_eq!(stamp.len(), 19, "{}", db.file);
+    assert!(
+        stamp.chars().enumerate().all(|(i, c)| match i {
+            4 | 7 | 10 => c == '-',
+            13 | 16 => c == ':',
+            _ => c.is_ascii_digit(),
+        }),
+        "{}",
+        db.file
+    );
+    let dump = bundle.join(&db.file);
+    assert_eq!(db.size, std::fs::metadata(&dump).unwrap().len());
+    assert_eq!(db.blake3, blake3_of(&dump));
+    assert_eq!(mode(&dump), 0o600);
+
+    let id = imlrecover::host::postgres::cluster_identity(&source.target()).unwrap();
+    assert_eq!(db.system_identifier, id.system_identifier);
+    assert!(db.server_version.starts_with("15"), "{}", db.server_version);
+    assert_eq!(db.databases, ["chroma"]);
+    let chroma = &db.fingerprint["chroma"];
+    for (table, rows) in TABLES {
+        assert_eq!(
+            chroma.get(&format!("public.{table}")),
+            Some(rows),
+            "{table}"
+        );
+    }
+
+    // The runbook's restore, unchanged, into a fresh cluster.
+    let fresh = imlrecover::host::postgres::TempCluster::start().unwrap();
+    let t = fresh.target();
+    let script = format!(
+        "zcat '{}' | runuser -u postgres -- psql -X -q -h '{}' -p {} postgres",
+        dump.display(),
+        t.host.clone().unwrap(),
+        t.port.unwrap()
+    );
+    let restored = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(
+        ChromaCluster::rows(&t),
+        ChromaCluster::rows(&source.target())
+    );
+    for (table, _) in TABLES {
+        assert_eq!(
+            ChromaCluster::digest(&t, table),
+            ChromaCluster::digest(&source.target(), table),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn unreachable_database_fails_and_leaves_no_bundle() {
+    let host = Host::new();
+    let sock = host.tmp.path().join("no-server");
+    std::fs::create_dir(&sock).unwrap();
+    let out = backup(
+        &host,
+        &support::host::recipe(),
+        &[
+            "--var",
+            &format!("pg_host={}", sock.display()),
+            "--var",
+            "pg_port=5999",
+        ],
+    );
+    out.code(1).stderr_has("database.chroma");
+    assert!(!host.bundles.exists(), "{:?}", host.bundle_names());
+}
+
+#[test]
+fn pg_dumpall_failing_half_way_leaves_no_bundle() {
+    let host = Host::new();
+    let source = ChromaCluster::start();
+    let vars = source.vars();
+    let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
+    backup(&host, &support::host::recipe(), &vars).code(0);
+    let good = host.bundle_names();
+
+    // pg_dumpall dumps databases in name order: `zz` comes after `chroma`,
+    // and the server refuses pg_dump's connection to it.
+    let t = source.target();
+    imlrecover::host::postgres::execute(&t, "postgres", "CREATE DATABASE zz").unwrap();
+    let hba = source.cluster.data_dir().join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local zz all reject\n{rules}")).unwrap();
+    imlrecover::host::postgres::execute(&t, "postgres", "SELECT pg_reload_conf()").unwrap();
+
+    backup(&host, &support::host::recipe(), &vars)
+        .code(1)
+        .stderr_has("database.chroma: pg_dumpall failed")
+        .stderr_has("no bundle was written");
+    assert_eq!(host.bundle_names(), good, "the failed backup left nothing");
+    assert_eq!(
+        host.latest().file_name().unwrap().to_string_lossy(),
+        good[0]
+    );
+}

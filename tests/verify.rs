@@ -207,3 +207,184 @@ fn absent_entries_need_no_file() {
     assert!(m.entries.iter().any(|e| e.kind == EntryKind::Absent));
     verify(&b).code(0);
 }
+
+// ---- The dump: a real backup of a seeded PostgreSQL 15 cluster ----------
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use std::io::{Read, Write};
+use support::chroma::ChromaCluster;
+use support::host::copy_tree;
+
+fn db_bundle() -> (Host, PathBuf) {
+    let host = Host::new();
+    let source = ChromaCluster::start();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(support::host::recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(source.vars())
+        .run()
+        .code(0);
+    let bundle = host.latest();
+    (host, bundle)
+}
+
+/// A copy of the bundle to damage, beside the original.
+fn copy_of(host: &Host, bundle: &Path, name: &str) -> PathBuf {
+    let copy = host.tmp.path().join(name);
+    copy_tree(bundle, &copy);
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    copy
+}
+
+fn dump_sql(bundle: &Path) -> (PathBuf, String) {
+    let m = manifest(bundle);
+    let path = bundle.join(&m.database.unwrap().file);
+    let mut sql = String::new();
+    MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_string(&mut sql)
+        .unwrap();
+    (path, sql)
+}
+
+/// Replaces the dump with `sql`, gzip'd, and makes the manifest agree.
+fn replace_dump(bundle: &Path, sql: &str) {
+    let (path, _) = dump_sql(bundle);
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(sql.as_bytes()).unwrap();
+    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    let mut m = manifest(bundle);
+    let db = m.database.as_mut().unwrap();
+    db.size = std::fs::metadata(&path).unwrap().len();
+    db.blake3 = blake3_of(&path);
+    db.sql_size = sql.len() as u64;
+    write_manifest(bundle, &m);
+}
+
+/// Private temp dir for the drill's throwaway cluster (postgres must reach
+/// it), so the test can see that the drill removed it.
+fn drill_tmp(host: &Host) -> PathBuf {
+    let dir = host.tmp.path().join("drill-tmp");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(
+        host.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
+fn drill(bundle: &Path, tmp: &Path) -> Output {
+    Imlrecover::new()
+        .args(["verify", "--drill"])
+        .arg(bundle)
+        .env("TMPDIR", tmp)
+        .run()
+}
+
+#[test]
+fn the_dump_is_checked_and_drilled() {
+    let (host, b) = db_bundle();
+    verify(&b).code(0).stdout_has("24 files");
+    let tmp = drill_tmp(&host);
+    drill(&b, &tmp)
+        .code(0)
+        .stdout_has("Drill passed:")
+        .stdout_has("266 rows match the manifest");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the throwaway cluster is removed"
+    );
+
+    // One table's rows removed from the dump, hashes fixed: only the drill
+    // can tell.
+    let rows_gone = copy_of(&host, &b, "rows-gone");
+    let (_, sql) = dump_sql(&rows_gone);
+    let start = sql
+        .find("COPY public.chroma_core_managedtarget ")
+        .expect("COPY block");
+    let data = start + sql[start..].find('\n').unwrap() + 1;
+    let end = data + sql[data..].find("\\.\n").unwrap();
+    let cut = format!("{}{}", &sql[..data], &sql[end..]);
+    replace_dump(&rows_gone, &cut);
+    verify(&rows_gone).code(0);
+    drill(&rows_gone, &tmp).code(1).stdout_has(
+        "public.chroma_core_managedtarget in database \"chroma\": 12 rows expected, 0 found",
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "removed after a failed drill too"
+    );
+
+    // A statement that fails in psql beyond the known harmless errors.
+    let bad_sql = copy_of(&host, &b, "bad-sql");
+    let (_, sql) = dump_sql(&bad_sql);
+    replace_dump(
+        &bad_sql,
+        &sql.replacen(
+            "CREATE TABLE public.chroma_core_command",
+            "CREATE TABLE public.chroma_core_command_broken(",
+            1,
+        ),
+    );
+    drill(&bad_sql, &tmp)
+        .code(1)
+        .stdout_has("the test restore failed");
+
+    // A corrupt byte in the gzip stream.
+    let corrupt = copy_of(&host, &b, "corrupt");
+    let (path, _) = dump_sql(&corrupt);
+    let mut gz = std::fs::read(&path).unwrap();
+    let mid = gz.len() / 2;
+    gz[mid] ^= 0xff;
+    std::fs::write(&path, gz).unwrap();
+    let dump = path.file_name().unwrap().to_string_lossy().into_owned();
+    verify(&corrupt)
+        .code(1)
+        .stdout_has(&format!("{dump} (database.chroma): corrupt gzip:"))
+        .stdout_has(&format!("{dump} (database.chroma): modified:"));
+
+    // Truncated gzip.
+    let truncated = copy_of(&host, &b, "truncated");
+    let (path, _) = dump_sql(&truncated);
+    let gz = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &gz[..gz.len() - 100]).unwrap();
+    verify(&truncated)
+        .code(1)
+        .stdout_has(&format!("{dump} (database.chroma): truncated:"))
+        .stdout_has(&format!("{dump} (database.chroma): corrupt gzip:"));
+
+    // A dump cut short but well-compressed, hashes fixed: pg_dumpall's last
+    // line is missing.
+    let short = copy_of(&host, &b, "short");
+    let (_, sql) = dump_sql(&short);
+    replace_dump(&short, &sql[..sql.len() * 2 / 3]);
+    verify(&short)
+        .code(1)
+        .stdout_has(&format!("{dump} (database.chroma): incomplete dump:"));
+
+    // The dump missing altogether.
+    let missing = copy_of(&host, &b, "missing");
+    std::fs::remove_file(missing.join(&dump)).unwrap();
+    verify(&missing)
+        .code(1)
+        .stdout_has(&format!("{dump} (database.chroma): missing:"));
+}
+
+#[test]
+fn a_drill_without_a_database_is_a_problem() {
+    let (_host, b) = fresh_bundle();
+    Imlrecover::new()
+        .args(["verify", "--drill"])
+        .arg(&b)
+        .run()
+        .code(1)
+        .stdout_has("no database dump to restore");
+}

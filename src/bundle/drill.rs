@@ -1,11 +1,140 @@
-//! `verify --drill`: restore the dump into a throwaway cluster and compare.
+//! `verify --drill`: the runbook says "test these processes"; this does it.
+//! The dump is restored with psql into a throwaway cluster (its own initdb,
+//! socket and port; stopped and deleted afterwards, also on failure and on
+//! Ctrl-C), psql's stderr may hold only the known harmless errors, and the
+//! restored row counts must equal the manifest's fingerprint.
 
-use super::verify::Problem;
-use super::Bundle;
+use super::verify::{Problem, ProblemKind};
+use super::{Bundle, MANIFEST};
+use crate::host::postgres::{self as pg, TempCluster};
 use crate::printer::Printer;
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
 
-/// On success a one-line summary; on failure the problems found.
-pub fn drill(bundle: &Bundle, _printer: &Printer) -> Result<String, Vec<Problem>> {
-    let _ = bundle;
-    Err(Vec::new())
+/// On success a one-line summary; otherwise every problem found.
+pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>> {
+    let started = Instant::now();
+    let Some(db) = &bundle.manifest.database else {
+        return Err(vec![problem(
+            MANIFEST,
+            "the bundle has no database dump to restore (the recipe declares no `database`)",
+        )]);
+    };
+    let file = bundle
+        .open_file(&db.file)
+        .map_err(|e| vec![problem(&db.file, format!("cannot open the dump: {e}"))])?;
+
+    stop_clusters_on_interrupt();
+    let mut cluster = TempCluster::start().map_err(|e| {
+        vec![problem(
+            &db.file,
+            format!("cannot start a throwaway PostgreSQL cluster: {e}"),
+        )]
+    })?;
+    let target = cluster.target();
+
+    let bar = if printer.progress {
+        let bar = ProgressBar::new(db.size).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("restoring {}", db.file));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let restored = pg::restore(&target, file, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    let report =
+        restored.map_err(|e| vec![problem(&db.file, format!("the test restore failed: {e}"))])?;
+
+    let actual = pg::fingerprint(&target).map_err(|e| {
+        vec![problem(
+            &db.file,
+            format!("cannot count the restored rows: {e}"),
+        )]
+    })?;
+    let expected = pg::Fingerprint {
+        databases: db.fingerprint.clone(),
+    };
+    // A restore never removes databases the dump does not mention (the
+    // throwaway cluster's own `postgres` may be extra): those are fine.
+    let mut problems: Vec<Problem> = pg::compare(&expected, &actual)
+        .into_iter()
+        .filter(|d| !d.is_extra_database())
+        .map(|d| {
+            problem(
+                &db.file,
+                format!("the restored cluster differs from the manifest's fingerprint: {d}"),
+            )
+        })
+        .collect();
+    for name in &db.databases {
+        if !actual.databases.contains_key(name) {
+            problems.push(problem(
+                &db.file,
+                format!("database \"{name}\" required by the recipe is missing after the restore"),
+            ));
+        }
+    }
+    let _ = cluster.stop();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(format!(
+        "restored {} ({}) into a throwaway cluster in {}; {} {}, {} rows match the manifest; psql printed only the {} known harmless {}",
+        db.file,
+        HumanBytes(report.sql_bytes),
+        humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64)),
+        expected.table_count(),
+        if expected.table_count() == 1 { "table" } else { "tables" },
+        expected.total_rows(),
+        report.allowed.len(),
+        if report.allowed.len() == 1 { "error" } else { "errors" },
+    ))
+}
+
+fn problem(path: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.to_string(),
+        kind: ProblemKind::Drill,
+        address: None,
+        message: message.into(),
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: nix::libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT/SIGTERM would kill us before `TempCluster`'s `Drop` runs, leaving
+/// a postmaster and its directory behind; a watcher thread stops them first.
+fn stop_clusters_on_interrupt() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        let action = SigAction::new(
+            SigHandler::Handler(on_interrupt),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for sig in [Signal::SIGINT, Signal::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic.
+            let _ = unsafe { sigaction(sig, &action) };
+        }
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(50));
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                let n = pg::cleanup_all();
+                eprintln!("interrupted: stopped and removed {n} throwaway PostgreSQL cluster(s)");
+                std::process::exit(130);
+            }
+        });
+    });
 }

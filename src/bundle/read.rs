@@ -16,13 +16,9 @@ pub enum OpenError {
         help("pass a bundle directory written by `imlrecover backup` (DIR/<timestamp>), DIR/latest, or DIR itself")
     )]
     NotABundle { path: PathBuf, reason: String },
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     #[diagnostic(code(imlrecover::io))]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: the manifest does not parse: {message}", path.display())]
     #[diagnostic(
         code(imlrecover::manifest),
@@ -87,8 +83,8 @@ impl Bundle {
 pub enum BundleFileError {
     #[error(transparent)]
     Unsafe(UnsafePath),
-    #[error("cannot read {path}: {source}", path = .0.display(), source = .1)]
-    Io(PathBuf, #[source] io::Error),
+    #[error("cannot read {path}: {error}", path = .0.display(), error = .1)]
+    Io(PathBuf, io::Error),
 }
 
 /// The directory to read: `path` itself if it holds a manifest, else its
@@ -102,7 +98,7 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
         io::ErrorKind::NotFound => not("it does not exist"),
         _ => OpenError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         },
     })?;
     if !dir.is_dir() {
@@ -113,7 +109,7 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
     } else if dir.join(LATEST).symlink_metadata().is_ok() {
         std::fs::canonicalize(dir.join(LATEST)).map_err(|e| OpenError::Io {
             path: dir.join(LATEST),
-            source: e,
+            error: e,
         })?
     } else {
         return Err(not("it has no manifest.json and no `latest`"));
@@ -134,7 +130,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, OpenError> {
     let path = dir.join(MANIFEST);
     let meta = path.symlink_metadata().map_err(|e| OpenError::Io {
         path: path.clone(),
-        source: e,
+        error: e,
     })?;
     if !meta.file_type().is_file() {
         return Err(OpenError::NotABundle {
@@ -144,7 +140,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, OpenError> {
     }
     let bytes = std::fs::read(&path).map_err(|e| OpenError::Io {
         path: path.clone(),
-        source: e,
+        error: e,
     })?;
     // Read the version first, so a newer manifest gets "upgrade", not a
     // confusing schema error.

@@ -19,49 +19,36 @@ use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum WriteError {
-    #[error("cannot create a bundle in {}: {source}", dir.display())]
+    #[error("cannot create a bundle in {}: {error}", dir.display())]
     #[diagnostic(
         code(imlrecover::bundle_dir),
         help("--bundle-dir must be a writable directory (it is created if missing); nothing was written")
     )]
-    BundleDir {
-        dir: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot write {}: {source}", path.display())]
+    BundleDir { dir: PathBuf, error: io::Error },
+    #[error("cannot write {}: {error}", path.display())]
     #[diagnostic(
         code(imlrecover::bundle_write),
         help("check free space and permissions of the bundle directory; the incomplete bundle was removed")
     )]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the bundle {} is complete, but `latest` could not be pointed at it: {source}", bundle.display())]
+    Write { path: PathBuf, error: io::Error },
+    #[error("the bundle {} is complete, but `latest` could not be pointed at it: {error}", bundle.display())]
     #[diagnostic(
         code(imlrecover::latest),
         help("`latest` in the bundle directory must be a symlink (or absent); pass the bundle's path explicitly")
     )]
-    Latest {
-        bundle: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("the bundle {} is complete, but pruning the old bundle {} failed: {source}", bundle.display(), old.display())]
+    Latest { bundle: PathBuf, error: io::Error },
+    #[error("the bundle {} is complete, but pruning the old bundle {} failed: {error}", bundle.display(), old.display())]
     #[diagnostic(code(imlrecover::prune), help("remove the old bundle by hand"))]
     Prune {
         bundle: PathBuf,
         old: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
 fn write_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> WriteError {
     let path = path.into();
-    move |source| WriteError::Write { path, source }
+    move |error| WriteError::Write { path, error }
 }
 
 /// Non-sensitive files: readable, but the 0700 bundle dir keeps others out.
@@ -116,7 +103,7 @@ impl DumpFile {
         let (buf, hash, len) = self.writer.finish();
         let file = buf.into_inner().map_err(|e| WriteError::Write {
             path: self.path.clone(),
-            source: e.into_error(),
+            error: e.into_error(),
         })?;
         file.sync_all().map_err(write_err(&self.path))?;
         Ok((hash, len))
@@ -131,9 +118,9 @@ impl BundleWriter {
         root: &Path,
         now: SystemTime,
     ) -> Result<BundleWriter, WriteError> {
-        let dir_err = |source| WriteError::BundleDir {
+        let dir_err = |error| WriteError::BundleDir {
             dir: bundle_dir.to_path_buf(),
-            source,
+            error,
         };
         let created_parent = !bundle_dir.exists();
         DirBuilder::new()
@@ -306,7 +293,7 @@ impl BundleWriter {
         let manifest_path = self.tmp.join(MANIFEST);
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| WriteError::Write {
             path: manifest_path.clone(),
-            source: io::Error::other(e),
+            error: io::Error::other(e),
         })?;
         write_synced(&manifest_path, &json, FILE_MODE).map_err(write_err(&manifest_path))?;
         // Children before parents, so each directory's entries are durable.
@@ -320,16 +307,16 @@ impl BundleWriter {
         fsync_dir(&self.parent).map_err(write_err(&self.parent))?;
         let manifest = std::mem::replace(&mut self.manifest, empty_manifest());
         let name = file_name(&final_path);
-        update_latest(&self.parent, &name).map_err(|source| WriteError::Latest {
+        update_latest(&self.parent, &name).map_err(|error| WriteError::Latest {
             bundle: final_path.clone(),
-            source,
+            error,
         })?;
         let pruned = match keep {
             Some(keep) => {
-                prune(&self.parent, &name, keep).map_err(|(old, source)| WriteError::Prune {
+                prune(&self.parent, &name, keep).map_err(|(old, error)| WriteError::Prune {
                     bundle: final_path.clone(),
                     old,
-                    source,
+                    error,
                 })?
             }
             None => Vec::new(),

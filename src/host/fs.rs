@@ -29,20 +29,16 @@ pub enum FsError {
     #[error("too many levels of symbolic links resolving {path} under {}", root.display())]
     #[diagnostic(code(imlrecover::symlink_loop))]
     Loop { root: PathBuf, path: String },
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     #[diagnostic(code(imlrecover::io))]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    Io { path: PathBuf, error: io::Error },
 }
 
 impl FsError {
-    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> FsError {
+    pub fn io(path: impl Into<PathBuf>, error: io::Error) -> FsError {
         FsError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -9,15 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DatabaseError {
-    #[error("{address}: {source}")]
-    #[diagnostic(
-        code(imlrecover::database),
-        help("check that PostgreSQL is running and that host/port/superuser/run_as in the recipe reach it; no bundle was written")
-    )]
+    #[error("{address}: {error}")]
+    #[diagnostic(code(imlrecover::database), help("no bundle was written"))]
     Pg {
         address: Address,
-        #[source]
-        source: PgError,
+        // Boxed: PgError is large and this travels in every capture Result.
+        error: Box<PgError>,
     },
     #[error("{address}: the cluster has no database {missing} (it has: {found})")]
     #[diagnostic(
@@ -49,17 +46,19 @@ pub fn capture(
     address: &Address,
     spec: &DatabaseSpec,
 ) -> Result<Captured, CaptureError> {
-    let pg_err = |source| DatabaseError::Pg {
+    let pg_err = |error| DatabaseError::Pg {
         address: address.clone(),
-        source,
+        error: Box::new(error),
     };
     let target = target(spec);
     let identity = pg::cluster_identity(&target).map_err(pg_err)?;
     let mut dump = cx.bundle.create_dump()?;
     let bar = if cx.printer.progress {
         let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {bytes} of SQL ({bytes_per_sec}, {elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} of SQL ({bytes_per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(format!("dumping {address}:"));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -150,8 +149,17 @@ impl super::kind::Kind for DatabaseKind {
     ) -> Result<super::kind::Verdict, super::kind::ResourceError> {
         use super::kind::Verdict;
         use crate::plan::Action;
-        let Some(db) = cx.bundle.manifest.database.as_ref().filter(|d| &d.address == address) else {
-            return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+        let Some(db) = cx
+            .bundle
+            .manifest
+            .database
+            .as_ref()
+            .filter(|d| &d.address == address)
+        else {
+            return Ok(Verdict::no_op(
+                "not in the bundle (it was made from another recipe)",
+                serde_json::Value::Null,
+            ));
         };
         let after = serde_json::json!({
             "system_identifier": db.system_identifier,
@@ -160,15 +168,30 @@ impl super::kind::Kind for DatabaseKind {
             "databases": db.databases,
         });
         let bundle_id = cx.bundle.name();
-        let record = cx.state.restored(&address.to_string(), &bundle_id, &seen.system_identifier);
-        let missing: Vec<&String> = spec.databases.iter().filter(|d| !seen.databases.contains(d)).collect();
+        let record = cx
+            .state
+            .restored(&address.to_string(), &bundle_id, &seen.system_identifier);
+        let missing: Vec<&String> = spec
+            .databases
+            .iter()
+            .filter(|d| !seen.databases.contains(d))
+            .collect();
         let evidence = vec![
-            format!("live cluster:   system_identifier {} (PostgreSQL {})", seen.system_identifier, seen.server_version),
-            format!("bundle cluster: system_identifier {} (PostgreSQL {}), dump {}", db.system_identifier, db.server_version, db.file),
+            format!(
+                "live cluster:   system_identifier {} (PostgreSQL {})",
+                seen.system_identifier, seen.server_version
+            ),
+            format!(
+                "bundle cluster: system_identifier {} (PostgreSQL {}), dump {}",
+                db.system_identifier, db.server_version, db.file
+            ),
             format!(
                 "bundle holds {} tables, {} rows",
                 db.fingerprint.values().map(|t| t.len()).sum::<usize>(),
-                db.fingerprint.values().flat_map(|t| t.values()).sum::<u64>()
+                db.fingerprint
+                    .values()
+                    .flat_map(|t| t.values())
+                    .sum::<u64>()
             ),
         ];
         let reason = if cx.forced(address) {
@@ -176,7 +199,11 @@ impl super::kind::Kind for DatabaseKind {
         } else if !missing.is_empty() {
             Some(format!(
                 "database {} does not exist on the live cluster",
-                missing.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         } else if seen.system_identifier != db.system_identifier && record.is_none() {
             Some(format!(
@@ -189,14 +216,18 @@ impl super::kind::Kind for DatabaseKind {
         let mut v = match reason {
             Some(r) => {
                 dump_intact(cx.bundle, db).map_err(|e| {
-                    super::kind::ResourceError::new(address, e)
-                        .help("the bundle fails its integrity check: run `imlrecover verify BUNDLE`")
+                    super::kind::ResourceError::new(address, e).help(
+                        "the bundle fails its integrity check: run `imlrecover verify BUNDLE`",
+                    )
                 })?;
                 Verdict::new(Action::Restore, r, after)
             }
             None => {
                 let why = match record {
-                    Some(r) => format!("bundle {} was restored into this cluster at {}", r.bundle_id, r.time),
+                    Some(r) => format!(
+                        "bundle {} was restored into this cluster at {}",
+                        r.bundle_id, r.time
+                    ),
                     None => "the live cluster is the one the bundle was taken from".to_string(),
                 };
                 Verdict::no_op(why, after)
@@ -226,7 +257,9 @@ impl super::kind::Kind for DatabaseKind {
             .database
             .as_ref()
             .filter(|d| &d.address == address)
-            .ok_or_else(|| ResourceError::new(address, "the bundle holds no dump for this database"))?;
+            .ok_or_else(|| {
+                ResourceError::new(address, "the bundle holds no dump for this database")
+            })?;
         dump_intact(cx.bundle, db).map_err(|e| ResourceError::new(address, e))?;
         let target = target(spec);
         let mut applied = Applied::default();
@@ -238,15 +271,36 @@ impl super::kind::Kind for DatabaseKind {
             .write(true)
             .create_new(true)
             .open(&safety_path)
-            .map_err(|e| ResourceError::new(address, format!("cannot create the safety dump {}: {e}", safety_path.display())))?;
+            .map_err(|e| {
+                ResourceError::new(
+                    address,
+                    format!(
+                        "cannot create the safety dump {}: {e}",
+                        safety_path.display()
+                    ),
+                )
+            })?;
         let mut safety = std::io::BufWriter::new(safety);
         let bar = cx.printer.bytes_bar(None, "safety dump");
         let stats = pg::dump_all(&target, &mut safety, |n| bar.set_position(n));
         bar.finish_and_clear();
-        let stats = stats.map_err(|e| err("the safety dump of the live cluster failed, nothing was restored", e))?;
+        let stats = stats.map_err(|e| {
+            err(
+                "the safety dump of the live cluster failed, nothing was restored",
+                e,
+            )
+        })?;
         std::io::Write::flush(&mut safety)
             .and_then(|()| safety.get_ref().sync_all())
-            .map_err(|e| ResourceError::new(address, format!("cannot write the safety dump {}: {e}", safety_path.display())))?;
+            .map_err(|e| {
+                ResourceError::new(
+                    address,
+                    format!(
+                        "cannot write the safety dump {}: {e}",
+                        safety_path.display()
+                    ),
+                )
+            })?;
         applied.details.push(format!(
             "safety dump of the live cluster: {} ({} of SQL)",
             safety_path.display(),
@@ -256,7 +310,8 @@ impl super::kind::Kind for DatabaseKind {
         // 2. Nothing may stay connected: DROP DATABASE would fail and psql
         // would still exit 0 with the old data in place.
         let names: Vec<&str> = db.fingerprint.keys().map(String::as_str).collect();
-        let ended = pg::terminate_backends(&target, &names).map_err(|e| err("cannot end the remaining sessions", e))?;
+        let ended = pg::terminate_backends(&target, &names)
+            .map_err(|e| err("cannot end the remaining sessions", e))?;
         for b in &ended {
             applied.details.push(format!("ended session: {b}"));
         }
@@ -276,7 +331,9 @@ impl super::kind::Kind for DatabaseKind {
             ))
         })?;
         for a in report.allowed_messages() {
-            applied.details.push(format!("harmless, as the runbook says: {a}"));
+            applied
+                .details
+                .push(format!("harmless, as the runbook says: {a}"));
         }
         for w in &report.warnings {
             applied.warnings.push(format!("psql: {w}"));
@@ -286,7 +343,8 @@ impl super::kind::Kind for DatabaseKind {
         let expected = pg::Fingerprint {
             databases: db.fingerprint.clone(),
         };
-        let actual = pg::fingerprint(&target).map_err(|e| err("cannot count the restored rows", e))?;
+        let actual =
+            pg::fingerprint(&target).map_err(|e| err("cannot count the restored rows", e))?;
         let diffs: Vec<String> = pg::compare(&expected, &actual)
             .into_iter()
             .filter(|d| !d.is_extra_database())
@@ -295,7 +353,10 @@ impl super::kind::Kind for DatabaseKind {
         if !diffs.is_empty() || !report.verified {
             return Err(ResourceError::new(
                 address,
-                format!("the restored cluster does not match the bundle: {}", diffs.join("; ")),
+                format!(
+                    "the restored cluster does not match the bundle: {}",
+                    diffs.join("; ")
+                ),
             )
             .help(format!(
                 "psql's exit status is not trusted; the safety dump {} holds the cluster as it was",
@@ -304,7 +365,8 @@ impl super::kind::Kind for DatabaseKind {
         }
 
         // 5. Remember it, so the next plan shows no change.
-        let id = pg::cluster_identity(&target).map_err(|e| err("cannot read the cluster identity", e))?;
+        let id = pg::cluster_identity(&target)
+            .map_err(|e| err("cannot read the cluster identity", e))?;
         let mut state = cx.state.borrow_mut();
         state.record(crate::state::RestoreRecord {
             address: address.to_string(),
@@ -327,11 +389,18 @@ impl super::kind::Kind for DatabaseKind {
 
 /// The dump is read whole before a restore is planned on it: a corrupt
 /// bundle must stop the plan, not the restore half-way.
-fn dump_intact(bundle: &crate::bundle::Bundle, db: &crate::bundle::DatabaseRecord) -> Result<(), String> {
+fn dump_intact(
+    bundle: &crate::bundle::Bundle,
+    db: &crate::bundle::DatabaseRecord,
+) -> Result<(), String> {
     let file = bundle.open_file(&db.file).map_err(|e| e.to_string())?;
-    let (hash, size) = crate::host::fs::hash_reader(file).map_err(|e| format!("cannot read the dump {}: {e}", db.file))?;
+    let (hash, size) = crate::host::fs::hash_reader(file)
+        .map_err(|e| format!("cannot read the dump {}: {e}", db.file))?;
     if hash != db.blake3 || size != db.size {
-        return Err(format!("the dump {} does not match its manifest hash", db.file));
+        return Err(format!(
+            "the dump {} does not match its manifest hash",
+            db.file
+        ));
     }
     Ok(())
 }

@@ -11,13 +11,10 @@ pub fn capture(
     address: &Address,
     spec: &FilesSpec,
 ) -> Result<Captured, CaptureError> {
-    let members = cx
-        .root
-        .glob(&spec.glob)
-        .map_err(|source| CaptureError::Fs {
-            address: address.clone(),
-            source,
-        })?;
+    let members = cx.root.glob(&spec.glob).map_err(|error| CaptureError::Fs {
+        address: address.clone(),
+        error,
+    })?;
     if members.is_empty() && !spec.optional {
         return Err(CaptureError::NoMatch {
             address: address.clone(),
@@ -71,7 +68,12 @@ impl super::kind::Kind for FilesKind {
         // Members the bundle holds are looked at even where the glob no
         // longer matches them (deleted files).
         for r in &cx.bundle.manifest.resources {
-            if let crate::bundle::ResourceRecord::Files { address: a, members, .. } = r {
+            if let crate::bundle::ResourceRecord::Files {
+                address: a,
+                members,
+                ..
+            } = r
+            {
                 if a == address {
                     paths.extend(members.iter().cloned());
                 }
@@ -100,10 +102,17 @@ impl super::kind::Kind for FilesKind {
         use super::kind::Verdict;
         use crate::plan::Action;
         let Some(members) = cx.bundle.manifest.resources.iter().find_map(|r| match r {
-            crate::bundle::ResourceRecord::Files { address: a, members, .. } if a == address => Some(members),
+            crate::bundle::ResourceRecord::Files {
+                address: a,
+                members,
+                ..
+            } if a == address => Some(members),
             _ => None,
         }) else {
-            return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+            return Ok(Verdict::no_op(
+                "not in the bundle (it was made from another recipe)",
+                serde_json::Value::Null,
+            ));
         };
         let overrides = content::Overrides {
             sensitive: spec.sensitive,
@@ -114,12 +123,15 @@ impl super::kind::Kind for FilesKind {
         let mut extra = Vec::new();
         for s in &seen.members {
             match content::entry(cx, address, &s.path) {
-                Some(e) if members.contains(&s.path) => files.push(content::compare(cx, address, e, s, overrides)?),
+                Some(e) if members.contains(&s.path) => {
+                    files.push(content::compare(cx, address, e, s, overrides)?)
+                }
                 _ if s.exists => extra.push(s.path.clone()),
                 _ => {}
             }
         }
-        let changed: Vec<&crate::plan::FileChange> = files.iter().filter(|f| f.action != Action::NoOp).collect();
+        let changed: Vec<&crate::plan::FileChange> =
+            files.iter().filter(|f| f.action != Action::NoOp).collect();
         let action = if changed.is_empty() {
             Action::NoOp
         } else if changed.iter().all(|f| f.action == Action::Create) {
@@ -129,11 +141,21 @@ impl super::kind::Kind for FilesKind {
         };
         let reason = match action {
             Action::NoOp => format!("all {} members match the bundle", members.len()),
-            _ => format!("{} of {} members differ from the bundle", changed.len(), members.len()),
+            _ => format!(
+                "{} of {} members differ from the bundle",
+                changed.len(),
+                members.len()
+            ),
         };
-        let mut v = Verdict::new(action, reason, serde_json::json!({ "glob": spec.glob, "members": members }));
+        let mut v = Verdict::new(
+            action,
+            reason,
+            serde_json::json!({ "glob": spec.glob, "members": members }),
+        );
         for p in extra {
-            v.details.push(format!("{p}: matches the glob but is not in the bundle; left as it is"));
+            v.details.push(format!(
+                "{p}: matches the glob but is not in the bundle; left as it is"
+            ));
         }
         v.sensitive = spec.sensitive;
         v.files = files;

@@ -58,7 +58,7 @@ pub enum CaptureError {
         path: String,
         kind: FileKind,
     },
-    #[error("{address}: cannot read {path}: {source}")]
+    #[error("{address}: cannot read {path}: {error}")]
     #[diagnostic(
         code(imlrecover::read),
         help("check the file's permissions and the disk; no bundle was written")
@@ -66,16 +66,13 @@ pub enum CaptureError {
     Read {
         address: Address,
         path: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{address}: {source}")]
+    #[error("{address}: {error}")]
     #[diagnostic(code(imlrecover::host))]
     Fs {
         address: Address,
-        #[source]
-        #[diagnostic_source]
-        source: FsError,
+        error: FsError,
     },
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -96,9 +93,9 @@ impl CaptureCx<'_> {
         optional: bool,
     ) -> Result<Entry, CaptureError> {
         let path = crate::bundle::normalize(path);
-        let fs_err = |source| CaptureError::Fs {
+        let fs_err = |error| CaptureError::Fs {
             address: address.clone(),
-            source,
+            error,
         };
         let Some((file, meta)) = self.root.open(&path).map_err(fs_err)? else {
             return if optional {
@@ -122,10 +119,10 @@ impl CaptureCx<'_> {
             self.bundle
                 .write_file(&path, file, sensitive)
                 .map_err(|e| match e {
-                    ReadOrWrite::Read(source) => CaptureError::Read {
+                    ReadOrWrite::Read(error) => CaptureError::Read {
                         address: address.clone(),
                         path: path.clone(),
-                        source,
+                        error,
                     },
                     ReadOrWrite::Write(w) => CaptureError::Write(w),
                 })?;

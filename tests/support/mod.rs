@@ -3,6 +3,7 @@
 //! when the test ends. Not every test file uses every part.
 #![allow(dead_code)]
 
+pub mod chroma;
 pub mod cli;
 pub mod host;
 pub mod sshd;
