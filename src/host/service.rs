@@ -168,6 +168,11 @@ impl Services {
     /// Runs the action, then waits (bounded) until the status matches it.
     pub fn act(&self, name: &str, action: Action) -> Result<Duration, ServiceError> {
         let start = Instant::now();
+        // start/stop are idempotent, as LSB asks: something else (the
+        // installer) may have done it since the plan was made.
+        if action != Action::Restart && self.status(name)? == action.expected() {
+            return Ok(start.elapsed());
+        }
         let out = process::run(&mut self.command(name, action.as_str())?, self.timeout)?;
         let code = out.status.code().unwrap_or(-1);
         if code != 0 {

@@ -40,8 +40,13 @@ impl Kind for ServiceKind {
         let after = json!({ "name": spec.name, "status": want.as_str() });
         if seen.status == "not_installed" {
             // Expected on a rebuilt host: the installer, planned earlier, brings it.
-            let installers = cx.changed_before(address);
-            if let Some(first) = installers.first() {
+            let before = cx.changed_before(address);
+            // Name the installer when one runs; it is what brings services.
+            let installer = before
+                .iter()
+                .find(|a| a.kind == crate::recipe::ResourceType::Exec)
+                .or(before.first());
+            if let Some(first) = installer {
                 return Ok(Verdict::new(
                     Action::Run,
                     format!("not installed yet; {first} runs first"),

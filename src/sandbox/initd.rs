@@ -15,7 +15,14 @@ pub fn write_service(root: &Path, name: &str) -> io::Result<PathBuf> {
     std::fs::create_dir_all(root.join("var/run"))?;
     std::fs::create_dir_all(root.join("var/log/sandbox"))?;
     let script = dir.join(name);
-    let text = format!(
+    std::fs::write(&script, script_text(root, name))?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(script)
+}
+
+/// The text of the init script for `name` under `root`.
+pub fn script_text(root: &Path, name: &str) -> String {
+    format!(
         r#"#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          {name}
@@ -25,12 +32,13 @@ pub fn write_service(root: &Path, name: &str) -> io::Result<PathBuf> {
 # Default-Stop:      0 1 6
 # Short-Description: {name} (imlrecover sandbox service)
 ### END INIT INFO
+mkdir -p '{run}' '{logdir}'
 PIDFILE='{pid}'
 LOG='{log}'
 DAEMON=/bin/sleep
 
 do_start() {{
-    start-stop-daemon --start --quiet --background --make-pidfile \
+    start-stop-daemon --start --quiet --oknodo --background --make-pidfile \
         --pidfile "$PIDFILE" --exec "$DAEMON" -- 86400 || return 1
     echo start >> "$LOG"
 }}
@@ -58,11 +66,10 @@ case "$1" in
 esac
 "#,
         pid = root.join("var/run").join(format!("{name}.pid")).display(),
+        run = root.join("var/run").display(),
+        logdir = root.join("var/log/sandbox").display(),
         log = log_path(root, name).display(),
-    );
-    std::fs::write(&script, text)?;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-    Ok(script)
+    )
 }
 
 pub fn log_path(root: &Path, name: &str) -> PathBuf {

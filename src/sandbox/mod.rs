@@ -2,4 +2,6 @@
 //! the tests. Nothing here is a stub: init scripts start and stop real
 //! daemons, certificates come from `openssl`, clusters from `initdb`.
 
+pub mod certs;
 pub mod initd;
+pub mod manager;
