@@ -3,6 +3,7 @@
 //! (after starting again what this run stopped), then planning again to
 //! prove the host now matches.
 
+pub mod fault;
 pub mod lock;
 pub mod run;
 
@@ -136,6 +137,7 @@ pub fn execute(
                     message: applied.message.clone(),
                 })
                 .map_err(|e| miette::miette!("cannot write the journal in {}: {e}", run.dir.display()))?;
+                fault::after_step(step.id);
                 printer.line(&format!(
                     "{head}: {} {}",
                     printer.green(&applied.message),

@@ -63,6 +63,11 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     }
     printer.out(&views::human::plan(printer, &plan))?;
     if !plan.has_changes() {
+        // The interrupted run's work is all on the host already.
+        if let Some(p) = &previous {
+            p.mark_superseded()
+                .map_err(|e| miette!("cannot mark {} superseded: {e}", p.dir.display()))?;
+        }
         return Ok(Outcome::Clean);
     }
     if !args.auto_approve && !approved(printer)? {

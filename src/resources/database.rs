@@ -322,7 +322,10 @@ impl super::kind::Kind for DatabaseKind {
             .open_file(&db.file)
             .map_err(|e| ResourceError::new(address, format!("cannot open the dump: {e}")))?;
         let bar = cx.printer.bytes_bar(Some(db.size), "restore");
-        let report = pg::restore(&target, file, |n| bar.set_position(n));
+        let report = pg::restore(&target, file, |n| {
+            bar.set_position(n);
+            crate::apply::fault::restore_progress(n);
+        });
         bar.finish_and_clear();
         let report = report.map_err(|e| {
             err("the restore failed", e).help(format!(
