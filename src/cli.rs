@@ -47,6 +47,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Restore: plan, ask, then carry out the steps in dependency order.
     Apply(ApplyArgs),
+    /// The whole backup/disaster/restore drill in a temporary sandbox.
+    Demo(DemoArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -198,4 +200,12 @@ pub struct ApplyArgs {
     /// Do not ask for approval (required when stdin is not a terminal).
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
+}
+
+/// `demo [--keep]`
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Keep the sandbox directory afterwards (its services are stopped).
+    #[arg(long)]
+    pub keep: bool,
 }

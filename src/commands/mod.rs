@@ -3,6 +3,7 @@
 
 mod apply;
 mod backup;
+mod demo;
 mod graph;
 pub(crate) mod plan;
 mod show;
@@ -47,6 +48,7 @@ pub fn run() -> ExitCode {
         Command::Plan(args) => plan::run(&printer, args),
         Command::Show(args) => show::run(&printer, args),
         Command::Apply(args) => apply::run(&printer, args),
+        Command::Demo(args) => demo::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -166,12 +167,11 @@ impl Services {
     }
 
     /// Runs the action, then waits (bounded) until the status matches it.
-    pub fn act(&self, name: &str, action: Action) -> Result<Duration, ServiceError> {
-        let start = Instant::now();
-        // start/stop are idempotent, as LSB asks: something else (the
-        // installer) may have done it since the plan was made.
+    /// `Ok(false)`: a start or stop found the service already so (LSB makes
+    /// them idempotent; the installer may have started it since the plan).
+    pub fn act(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
         if action != Action::Restart && self.status(name)? == action.expected() {
-            return Ok(start.elapsed());
+            return Ok(false);
         }
         let out = process::run(&mut self.command(name, action.as_str())?, self.timeout)?;
         let code = out.status.code().unwrap_or(-1);
@@ -187,7 +187,7 @@ impl Services {
         loop {
             let status = self.status(name)?;
             if status == action.expected() {
-                return Ok(start.elapsed());
+                return Ok(true);
             }
             if Instant::now() >= deadline {
                 return Err(ServiceError::NotSettled {

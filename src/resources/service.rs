@@ -88,7 +88,7 @@ impl Kind for ServiceKind {
             Op::Restart => SvcAction::Restart,
             other => return Err(ResourceError::new(address, format!("a service cannot `{}`", other.as_str()))),
         };
-        cx.services.act(&spec.name, action).map_err(|e| {
+        let acted = cx.services.act(&spec.name, action).map_err(|e| {
             ResourceError::new(address, e.to_string()).help(format!(
                 "check the service by hand (`service {} status`) and its logs, then run apply again",
                 spec.name
@@ -97,10 +97,12 @@ impl Kind for ServiceKind {
         Ok(Applied::new(format!(
             "{} {}",
             spec.name,
-            match action {
-                SvcAction::Start => "started",
-                SvcAction::Stop => "stopped",
-                SvcAction::Restart => "restarted",
+            match (action, acted) {
+                (SvcAction::Start, true) => "started",
+                (SvcAction::Start, false) => "was already running",
+                (SvcAction::Stop, true) => "stopped",
+                (SvcAction::Stop, false) => "was already stopped",
+                (SvcAction::Restart, _) => "restarted",
             }
         )))
     }

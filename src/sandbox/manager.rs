@@ -66,12 +66,19 @@ pub struct Sandbox {
     pub bundles: PathBuf,
     /// The installation media: `media/install`.
     pub installer: PathBuf,
-    pub cluster: TempCluster,
+    /// `None` when this machine has no PostgreSQL server binaries.
+    pub cluster: Option<TempCluster>,
 }
 
 impl Sandbox {
     /// A working manager under `dir` (which must exist and be empty).
     pub fn golden(dir: &Path) -> Result<Sandbox, SandboxError> {
+        Sandbox::golden_with(dir, true)
+    }
+
+    /// As [`golden`](Self::golden); without a database when `database` is
+    /// false (a machine without PostgreSQL server binaries).
+    pub fn golden_with(dir: &Path, database: bool) -> Result<Sandbox, SandboxError> {
         let root = dir.join("root");
         for (path, text) in OS_FILES {
             write(&root.join(path), text)?;
@@ -86,8 +93,13 @@ impl Sandbox {
         for s in SERVICES {
             initd::write_service(&root, s).map_err(err("writing an init script"))?;
         }
-        let cluster = TempCluster::start().map_err(|e| SandboxError(e.to_string()))?;
-        seed(&cluster.target())?;
+        let cluster = if database {
+            let c = TempCluster::start().map_err(|e| SandboxError(e.to_string()))?;
+            seed(&c.target())?;
+            Some(c)
+        } else {
+            None
+        };
         let sandbox = Sandbox {
             dir: dir.to_path_buf(),
             bundles: dir.join("bundles"),
@@ -100,18 +112,23 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Where the sandbox cluster listens (the local default without one).
     pub fn target(&self) -> PgTarget {
-        self.cluster.target()
+        match &self.cluster {
+            Some(c) => c.target(),
+            None => PgTarget::new("postgres"),
+        }
     }
 
     /// `--var` values that point the shipped EL6 plan at this sandbox.
     pub fn vars(&self) -> Vec<(String, String)> {
-        let t = self.target();
-        vec![
-            ("pg_host".into(), t.host.unwrap_or_default()),
-            ("pg_port".into(), t.port.map(|p| p.to_string()).unwrap_or_default()),
-            ("installer".into(), self.installer.display().to_string()),
-        ]
+        let mut v = vec![("installer".into(), self.installer.display().to_string())];
+        if let Some(c) = &self.cluster {
+            let t = c.target();
+            v.push(("pg_host".into(), t.host.unwrap_or_default()));
+            v.push(("pg_port".into(), t.port.map(|p| p.to_string()).unwrap_or_default()));
+        }
+        v
     }
 
     /// The same as command-line arguments.
@@ -151,9 +168,10 @@ impl Sandbox {
         for (path, text) in FRESH_OS {
             write(&self.root.join(path), text)?;
         }
-        let fresh = TempCluster::start().map_err(|e| SandboxError(e.to_string()))?;
-        let mut old = std::mem::replace(&mut self.cluster, fresh);
-        let _ = old.stop();
+        if let Some(mut old) = self.cluster.take() {
+            let _ = old.stop();
+            self.cluster = Some(TempCluster::start().map_err(|e| SandboxError(e.to_string()))?);
+        }
         // The media now installs against the new cluster.
         self.write_installer()
     }
@@ -172,8 +190,19 @@ impl Sandbox {
     /// settings, installs the services, creates an empty `chroma`, starts
     /// everything.
     fn write_installer(&self) -> Result<(), SandboxError> {
-        let t = self.target();
-        let psql = pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
+        let create_db = match &self.cluster {
+            Some(c) => {
+                let t = c.target();
+                let psql = pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
+                format!(
+                    "runuser -u postgres -- '{}' -X -q -h '{}' -p {} -U postgres -d postgres \\\n  -c \"CREATE ROLE chroma LOGIN\" -c \"CREATE DATABASE chroma OWNER chroma\"\n",
+                    psql.display(),
+                    t.host.unwrap_or_default(),
+                    t.port.unwrap_or(5432)
+                )
+            }
+            None => String::new(),
+        };
         let mut services = String::new();
         for s in SERVICES {
             services.push_str(&format!(
@@ -209,16 +238,11 @@ openssl x509 -req -in manager.csr -CA authority.crt -CAkey authority.pem -CAcrea
 rm -f manager.csr
 chmod 0600 authority.pem manager.pem
 {services}
-runuser -u postgres -- '{psql}' -X -q -h '{host}' -p {port} -U postgres -d postgres \
-  -c "CREATE ROLE chroma LOGIN" -c "CREATE DATABASE chroma OWNER chroma"
-for s in {names}; do "$R/etc/init.d/$s" start; done
+{create_db}for s in {names}; do "$R/etc/init.d/$s" start; done
 echo "IML installed"
 "#,
             manage = MANAGE_PY,
             root = self.root.display(),
-            psql = psql.display(),
-            host = t.host.unwrap_or_default(),
-            port = t.port.unwrap_or(5432),
             names = SERVICES.join(" "),
         );
         write(&self.installer, &script)?;
