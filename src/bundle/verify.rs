@@ -258,7 +258,8 @@ fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
     let read = if job.dump {
         check_dump(file, job, size_ok, &mut problems)
     } else if size_ok {
-        match hash_file(file) {
+        drop(file);
+        match hash_path(&path) {
             Ok((hash, n)) => {
                 if hash != job.blake3 {
                     problems.push(
@@ -288,6 +289,16 @@ fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
         0
     };
     (read, problems)
+}
+
+/// Hashes a bundle file the way `b3sum` does: memory-mapped (no copy
+/// through a read buffer, which costs a third of the time) and
+/// multithreaded; small files are read instead. (A file truncated by
+/// someone else *while* it is being hashed would fault; bundles are 0700.)
+pub fn hash_path(path: &Path) -> io::Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path)?;
+    Ok((hasher.finalize().to_hex().to_string(), hasher.count()))
 }
 
 /// Streams the file through blake3, using both cores on big chunks.
