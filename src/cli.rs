@@ -47,6 +47,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Restore: plan, ask, then carry out the steps in dependency order.
     Apply(ApplyArgs),
+    /// Audit drift, backup age and integrity, certificates and unmanaged files (for CI).
+    Audit(AuditArgs),
     /// The whole backup/disaster/restore drill in a temporary sandbox.
     Demo(DemoArgs),
 }
@@ -135,7 +137,9 @@ pub struct TargetArgs {
 
 /// `plan -r RECIPE --root DIR --bundle BUNDLE [--out F] [--json] [--detailed-exitcode]`
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Exit codes: 0 no changes (or any plan without --detailed-exitcode), 1 error, 2 changes present with --detailed-exitcode.")]
+#[command(
+    after_help = "Exit codes: 0 no changes (or any plan without --detailed-exitcode), 1 error, 2 changes present with --detailed-exitcode."
+)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -167,14 +171,21 @@ pub struct ShowArgs {
 
 /// `apply (-r RECIPE --root DIR --bundle BUNDLE [--replace ADDR] | PLANFILE) [--auto-approve]`
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made.")]
+#[command(
+    after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made."
+)]
 pub struct ApplyArgs {
     /// A plan saved with `plan --out`.
     #[arg(value_name = "PLANFILE", conflicts_with_all = ["recipe", "bundle", "replace"])]
     pub plan: Option<PathBuf>,
 
     /// The recipe (HCL), e.g. plans/iml-manager.hcl.
-    #[arg(short = 'r', long = "recipe", value_name = "RECIPE", required_unless_present = "plan")]
+    #[arg(
+        short = 'r',
+        long = "recipe",
+        value_name = "RECIPE",
+        required_unless_present = "plan"
+    )]
     pub recipe: Option<PathBuf>,
 
     /// Set a variable: --var agents='["oss1","oss2"]'. Repeatable; later wins.
@@ -208,4 +219,49 @@ pub struct DemoArgs {
     /// Keep the sandbox directory afterwards (its services are stopped).
     #[arg(long)]
     pub keep: bool,
+}
+
+/// `audit -r RECIPE --root DIR --bundle BUNDLE [--format F] [--max-age D] [--cert-min-days N]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Reports drift (the plan's resource changes), the bundle's age, integrity and recipe, \
+                        certificate expiry, key and chain on the live files, and files the recipe does not manage. \
+                        Read-only.\n\nExit codes: 0 clean, 2 drift or findings, 1 error (unreadable recipe or bundle, \
+                        missing root, unreachable database). JSON schema and JUnit mapping: docs/audit.md."
+)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// The directory the recipe's absolute paths live under (like rpm --root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The bundle to audit against: a bundle directory, DIR/latest, or the bundle dir (its newest).
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+
+    /// Output: human (a short report), json (docs/audit.md), junit (for GitLab and Jenkins).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AuditFormat::Human)]
+    pub format: AuditFormat,
+
+    /// A bundle older than this is a finding: 24h, 90min, 7days, 1week.
+    #[arg(long = "max-age", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub max_age: std::time::Duration,
+
+    /// A certificate expiring within this many days is a finding.
+    #[arg(long = "cert-min-days", value_name = "DAYS", default_value_t = 30)]
+    pub cert_min_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Human,
+    Json,
+    Junit,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (write a duration such as 24h, 90min or 7days)"))
 }

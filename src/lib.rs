@@ -8,6 +8,7 @@
 //! * `host`: the only boundary that touches the live machine.
 
 pub mod apply;
+pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod commands;

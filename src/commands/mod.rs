@@ -2,6 +2,7 @@
 //! diagnostic hook and maps outcomes to exit codes (0 ok, 1 error, 2 changes).
 
 mod apply;
+mod audit;
 mod backup;
 mod demo;
 mod graph;
@@ -48,6 +49,7 @@ pub fn run() -> ExitCode {
         Command::Plan(args) => plan::run(&printer, args),
         Command::Show(args) => show::run(&printer, args),
         Command::Apply(args) => apply::run(&printer, args),
+        Command::Audit(args) => audit::run(&printer, args),
         Command::Demo(args) => demo::run(&printer, args),
     };
     match result {
