@@ -55,9 +55,13 @@ impl Printer {
         if !self.progress {
             return indicatif::ProgressBar::hidden();
         }
-        let style = indicatif::ProgressStyle::with_template("  {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        indicatif::ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
+        let style = indicatif::ProgressStyle::with_template(
+            "  {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(len)
+            .with_style(style)
+            .with_prefix(prefix.to_string())
     }
 
     /// A byte-counting bar (dumps, restores) on a terminal, hidden otherwise.

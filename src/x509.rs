@@ -27,13 +27,19 @@ pub fn parse_cert(pem: &[u8]) -> Result<X509, String> {
 }
 
 pub fn parse_key(pem: &[u8]) -> Result<PKey<Private>, String> {
-    PKey::private_key_from_pem(pem).map_err(|_| "not a PEM private key that OpenSSL can read".to_string())
+    PKey::private_key_from_pem(pem)
+        .map_err(|_| "not a PEM private key that OpenSSL can read".to_string())
 }
 
 pub fn info(cert: &X509) -> CertInfo {
     let sha256 = cert
         .digest(MessageDigest::sha256())
-        .map(|d| d.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+        .map(|d| {
+            d.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
         .unwrap_or_default();
     let serial = cert
         .serial_number()
@@ -76,7 +82,9 @@ pub fn verify_chain(leaf: &X509, ca: &X509) -> Result<(), String> {
     let err = |e: openssl::error::ErrorStack| e.to_string();
     let mut store = X509StoreBuilder::new().map_err(err)?;
     store.add_cert(ca.clone()).map_err(err)?;
-    store.set_flags(X509VerifyFlags::NO_CHECK_TIME).map_err(err)?;
+    store
+        .set_flags(X509VerifyFlags::NO_CHECK_TIME)
+        .map_err(err)?;
     let store = store.build();
     let chain = Stack::new().map_err(err)?;
     let mut ctx = X509StoreContext::new().map_err(err)?;

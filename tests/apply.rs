@@ -59,7 +59,13 @@ impl Drill {
             .iter()
             .map(|p| (p.to_string(), std::fs::read(sb.root.join(p)).unwrap()))
             .collect();
-        Drill { _tmp: tmp, sb, bundle, rows, files }
+        Drill {
+            _tmp: tmp,
+            sb,
+            bundle,
+            rows,
+            files,
+        }
     }
 
     fn cmd(&self, sub: &str) -> Imlrecover {
@@ -83,9 +89,17 @@ impl Drill {
             .run()
             .code(0)
             .stdout_has("No changes. The host matches the recipe.");
-        assert_eq!(self.sb.rows().unwrap(), self.rows, "rows differ from the original");
+        assert_eq!(
+            self.sb.rows().unwrap(),
+            self.rows,
+            "rows differ from the original"
+        );
         for (p, bytes) in &self.files {
-            assert_eq!(&std::fs::read(self.sb.root.join(p)).unwrap(), bytes, "{p} differs from the original");
+            assert_eq!(
+                &std::fs::read(self.sb.root.join(p)).unwrap(),
+                bytes,
+                "{p} differs from the original"
+            );
         }
         for s in SERVICES {
             assert!(status(&self.sb.root, s), "{s} is not running");
@@ -109,7 +123,10 @@ fn without_a_terminal_apply_refuses_unless_auto_approved() {
         .code(1)
         .stderr_has("apply needs approval, but standard input is not a terminal")
         .stderr_has("--auto-approve");
-    assert!(!d.sb.root.join("etc/ntp.conf").exists(), "nothing was changed");
+    assert!(
+        !d.sb.root.join("etc/ntp.conf").exists(),
+        "nothing was changed"
+    );
     d.apply().code(0).stdout_has("Apply complete!");
     d.assert_restored();
 }
@@ -117,7 +134,12 @@ fn without_a_terminal_apply_refuses_unless_auto_approved() {
 /// Runs apply on a pseudo-terminal (util-linux `script`) typing `answer`.
 fn apply_on_a_tty(d: &Drill, answer: &str) -> (i32, String) {
     let bin = env!("CARGO_BIN_EXE_imlrecover");
-    let mut line = format!("cd {} && {bin} apply -r {PLAN} --root {} --bundle {}", support::cli::repo().display(), d.sb.root.display(), d.bundle);
+    let mut line = format!(
+        "cd {} && {bin} apply -r {PLAN} --root {} --bundle {}",
+        support::cli::repo().display(),
+        d.sb.root.display(),
+        d.bundle
+    );
     for a in d.sb.var_args() {
         line.push(' ');
         line.push_str(&shell_quote(&a));
@@ -132,9 +154,17 @@ fn apply_on_a_tty(d: &Drill, answer: &str) -> (i32, String) {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn shell_quote(s: &str) -> String {
@@ -146,8 +176,14 @@ fn on_a_terminal_only_yes_approves() {
     let d = Drill::after_disaster();
     let (code, screen) = apply_on_a_tty(&d, "y");
     assert_eq!(code, 1, "{screen}");
-    assert!(screen.contains("Only 'yes' will be accepted to approve."), "{screen}");
-    assert!(screen.contains("Apply cancelled; nothing was changed."), "{screen}");
+    assert!(
+        screen.contains("Only 'yes' will be accepted to approve."),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Apply cancelled; nothing was changed."),
+        "{screen}"
+    );
     assert!(!d.sb.root.join("etc/ntp.conf").exists());
     let (code, screen) = apply_on_a_tty(&d, "yes");
     assert_eq!(code, 0, "{screen}");
@@ -170,10 +206,18 @@ fn a_saved_plan_runs_as_planned_and_a_stale_one_is_refused() {
         .run()
         .code(1)
         .stderr_has("the saved plan is stale: file.hosts changed on the host since it was made");
-    assert!(!d.sb.root.join("etc/ntp.conf").exists(), "a stale plan changes nothing");
+    assert!(
+        !d.sb.root.join("etc/ntp.conf").exists(),
+        "a stale plan changes nothing"
+    );
 
     d.cmd("plan").arg("--out").arg(&planfile).run().code(0);
-    Imlrecover::new().arg("apply").arg(&planfile).run().code(0).stdout_has("Apply complete!");
+    Imlrecover::new()
+        .arg("apply")
+        .arg(&planfile)
+        .run()
+        .code(0)
+        .stdout_has("Apply complete!");
     d.assert_restored();
 }
 
@@ -226,7 +270,14 @@ fn a_second_apply_is_refused_while_one_runs() {
     // The installer media blocks until released, holding the first apply.
     let gate = d.sb.dir.join("gate");
     let real = std::fs::read_to_string(&d.sb.installer).unwrap();
-    let blocked = real.replacen("set -e\n", &format!("set -e\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n", gate.display()), 1);
+    let blocked = real.replacen(
+        "set -e\n",
+        &format!(
+            "set -e\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
+            gate.display()
+        ),
+        1,
+    );
     std::fs::write(&d.sb.installer, blocked).unwrap();
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
         .current_dir(support::cli::repo())
@@ -249,9 +300,9 @@ fn a_second_apply_is_refused_while_one_runs() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(held, "the first apply never took the lock");
-    d.apply()
-        .code(1)
-        .stderr_has(&format!("another imlrecover apply (pid {pid}) holds the lock"));
+    d.apply().code(1).stderr_has(&format!(
+        "another imlrecover apply (pid {pid}) holds the lock"
+    ));
     std::fs::write(&gate, "").unwrap();
     assert!(first.wait().unwrap().success());
     d.assert_restored();
@@ -263,12 +314,28 @@ fn a_connected_client_is_ended_and_never_leaves_the_old_data() {
     // The live cluster gets different data, then a client holds a session
     // open on chroma while the restore runs.
     let t = d.sb.target();
-    imlrecover::host::postgres::execute(&t, "chroma", "DELETE FROM chroma_core_command WHERE id > 10").unwrap();
+    imlrecover::host::postgres::execute(
+        &t,
+        "chroma",
+        "DELETE FROM chroma_core_command WHERE id > 10",
+    )
+    .unwrap();
     let psql = imlrecover::host::postgres::find_program(None, "psql").unwrap();
     let mut client = std::process::Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(&psql)
-        .args(["-X", "-q", "-h", t.host.as_deref().unwrap(), "-p", &t.port.unwrap().to_string(), "-U", "postgres", "-d", "chroma"])
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            t.host.as_deref().unwrap(),
+            "-p",
+            &t.port.unwrap().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "chroma",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -279,16 +346,26 @@ fn a_connected_client_is_ended_and_never_leaves_the_old_data() {
     writeln!(stdin, "SELECT 1;").unwrap();
     let mut connected = false;
     for _ in 0..200 {
-        if !imlrecover::host::postgres::connected_backends(&t, &["chroma"]).unwrap().is_empty() {
+        if !imlrecover::host::postgres::connected_backends(&t, &["chroma"])
+            .unwrap()
+            .is_empty()
+        {
             connected = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(connected, "the client never connected");
-    let out = d.cmd("apply").args(["--replace", "database.chroma", "--auto-approve"]).run();
+    let out = d
+        .cmd("apply")
+        .args(["--replace", "database.chroma", "--auto-approve"])
+        .run();
     out.code(0).stdout_has("ended session:");
-    assert_eq!(d.sb.rows().unwrap(), d.rows, "the bundle's rows, not the old ones");
+    assert_eq!(
+        d.sb.rows().unwrap(),
+        d.rows,
+        "the bundle's rows, not the old ones"
+    );
     drop(stdin);
     let _ = client.wait();
     d.assert_restored();
@@ -300,8 +377,18 @@ fn a_service_that_will_not_start_fails_the_step_and_the_rest_is_restartable() {
     // httpd is broken: its start fails.
     let script = d.sb.root.join("etc/init.d/httpd");
     let good = std::fs::read_to_string(&script).unwrap();
-    std::fs::write(&script, good.replace("    start) do_start ;;", "    start) echo 'httpd: cannot bind to port 80' >&2; exit 1 ;;")).unwrap();
-    let out = d.cmd("apply").args(["--replace", "database.chroma", "--auto-approve"]).run();
+    std::fs::write(
+        &script,
+        good.replace(
+            "    start) do_start ;;",
+            "    start) echo 'httpd: cannot bind to port 80' >&2; exit 1 ;;",
+        ),
+    )
+    .unwrap();
+    let out = d
+        .cmd("apply")
+        .args(["--replace", "database.chroma", "--auto-approve"])
+        .run();
     out.code(1)
         .stderr_has("apply failed at step")
         .stderr_has("service.httpd")
@@ -309,11 +396,22 @@ fn a_service_that_will_not_start_fails_the_step_and_the_rest_is_restartable() {
         .stdout_has("Done (")
         .stdout_has("Not attempted (")
         .stdout_has("started rabbitmq-server again (this run had stopped it)");
-    assert!(status(&d.sb.root, "rabbitmq-server"), "what this run stopped was started again");
+    assert!(
+        status(&d.sb.root, "rabbitmq-server"),
+        "what this run stopped was started again"
+    );
     // The run directory keeps the safety dump.
     let runs = d.sb.root.join("var/lib/imlrecover/runs");
-    let run = std::fs::read_dir(&runs).unwrap().flatten().next().unwrap().path();
-    assert!(std::fs::read_dir(&run).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("safety-pgbackup-")));
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(std::fs::read_dir(&run).unwrap().flatten().any(|e| e
+        .file_name()
+        .to_string_lossy()
+        .starts_with("safety-pgbackup-")));
     // Fixed, the same command converges.
     std::fs::write(&script, good).unwrap();
     d.apply().code(0).stdout_has("Resuming: the run");
@@ -324,27 +422,41 @@ fn a_service_that_will_not_start_fails_the_step_and_the_rest_is_restartable() {
 fn an_unknown_owner_in_the_bundle_is_a_clear_error() {
     let d = Drill::after_disaster();
     let manifest = PathBuf::from(&d.bundle).join("manifest.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     for e in v["entries"].as_array_mut().unwrap() {
         if e["path"] == "/etc/ntp.conf" {
             e["owner"] = "nosuchuser".into();
         }
     }
     std::fs::write(&manifest, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    d.apply().code(1).stderr_has("/etc/ntp.conf: unknown user `nosuchuser` on this host");
+    d.apply()
+        .code(1)
+        .stderr_has("/etc/ntp.conf: unknown user `nosuchuser` on this host");
 }
 
 /// Crash (SIGKILL) at a point, then apply again: the end state is the
 /// uninterrupted one and nothing is lost.
 fn crash_then_converge(fault: &str) {
     let d = Drill::after_disaster();
-    let out = d.cmd("apply").arg("--auto-approve").env("IMLRECOVER_FAULT", fault).run();
-    assert_eq!(out.code, -1, "killed by SIGKILL at {fault}\n{}\n{}", out.stdout, out.stderr);
+    let out = d
+        .cmd("apply")
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", fault)
+        .run();
+    assert_eq!(
+        out.code, -1,
+        "killed by SIGKILL at {fault}\n{}\n{}",
+        out.stdout, out.stderr
+    );
     let again = d.apply();
     again.code(0).stdout_has("Resuming: the run");
     // Either something was left to do, or the killed run had done it all.
     assert!(
-        again.stdout.contains("Apply complete!") || again.stdout.contains("No changes. The host matches the recipe."),
+        again.stdout.contains("Apply complete!")
+            || again
+                .stdout
+                .contains("No changes. The host matches the recipe."),
         "{}",
         again.stdout
     );
@@ -391,10 +503,19 @@ fn killed_in_the_middle_of_the_restore() {
 fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
     let d = Drill::golden();
     std::fs::write(d.sb.root.join("etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
-    let starts = |root: &Path| initd::actions(root, "ntpd").iter().filter(|a| *a == "start").count();
+    let starts = |root: &Path| {
+        initd::actions(root, "ntpd")
+            .iter()
+            .filter(|a| *a == "start")
+            .count()
+    };
     let before = starts(&d.sb.root);
     // Step 1 writes ntp.conf, step 2 restarts ntpd: die in between.
-    let out = d.cmd("apply").arg("--auto-approve").env("IMLRECOVER_FAULT", "after-step:1").run();
+    let out = d
+        .cmd("apply")
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", "after-step:1")
+        .run();
     assert_eq!(out.code, -1);
     assert_eq!(starts(&d.sb.root), before, "ntpd not restarted yet");
     d.apply()

@@ -24,7 +24,12 @@ fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
     ] {
         out.stdout_has(phase);
     }
-    let last = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     assert!(last.starts_with("Restored in "), "{last}");
     assert!(last.contains(" files, 575 rows verified."), "{last}");
     let sandbox = out
@@ -32,16 +37,32 @@ fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
         .lines()
         .find_map(|l| l.strip_prefix("Sandbox: "))
         .expect("the demo names its sandbox");
-    assert!(!std::path::Path::new(sandbox).exists(), "the sandbox {sandbox} was removed");
+    assert!(
+        !std::path::Path::new(sandbox).exists(),
+        "the sandbox {sandbox} was removed"
+    );
     // No service daemon and no postmaster of the sandbox is left running.
-    assert_eq!(daemons(), before, "a process of the sandbox outlived the demo");
+    assert_eq!(
+        daemons(),
+        before,
+        "a process of the sandbox outlived the demo"
+    );
 }
 
 /// (sandbox service daemons, postmasters) running now.
 fn daemons() -> (usize, usize) {
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&ps.stdout).into_owned();
-    let services = text.lines().filter(|l| l.trim() == "/bin/sleep 86400").count();
-    let postmasters = text.lines().filter(|l| l.contains("postgres") && l.contains(" -D ")).count();
+    let services = text
+        .lines()
+        .filter(|l| l.trim() == "/bin/sleep 86400")
+        .count();
+    let postmasters = text
+        .lines()
+        .filter(|l| l.contains("postgres") && l.contains(" -D "))
+        .count();
     (services, postmasters)
 }

@@ -30,7 +30,13 @@ fn disaster_drill_restores_the_manager() {
     let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
     let rows_before = sb.rows().unwrap();
     assert_eq!(rows_before.len(), TABLES.len());
-    let certs = ["var/lib/chroma/authority.crt", "var/lib/chroma/authority.pem", "var/lib/chroma/authority.srl", "var/lib/chroma/manager.crt", "var/lib/chroma/manager.pem"];
+    let certs = [
+        "var/lib/chroma/authority.crt",
+        "var/lib/chroma/authority.pem",
+        "var/lib/chroma/authority.srl",
+        "var/lib/chroma/manager.crt",
+        "var/lib/chroma/manager.pem",
+    ];
     let certs_before: Vec<Vec<u8>> = certs.iter().map(|c| read(&sb, c)).collect();
     let ntp_before = read(&sb, "etc/ntp.conf");
 
@@ -76,7 +82,10 @@ fn disaster_drill_restores_the_manager() {
 
     assert_eq!(sb.rows().unwrap(), rows_before, "same tables, same rows");
     let certs_after: Vec<Vec<u8>> = certs.iter().map(|c| read(&sb, c)).collect();
-    assert_eq!(certs_after, certs_before, "the certificates are the originals, byte for byte");
+    assert_eq!(
+        certs_after, certs_before,
+        "the certificates are the originals, byte for byte"
+    );
     assert_eq!(read(&sb, "etc/ntp.conf"), ntp_before);
     let verify = std::process::Command::new("openssl")
         .args(["verify", "-CAfile"])
@@ -84,11 +93,22 @@ fn disaster_drill_restores_the_manager() {
         .arg(sb.root.join("var/lib/chroma/manager.crt"))
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     for s in SERVICES {
-        let status = std::process::Command::new(sb.root.join("etc/init.d").join(s)).arg("status").output().unwrap().status;
+        let status = std::process::Command::new(sb.root.join("etc/init.d").join(s))
+            .arg("status")
+            .output()
+            .unwrap()
+            .status;
         assert!(status.success(), "{s} runs after the restore");
-        assert_eq!(initd::actions(&sb.root, s).last().map(String::as_str), Some("start"));
+        assert_eq!(
+            initd::actions(&sb.root, s).last().map(String::as_str),
+            Some("start")
+        );
     }
     assert!(!sb.root.join("var/log/chroma/client_errors.log").exists());
 }

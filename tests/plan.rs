@@ -31,7 +31,11 @@ impl Manager {
             .run()
             .code(0);
         let bundle = sb.bundles.join("latest").display().to_string();
-        Manager { _tmp: tmp, sb, bundle }
+        Manager {
+            _tmp: tmp,
+            sb,
+            bundle,
+        }
     }
 
     fn plan(&self, extra: &[&str]) -> Output {
@@ -73,14 +77,22 @@ fn every_kind_of_difference_shows_with_its_symbol_reason_and_step() {
     // content
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
     // mode
-    std::fs::set_permissions(m.path("/etc/hosts"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        m.path("/etc/hosts"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // owner
     std::os::unix::fs::chown(m.path("/etc/nsswitch.conf"), Some(65534), None).unwrap();
     // missing file
     std::fs::remove_file(m.path("/etc/yum.conf")).unwrap();
     // a file that must be absent
     std::fs::create_dir_all(m.path("/var/log/chroma")).unwrap();
-    std::fs::write(m.path("/var/log/chroma/client_errors.log"), "Internal Server Error\n").unwrap();
+    std::fs::write(
+        m.path("/var/log/chroma/client_errors.log"),
+        "Internal Server Error\n",
+    )
+    .unwrap();
     // a different certificate (the installer ran again)
     imlrecover::sandbox::certs::make_chain(&m.path("/var/lib/chroma"), "other", 30).unwrap();
     // a stopped service
@@ -113,7 +125,10 @@ fn every_kind_of_difference_shows_with_its_symbol_reason_and_step() {
     let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let db = change(&plan, "database.chroma");
     assert_eq!(db["action"], "no-op");
-    assert_eq!(db["reason"], "the live cluster is the one the bundle was taken from");
+    assert_eq!(
+        db["reason"],
+        "the live cluster is the one the bundle was taken from"
+    );
 }
 
 #[test]
@@ -122,11 +137,17 @@ fn a_reinitialised_cluster_is_restored_inside_the_quiesce_bracket() {
     // Same host, but PostgreSQL re-initialised (new system_identifier) with an
     // empty chroma, as the installer leaves it.
     let fresh = imlrecover::host::postgres::TempCluster::start().unwrap();
-    imlrecover::host::postgres::execute(&fresh.target(), "postgres", "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;").unwrap();
+    imlrecover::host::postgres::execute(
+        &fresh.target(),
+        "postgres",
+        "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;",
+    )
+    .unwrap();
     let old = m.sb.cluster.replace(fresh);
     drop(old);
     let out = m.plan(&["--detailed-exitcode"]);
-    out.code(2).stdout_has("-/+ database.chroma (restore: the live cluster (");
+    out.code(2)
+        .stdout_has("-/+ database.chroma (restore: the live cluster (");
     out.stdout_has("was never restored into it)");
     let steps: Vec<&str> = out
         .stdout
@@ -135,11 +156,24 @@ fn a_reinitialised_cluster_is_restored_inside_the_quiesce_bracket() {
         .skip(1)
         .take_while(|l| !l.is_empty())
         .collect();
-    let pos = |s: &str| steps.iter().position(|l| l.contains(s)).unwrap_or_else(|| panic!("no step {s}: {steps:#?}"));
+    let pos = |s: &str| {
+        steps
+            .iter()
+            .position(|l| l.contains(s))
+            .unwrap_or_else(|| panic!("no step {s}: {steps:#?}"))
+    };
     let restore = pos("restore database.chroma");
     for svc in ["chroma_supervisor", "httpd", "rabbitmq_server"] {
-        assert!(pos(&format!("stop service.{svc} (quiesce for the database.chroma restore)")) < restore);
-        assert!(pos(&format!("start service.{svc} (start again after the database.chroma restore)")) > restore);
+        assert!(
+            pos(&format!(
+                "stop service.{svc} (quiesce for the database.chroma restore)"
+            )) < restore
+        );
+        assert!(
+            pos(&format!(
+                "start service.{svc} (start again after the database.chroma restore)"
+            )) > restore
+        );
     }
     // Started again in the runbook's order: rabbitmq-server, httpd, chroma-supervisor.
     assert!(pos("start service.rabbitmq_server") < pos("start service.httpd"));
@@ -178,18 +212,45 @@ fn json_follows_the_documented_schema_and_redacts_secrets() {
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
     let out = m.plan(&["--json", "--detailed-exitcode"]);
     out.code(2);
-    assert!(!out.stdout.contains("SECRETHASH"), "secret content leaked into the JSON");
+    assert!(
+        !out.stdout.contains("SECRETHASH"),
+        "secret content leaked into the JSON"
+    );
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan["format_version"], 1);
-    for key in ["tool_version", "created", "recipe", "bundle", "root", "resource_changes", "steps", "summary", "warnings", "variables"] {
+    for key in [
+        "tool_version",
+        "created",
+        "recipe",
+        "bundle",
+        "root",
+        "resource_changes",
+        "steps",
+        "summary",
+        "warnings",
+        "variables",
+    ] {
         assert!(plan.get(key).is_some(), "top-level `{key}` missing");
     }
     for c in plan["resource_changes"].as_array().unwrap() {
-        for key in ["address", "action", "reason", "details", "files", "before", "after", "observed", "sensitive"] {
+        for key in [
+            "address",
+            "action",
+            "reason",
+            "details",
+            "files",
+            "before",
+            "after",
+            "observed",
+            "sensitive",
+        ] {
             assert!(c.get(key).is_some(), "{} lacks `{key}`", c["address"]);
         }
         let action = c["action"].as_str().unwrap();
-        assert!(["no-op", "create", "update", "delete", "restore", "run"].contains(&action), "{action}");
+        assert!(
+            ["no-op", "create", "update", "delete", "restore", "run"].contains(&action),
+            "{action}"
+        );
     }
     let shadow = change(&plan, "file.shadow");
     assert_eq!(shadow["action"], "update");
@@ -198,9 +259,14 @@ fn json_follows_the_documented_schema_and_redacts_secrets() {
     assert!(detail.starts_with("content changed (blake3 "), "{detail}");
     assert!(shadow["files"][0].get("diff").is_none());
     let ntp = change(&plan, "file.ntp_conf");
-    assert!(ntp["files"][0]["diff"].as_str().unwrap().contains("-server 192.0.2.1 iburst"));
+    assert!(ntp["files"][0]["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-server 192.0.2.1 iburst"));
     let steps = plan["steps"].as_array().unwrap();
-    assert!(steps.iter().any(|s| s["op"] == "restart" && s["address"] == "service.ntpd" && s["reason"] == "because file.ntp_conf changed"));
+    assert!(steps.iter().any(|s| s["op"] == "restart"
+        && s["address"] == "service.ntpd"
+        && s["reason"] == "because file.ntp_conf changed"));
     assert_eq!(steps[0]["id"], 1);
     assert_eq!(plan["summary"]["update"], 2);
 }
@@ -219,7 +285,9 @@ fn tree(dir: &Path) -> BTreeMap<String, (u32, String)> {
                 stack.push(p);
                 out.insert(rel, (mode, String::new()));
             } else if meta.is_file() {
-                let hash = blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string();
+                let hash = blake3::hash(&std::fs::read(&p).unwrap())
+                    .to_hex()
+                    .to_string();
                 out.insert(rel, (mode, hash));
             } else {
                 out.insert(rel, (mode, format!("-> {:?}", std::fs::read_link(&p).ok())));
@@ -235,41 +303,67 @@ fn plan_changes_nothing_on_the_host_in_the_bundle_or_in_the_database() {
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
     m.service("httpd", "stop");
     let ignore_logs = |t: BTreeMap<String, (u32, String)>| -> BTreeMap<String, (u32, String)> {
-        t.into_iter().filter(|(k, _)| !k.starts_with("var/run")).collect()
+        t.into_iter()
+            .filter(|(k, _)| !k.starts_with("var/run"))
+            .collect()
     };
     let root_before = ignore_logs(tree(&m.sb.root));
     let bundles_before = tree(&m.sb.bundles);
     let rows_before = m.sb.rows().unwrap();
     let id_before = imlrecover::host::postgres::cluster_identity(&m.sb.target()).unwrap();
-    for extra in [&["--detailed-exitcode"][..], &["--replace", "database.chroma"], &["--json"]] {
+    for extra in [
+        &["--detailed-exitcode"][..],
+        &["--replace", "database.chroma"],
+        &["--json"],
+    ] {
         m.plan(extra);
     }
     assert_eq!(ignore_logs(tree(&m.sb.root)), root_before);
     assert_eq!(tree(&m.sb.bundles), bundles_before);
     assert_eq!(m.sb.rows().unwrap(), rows_before);
-    assert_eq!(imlrecover::host::postgres::cluster_identity(&m.sb.target()).unwrap(), id_before);
-    assert_eq!(imlrecover::sandbox::initd::actions(&m.sb.root, "httpd").last().map(String::as_str), Some("stop"));
+    assert_eq!(
+        imlrecover::host::postgres::cluster_identity(&m.sb.target()).unwrap(),
+        id_before
+    );
+    assert_eq!(
+        imlrecover::sandbox::initd::actions(&m.sb.root, "httpd")
+            .last()
+            .map(String::as_str),
+        Some("stop")
+    );
 }
 
 #[test]
 fn saved_plans_hold_no_secrets_and_show_renders_them() {
     let m = Manager::new();
-    std::fs::write(m.path("/etc/shadow"), "root:$6$SECRETHASH$abc:19000::::::\n").unwrap();
+    std::fs::write(
+        m.path("/etc/shadow"),
+        "root:$6$SECRETHASH$abc:19000::::::\n",
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("restore.plan");
     let out = m.plan(&["--out", file.to_str().unwrap()]);
     out.code(0).stdout_has("Saved the plan to");
     let saved = std::fs::read_to_string(&file).unwrap();
     assert!(!saved.contains("SECRETHASH"));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     let shown = Imlrecover::new().arg("show").arg(&file).run();
-    shown.code(0).stdout_has("~ file.shadow (update: /etc/shadow differs from the bundle)");
+    shown
+        .code(0)
+        .stdout_has("~ file.shadow (update: /etc/shadow differs from the bundle)");
     let json = Imlrecover::new().arg("show").arg(&file).arg("--json").run();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["format_version"], 1);
     std::fs::write(&file, "{\"format_version\": 99}").unwrap();
-    Imlrecover::new().arg("show").arg(&file).run().code(1).stderr_has("has plan format 99");
+    Imlrecover::new()
+        .arg("show")
+        .arg(&file)
+        .run()
+        .code(1)
+        .stderr_has("has plan format 99");
 }
 
 #[test]
@@ -277,7 +371,15 @@ fn bad_inputs_are_errors_and_never_drift() {
     let mut m = Manager::new();
     // A root that does not exist.
     Imlrecover::new()
-        .args(["plan", "-r", PLAN, "--root", "/nonexistent/root", "--bundle", &m.bundle])
+        .args([
+            "plan",
+            "-r",
+            PLAN,
+            "--root",
+            "/nonexistent/root",
+            "--bundle",
+            &m.bundle,
+        ])
         .args(m.sb.var_args())
         .args(["--detailed-exitcode"])
         .run()
@@ -294,7 +396,9 @@ fn bad_inputs_are_errors_and_never_drift() {
         .stderr_has("file.hosts: the bundle's copy of /etc/hosts (files/etc/hosts) does not match its manifest hash");
     // An unknown service (init script gone, no installer run planned).
     std::fs::remove_file(m.sb.root.join("etc/init.d/ntpd")).unwrap();
-    m.plan(&[]).code(1).stderr_has("service.ntpd: unknown service `ntpd`");
+    m.plan(&[])
+        .code(1)
+        .stderr_has("service.ntpd: unknown service `ntpd`");
     // An unreachable database.
     if let Some(c) = m.sb.cluster.as_mut() {
         let _ = c.stop();
@@ -336,7 +440,10 @@ fn fixture_host() -> (support::host::Host, PathBuf) {
     let host = support::host::Host::new();
     let recipe = fixtures().join("plan/files.hcl");
     imlrecover::sandbox::initd::write_service(&host.root, "ntpd").unwrap();
-    let out = std::process::Command::new(host.root.join("etc/init.d/ntpd")).arg("start").output().unwrap();
+    let out = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
+        .arg("start")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     Imlrecover::new()
         .args(["backup", "-r"])
@@ -353,7 +460,11 @@ fn fixture_host() -> (support::host::Host, PathBuf) {
 #[test]
 fn rendered_plans_plain_and_coloured() {
     let (host, recipe) = fixture_host();
-    std::fs::write(host.file("/etc/ntp.conf"), "driftfile /var/lib/ntp/drift\nserver 192.0.2.1 iburst\n").unwrap();
+    std::fs::write(
+        host.file("/etc/ntp.conf"),
+        "driftfile /var/lib/ntp/drift\nserver 192.0.2.1 iburst\n",
+    )
+    .unwrap();
     std::fs::write(host.file("/etc/shadow"), "root:!!:19000::::::\n").unwrap();
     std::fs::remove_file(host.file("/etc/yum.repos.d/chroma.repo")).unwrap();
     std::fs::create_dir_all(host.file("/var/log/chroma")).unwrap();
@@ -376,5 +487,7 @@ fn rendered_plans_plain_and_coloured() {
     let coloured = run("always");
     assert!(coloured.contains("\u{1b}[32m+"), "green + for creations");
     insta::assert_snapshot!("plan_coloured", coloured);
-    let _ = std::process::Command::new(host.root.join("etc/init.d/ntpd")).arg("stop").output();
+    let _ = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
+        .arg("stop")
+        .output();
 }

@@ -41,7 +41,11 @@ pub fn carry_over(plan: &mut Plan, unfinished: &Unfinished) -> Vec<Step> {
             .any(|s| s.address == owed.address && (s.op == owed.op || s.op == Op::Start));
         if !present {
             let mut s = owed.clone();
-            s.reason = format!("owed by the interrupted run {}: {}", run_name(&unfinished.dir), owed.reason);
+            s.reason = format!(
+                "owed by the interrupted run {}: {}",
+                run_name(&unfinished.dir),
+                owed.reason
+            );
             added.push(s);
         }
     }
@@ -56,7 +60,9 @@ pub fn carry_over(plan: &mut Plan, unfinished: &Unfinished) -> Vec<Step> {
 }
 
 pub fn run_name(dir: &std::path::Path) -> String {
-    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// How a finished apply went.
@@ -87,7 +93,8 @@ pub fn execute(
     previous: Option<&Unfinished>,
 ) -> miette::Result<Outcome> {
     let start = Instant::now();
-    let mut run = RunDir::create(&runs_dir(t.root), plan).map_err(|e| miette::miette!("cannot create the run directory: {e}"))?;
+    let mut run = RunDir::create(&runs_dir(t.root), plan)
+        .map_err(|e| miette::miette!("cannot create the run directory: {e}"))?;
     let state = RefCell::new(State::load(t.root.dir())?);
     let previous_dir = run.previous();
     let run_dir = run.dir.clone();
@@ -107,7 +114,12 @@ pub fn execute(
     let mut warnings = Vec::new();
     let mut stopped: Vec<&Step> = Vec::new();
     for step in &plan.steps {
-        let head = format!("[{:>width$}/{total}] {} {}", step.id, step.op.as_str(), step.address);
+        let head = format!(
+            "[{:>width$}/{total}] {} {}",
+            step.id,
+            step.op.as_str(),
+            step.address
+        );
         // A spinner on a terminal; a start line in logs, so a slow step
         // shows what it is waiting for.
         let spinner = printer.bar(0, &head);
@@ -136,7 +148,9 @@ pub fn execute(
                     elapsed_ms: elapsed.as_millis() as u64,
                     message: applied.message.clone(),
                 })
-                .map_err(|e| miette::miette!("cannot write the journal in {}: {e}", run.dir.display()))?;
+                .map_err(|e| {
+                    miette::miette!("cannot write the journal in {}: {e}", run.dir.display())
+                })?;
                 fault::after_step(step.id);
                 printer.line(&format!(
                     "{head}: {} {}",
@@ -180,7 +194,8 @@ pub fn execute(
             }
         }
     }
-    run.mark(run::COMPLETE).map_err(|e| miette::miette!("cannot mark {} complete: {e}", run.dir.display()))?;
+    run.mark(run::COMPLETE)
+        .map_err(|e| miette::miette!("cannot mark {} complete: {e}", run.dir.display()))?;
     if let Some(p) = previous {
         let _ = p.mark_superseded();
     }
@@ -202,18 +217,51 @@ fn restart_stopped(printer: &Printer, t: &Target, stopped: &[&Step]) -> miette::
             continue;
         }
         match t.services.act(&s.name, crate::host::service::Action::Start) {
-            Ok(_) => printer.line(&format!("  started {} again (this run had stopped it)", s.name))?,
-            Err(e) => printer.line(&format!("  {} could not start {} again: {e}", printer.red("Warning:"), s.name))?,
+            Ok(_) => printer.line(&format!(
+                "  started {} again (this run had stopped it)",
+                s.name
+            ))?,
+            Err(e) => printer.line(&format!(
+                "  {} could not start {} again: {e}",
+                printer.red("Warning:"),
+                s.name
+            ))?,
         }
     }
     Ok(())
 }
 
 fn report_failure(printer: &Printer, plan: &Plan, failed: usize) -> miette::Result<()> {
-    let done: Vec<String> = plan.steps.iter().filter(|s| s.id < failed).map(|s| format!("{} {}", s.op.as_str(), s.address)).collect();
-    let left: Vec<String> = plan.steps.iter().filter(|s| s.id > failed).map(|s| format!("{} {}", s.op.as_str(), s.address)).collect();
-    printer.line(&format!("\nDone ({}): {}", done.len(), if done.is_empty() { "nothing".into() } else { done.join(", ") }))?;
-    printer.line(&format!("Not attempted ({}): {}", left.len(), if left.is_empty() { "nothing".into() } else { left.join(", ") }))?;
+    let done: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.id < failed)
+        .map(|s| format!("{} {}", s.op.as_str(), s.address))
+        .collect();
+    let left: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.id > failed)
+        .map(|s| format!("{} {}", s.op.as_str(), s.address))
+        .collect();
+    printer.line(&format!(
+        "\nDone ({}): {}",
+        done.len(),
+        if done.is_empty() {
+            "nothing".into()
+        } else {
+            done.join(", ")
+        }
+    ))?;
+    printer.line(&format!(
+        "Not attempted ({}): {}",
+        left.len(),
+        if left.is_empty() {
+            "nothing".into()
+        } else {
+            left.join(", ")
+        }
+    ))?;
     Ok(())
 }
 
@@ -234,7 +282,11 @@ pub fn summary_line(plan: &Plan) -> String {
     parts.push(format!(
         "{} service {}",
         s.service_actions,
-        if s.service_actions == 1 { "action" } else { "actions" }
+        if s.service_actions == 1 {
+            "action"
+        } else {
+            "actions"
+        }
     ));
     format!("Apply complete! {}.", parts.join(", "))
 }
@@ -250,9 +302,9 @@ pub fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
         // is not a reason to refuse the whole plan.
         .filter(|c| c.address.kind != crate::recipe::ResourceType::RemoteService)
         .filter(|c| {
-            fresh
-                .change(&c.address)
-                .is_none_or(|f| f.observed != c.observed || (f.action == Action::NoOp) != (c.action == Action::NoOp))
+            fresh.change(&c.address).is_none_or(|f| {
+                f.observed != c.observed || (f.action == Action::NoOp) != (c.action == Action::NoOp)
+            })
         })
         .map(|c| c.address.to_string())
         .collect()

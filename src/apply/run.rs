@@ -102,7 +102,10 @@ impl Unfinished {
             .filter(|s| matches!(s.op, Op::Restart | Op::RemoteAction))
             .filter(|s| {
                 // Owed only if something before it was done in that run.
-                self.plan.steps.iter().any(|p| p.id < s.id && self.done.contains(&p.id))
+                self.plan
+                    .steps
+                    .iter()
+                    .any(|p| p.id < s.id && self.done.contains(&p.id))
             })
             .collect()
     }
@@ -115,7 +118,10 @@ impl Unfinished {
 /// The newest run without `complete` or `superseded`, if any.
 pub fn unfinished(runs: &Path) -> io::Result<Option<Unfinished>> {
     let mut dirs: Vec<PathBuf> = match fs::read_dir(runs) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_ctx(runs, e)),
     };
@@ -124,8 +130,12 @@ pub fn unfinished(runs: &Path) -> io::Result<Option<Unfinished>> {
         if dir.join(COMPLETE).exists() || dir.join(SUPERSEDED).exists() {
             return Ok(None);
         }
-        let Ok(text) = fs::read_to_string(dir.join(PLAN)) else { continue };
-        let Ok(plan) = serde_json::from_str::<Plan>(&text) else { continue };
+        let Ok(text) = fs::read_to_string(dir.join(PLAN)) else {
+            continue;
+        };
+        let Ok(plan) = serde_json::from_str::<Plan>(&text) else {
+            continue;
+        };
         let mut done = Vec::new();
         if let Ok(f) = File::open(dir.join(JOURNAL)) {
             // A torn last line (killed mid-write) is ignored.

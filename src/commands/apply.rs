@@ -22,7 +22,9 @@ pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
 
 fn target_args(args: &ApplyArgs) -> miette::Result<TargetArgs> {
     let (Some(recipe), Some(bundle)) = (&args.recipe, &args.bundle) else {
-        return Err(miette!("apply needs either PLANFILE or -r RECIPE and --bundle BUNDLE"));
+        return Err(miette!(
+            "apply needs either PLANFILE or -r RECIPE and --bundle BUNDLE"
+        ));
     };
     Ok(TargetArgs {
         recipe: RecipeArgs {
@@ -49,7 +51,8 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     let root = Root::new(&t.root)?;
     let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
     let mut plan = super::plan::make_plan(&recipe, &t)?;
-    let previous = run::unfinished(&apply::runs_dir(&root)).map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    let previous = run::unfinished(&apply::runs_dir(&root))
+        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if let Some(p) = &previous {
         let added = apply::carry_over(&mut plan, p);
         printer.line(&format!(
@@ -58,7 +61,11 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
             apply::run_name(&p.dir),
             p.done.len(),
             p.plan.steps.len(),
-            if added.is_empty() { String::new() } else { format!(", plus {} step(s) it still owed", added.len()) }
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!(", plus {} step(s) it still owed", added.len())
+            }
         ))?;
     }
     printer.out(&views::human::plan(printer, &plan))?;
@@ -95,7 +102,12 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
     let values = saved
         .variables
         .iter()
-        .map(|(k, v)| Ok((k.clone(), hcl::to_value(v).map_err(|e| miette!("variable {k} in the plan: {e}"))?)))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                hcl::to_value(v).map_err(|e| miette!("variable {k} in the plan: {e}"))?,
+            ))
+        })
         .collect::<miette::Result<Vec<_>>>()?;
     let input = recipe::VarInput {
         values,
@@ -142,16 +154,26 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
             stale.join(", ")
         ));
     }
-    let previous = run::unfinished(&apply::runs_dir(&root)).map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    let previous = run::unfinished(&apply::runs_dir(&root))
+        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if !saved.has_changes() {
         printer.line(&views::human::plan(printer, &saved))?;
         return Ok(Outcome::Clean);
     }
-    printer.line(&format!("Applying the saved plan {} ({} steps).", planfile.display(), saved.steps.len()))?;
+    printer.line(&format!(
+        "Applying the saved plan {} ({} steps).",
+        planfile.display(),
+        saved.steps.len()
+    ))?;
     finish(printer, &recipe, &root, &t, &saved, previous.as_ref())
 }
 
-fn plan_with(recipe: &Recipe, root: &Root, bundle: &Bundle, replace: &[recipe::Address]) -> miette::Result<Plan> {
+fn plan_with(
+    recipe: &Recipe,
+    root: &Root,
+    bundle: &Bundle,
+    replace: &[recipe::Address],
+) -> miette::Result<Plan> {
     let state = crate::state::State::load(root.dir())?;
     let services = Services::new(recipe.settings.services, root.dir());
     Ok(crate::plan::build(&crate::plan::Inputs {
@@ -193,7 +215,10 @@ fn finish(
             .map(|c| format!("{} ({})", c.address, c.reason))
             .collect();
         return Err(miette!(
-            help = format!("the run directory {} keeps what was replaced", outcome.run_dir.display()),
+            help = format!(
+                "the run directory {} keeps what was replaced",
+                outcome.run_dir.display()
+            ),
             "every step succeeded, but the host still differs from the recipe: {}",
             left.join("; ")
         ));
@@ -201,7 +226,11 @@ fn finish(
     printer.line(&format!(
         "\n{} {}",
         printer.green(&apply::summary_line(plan)),
-        printer.dim(&format!("({:.1} s; run directory {})", outcome.elapsed.as_secs_f64(), outcome.run_dir.display()))
+        printer.dim(&format!(
+            "({:.1} s; run directory {})",
+            outcome.elapsed.as_secs_f64(),
+            outcome.run_dir.display()
+        ))
     ))?;
     for w in &outcome.warnings {
         printer.line(&format!("{} {w}", printer.yellow("Warning:")))?;

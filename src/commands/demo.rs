@@ -24,13 +24,17 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .tempdir()
         .into_diagnostic()?;
     let dir = tmp.path();
-    printer.line(&printer.bold("imlrecover demo: the IML backup and restore runbook, end to end, in a sandbox"))?;
+    printer
+        .line(&printer.bold(
+            "imlrecover demo: the IML backup and restore runbook, end to end, in a sandbox",
+        ))?;
     printer.line(&format!("Sandbox: {}\n", dir.display()))?;
 
     let have_pg = pg::find_program(None, "initdb").is_ok();
     if Command::new("openssl").arg("version").output().is_err() {
         return Err(miette!(
-            help = "install it (apt-get install openssl / yum install openssl) and run the demo again",
+            help =
+                "install it (apt-get install openssl / yum install openssl) and run the demo again",
             "the demo needs the `openssl` program to make the manager's certificates"
         ));
     }
@@ -44,7 +48,11 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     phase(printer, 1, "A working IML manager")?;
     let mut sb = Sandbox::golden_with(dir, have_pg)?;
     let recipe = dir.join("iml-manager.hcl");
-    let text = if have_pg { PLAN.to_string() } else { without_database(PLAN) };
+    let text = if have_pg {
+        PLAN.to_string()
+    } else {
+        without_database(PLAN)
+    };
     std::fs::write(&recipe, text).into_diagnostic()?;
     printer.line(&format!(
         "  host tree under {}\n  certificate chain made with openssl (authority self-signed, manager signed with -CAcreateserial)\n  services: {} (LSB init scripts)",
@@ -61,7 +69,11 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     }
     let certs_before = read_certs(&sb.root);
 
-    phase(printer, 2, "Backup (the runbook's \"Creating a Backup Manifest\")")?;
+    phase(
+        printer,
+        2,
+        "Backup (the runbook's \"Creating a Backup Manifest\")",
+    )?;
     let backup = {
         let mut c = base(printer, &sb, &recipe, "backup");
         c.arg("--bundle-dir").arg(&sb.bundles);
@@ -86,9 +98,16 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     step(printer, apply, &[0])?;
     let restored_in = restore_started.elapsed();
 
-    phase(printer, 6, "Check: the host matches, and what came back is the original")?;
+    phase(
+        printer,
+        6,
+        "Check: the host matches, and what came back is the original",
+    )?;
     let mut again = base(printer, &sb, &recipe, "plan");
-    again.arg("--bundle").arg(&bundle).arg("--detailed-exitcode");
+    again
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--detailed-exitcode");
     step(printer, again, &[0])?;
     let chain = dir_chain(&sb.root);
     let certs_ok = read_certs(&sb.root) == certs_before && chain.is_ok();
@@ -100,7 +119,12 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         ));
     }
     let opened = Bundle::open(&bundle)?;
-    let files = opened.manifest.entries.iter().filter(|e| e.kind == EntryKind::File).count();
+    let files = opened
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .count();
     let row_count: u64 = rows.as_ref().map_or(0, |r| r.values().sum());
     printer.line(&format!(
         "  certificates: byte-for-byte the originals, and manager.crt verifies against authority.crt{}",
@@ -112,7 +136,10 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
             "Restored in {:.1} s; {files} files, {row_count} rows verified.",
             restored_in.as_secs_f64()
         )),
-        printer.dim(&format!("(whole demo {:.1} s)", started.elapsed().as_secs_f64()))
+        printer.dim(&format!(
+            "(whole demo {:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
     ))?;
     drop(sb);
     if args.keep {
@@ -126,16 +153,24 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
 /// after the disaster: a new cluster listens elsewhere).
 fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap_or_else(|_| "imlrecover".into()));
-    c.args(["--color", if printer.color { "always" } else { "never" }, sub, "-r"])
-        .arg(recipe)
-        .arg("--root")
-        .arg(&sb.root)
-        .args(sb.var_args());
+    c.args([
+        "--color",
+        if printer.color { "always" } else { "never" },
+        sub,
+        "-r",
+    ])
+    .arg(recipe)
+    .arg("--root")
+    .arg(&sb.root)
+    .args(sb.var_args());
     c
 }
 
 fn phase(printer: &Printer, n: usize, title: &str) -> miette::Result<()> {
-    printer.line(&format!("\n{}", printer.bold(&format!("== {n}. {title} =="))))
+    printer.line(&format!(
+        "\n{}",
+        printer.bold(&format!("== {n}. {title} =="))
+    ))
 }
 
 /// Runs one of our own commands with its output shown as it comes.
@@ -150,23 +185,34 @@ fn step(printer: &Printer, mut cmd: Command, ok: &[i32]) -> miette::Result<()> {
     let status = cmd.status().into_diagnostic()?;
     match status.code() {
         Some(c) if ok.contains(&c) => Ok(()),
-        _ => Err(miette!("the demo's `imlrecover {}` step failed ({status})", shown.join(" "))),
+        _ => Err(miette!(
+            "the demo's `imlrecover {}` step failed ({status})",
+            shown.join(" ")
+        )),
     }
 }
 
 /// manager.crt against authority.crt, as an agent checks it.
 fn dir_chain(root: &Path) -> Result<(), String> {
-    let read = |f: &str| std::fs::read(root.join("var/lib/chroma").join(f)).map_err(|e| format!("{f}: {e}"));
+    let read = |f: &str| {
+        std::fs::read(root.join("var/lib/chroma").join(f)).map_err(|e| format!("{f}: {e}"))
+    };
     let ca = crate::x509::parse_cert(&read("authority.crt")?)?;
     let leaf = crate::x509::parse_cert(&read("manager.crt")?)?;
     crate::x509::verify_chain(&leaf, &ca)
 }
 
 fn read_certs(root: &Path) -> Vec<Vec<u8>> {
-    ["authority.crt", "authority.pem", "authority.srl", "manager.crt", "manager.pem"]
-        .iter()
-        .map(|f| std::fs::read(root.join("var/lib/chroma").join(f)).unwrap_or_default())
-        .collect()
+    [
+        "authority.crt",
+        "authority.pem",
+        "authority.srl",
+        "manager.crt",
+        "manager.pem",
+    ]
+    .iter()
+    .map(|f| std::fs::read(root.join("var/lib/chroma").join(f)).unwrap_or_default())
+    .collect()
 }
 
 /// The shipped plan minus its `database` block and the references to it,
@@ -187,7 +233,11 @@ fn without_database(plan: &str) -> String {
             }
             continue;
         }
-        out.push_str(&line.replace("[database.chroma, ", "[").replace("[database.chroma]", "[]"));
+        out.push_str(
+            &line
+                .replace("[database.chroma, ", "[")
+                .replace("[database.chroma]", "[]"),
+        );
         out.push('\n');
     }
     out

@@ -59,13 +59,20 @@ pub(crate) fn make_plan(recipe: &Recipe, t: &TargetArgs) -> miette::Result<Plan>
 }
 
 fn replace_addresses(recipe: &Recipe, raw: &[String]) -> miette::Result<Vec<Address>> {
-    let all: Vec<String> = recipe.resources.iter().map(|r| r.address.to_string()).collect();
+    let all: Vec<String> = recipe
+        .resources
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
     raw.iter()
         .map(|s| {
             let a: Address = s.parse().map_err(|e| miette!("--replace {s}: {e}"))?;
             if recipe.resource(&a).is_none() {
                 let help = suggest(s, all.iter().map(String::as_str)).unwrap_or_default();
-                return Err(miette!(help = help, "--replace {s}: the recipe declares no such resource"));
+                return Err(miette!(
+                    help = help,
+                    "--replace {s}: the recipe declares no such resource"
+                ));
             }
             Ok(a)
         })
@@ -74,9 +81,17 @@ fn replace_addresses(recipe: &Recipe, raw: &[String]) -> miette::Result<Vec<Addr
 
 /// A saved plan: JSON, `0600`, written whole or not at all.
 fn save(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let text = views::json(plan);
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -110,7 +125,13 @@ pub(crate) fn load(path: &std::path::Path) -> miette::Result<Plan> {
                 plan::FORMAT_VERSION
             ))
         }
-        None => return Err(miette!("{} is not a saved plan (no format_version)", path.display())),
+        None => {
+            return Err(miette!(
+                "{} is not a saved plan (no format_version)",
+                path.display()
+            ))
+        }
     }
-    serde_json::from_value(value).map_err(|e| miette!("{} is not a valid saved plan: {e}", path.display()))
+    serde_json::from_value(value)
+        .map_err(|e| miette!("{} is not a valid saved plan: {e}", path.display()))
 }

@@ -33,7 +33,11 @@ pub enum AtomicError {
 }
 
 /// The uid for an owner name, else the recorded uid.
-pub fn uid_for(path: &str, name: Option<&str>, recorded: Option<u32>) -> Result<Option<u32>, AtomicError> {
+pub fn uid_for(
+    path: &str,
+    name: Option<&str>,
+    recorded: Option<u32>,
+) -> Result<Option<u32>, AtomicError> {
     match name {
         Some(n) if n.chars().all(|c| c.is_ascii_digit()) => Ok(n.parse().ok()),
         Some(n) => match User::from_name(n) {
@@ -49,7 +53,11 @@ pub fn uid_for(path: &str, name: Option<&str>, recorded: Option<u32>) -> Result<
 }
 
 /// The gid for a group name, else the recorded gid.
-pub fn gid_for(path: &str, name: Option<&str>, recorded: Option<u32>) -> Result<Option<u32>, AtomicError> {
+pub fn gid_for(
+    path: &str,
+    name: Option<&str>,
+    recorded: Option<u32>,
+) -> Result<Option<u32>, AtomicError> {
     match name {
         Some(n) if n.chars().all(|c| c.is_ascii_digit()) => Ok(n.parse().ok()),
         Some(n) => match Group::from_name(n) {
@@ -80,8 +88,13 @@ pub fn write(root: &Root, t: &Target, mut content: impl Read) -> Result<u64, Ato
         path: t.path.to_string(),
         source,
     };
-    let dest = root.path_nofollow(t.path).map_err(|e| io_err(io::Error::other(e.to_string())))?;
-    let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| root.dir().to_path_buf());
+    let dest = root
+        .path_nofollow(t.path)
+        .map_err(|e| io_err(io::Error::other(e.to_string())))?;
+    let dir = dest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.dir().to_path_buf());
     fs::create_dir_all(&dir).map_err(io_err)?;
     let tmp = temp_name(&dest);
     let result = (|| {
@@ -102,11 +115,16 @@ pub fn write(root: &Root, t: &Target, mut content: impl Read) -> Result<u64, Ato
             });
         }
         if t.uid.is_some() || t.gid.is_some() {
-            nix::unistd::fchown(std::os::fd::AsRawFd::as_raw_fd(&file), t.uid.map(Uid::from_raw), t.gid.map(Gid::from_raw))
-                .map_err(|e| io_err(io::Error::from(e)))?;
+            nix::unistd::fchown(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                t.uid.map(Uid::from_raw),
+                t.gid.map(Gid::from_raw),
+            )
+            .map_err(|e| io_err(io::Error::from(e)))?;
         }
         // After chown, which clears set-id bits.
-        file.set_permissions(fs::Permissions::from_mode(t.mode)).map_err(io_err)?;
+        file.set_permissions(fs::Permissions::from_mode(t.mode))
+            .map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
         fs::rename(&tmp, &dest).map_err(io_err)?;
         sync_dir(&dir).map_err(io_err)?;
@@ -119,7 +137,10 @@ pub fn write(root: &Root, t: &Target, mut content: impl Read) -> Result<u64, Ato
 }
 
 fn temp_name(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.imlrecover-{}", std::process::id()))
 }
 
@@ -134,7 +155,10 @@ pub fn keep_previous(root: &Root, path: &str, into: &Path) -> Result<Option<Path
         path: path.to_string(),
         source,
     };
-    let Some((mut file, _)) = root.open(path).map_err(|e| io_err(io::Error::other(e.to_string())))? else {
+    let Some((mut file, _)) = root
+        .open(path)
+        .map_err(|e| io_err(io::Error::other(e.to_string())))?
+    else {
         return Ok(None);
     };
     let dest = into.join(path.trim_start_matches('/'));
@@ -159,7 +183,9 @@ pub fn remove(root: &Root, path: &str) -> Result<(), AtomicError> {
         path: path.to_string(),
         source,
     };
-    let host = root.path_nofollow(path).map_err(|e| io_err(io::Error::other(e.to_string())))?;
+    let host = root
+        .path_nofollow(path)
+        .map_err(|e| io_err(io::Error::other(e.to_string())))?;
     match fs::remove_file(&host) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

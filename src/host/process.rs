@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn a_large_stderr_does_not_deadlock() {
         let out = run(
-            Command::new("/bin/sh").args(["-c", "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo done"]),
+            Command::new("/bin/sh").args([
+                "-c",
+                "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo done",
+            ]),
             Duration::from_secs(30),
         )
         .unwrap();
@@ -156,7 +159,13 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_a_spawn_error() {
-        let err = run(&mut Command::new("/nonexistent/prog"), Duration::from_secs(1)).unwrap_err();
-        assert!(err.to_string().starts_with("cannot run `/nonexistent/prog`"));
+        let err = run(
+            &mut Command::new("/nonexistent/prog"),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("cannot run `/nonexistent/prog`"));
     }
 }

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -126,12 +125,16 @@ impl Services {
                 cmd.arg(verb);
                 // service(8) keeps only these.
                 cmd.env_clear()
-                    .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env(
+                        "PATH",
+                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    )
                     .env("LANG", "C");
                 Ok(cmd)
             }
             ServiceBackend::Systemd => {
-                let line = std::env::var("IMLRECOVER_SYSTEMCTL").unwrap_or_else(|_| "systemctl".into());
+                let line =
+                    std::env::var("IMLRECOVER_SYSTEMCTL").unwrap_or_else(|_| "systemctl".into());
                 let mut words = line.split_whitespace();
                 let mut cmd = Command::new(words.next().unwrap_or("systemctl"));
                 cmd.args(words);

@@ -39,8 +39,13 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
             .resources
             .iter()
             .filter(|r| {
-                matches!(r.address.kind, ResourceType::File | ResourceType::Files | ResourceType::Cert | ResourceType::Database)
-                    && !captured.contains(&&r.address)
+                matches!(
+                    r.address.kind,
+                    ResourceType::File
+                        | ResourceType::Files
+                        | ResourceType::Cert
+                        | ResourceType::Database
+                ) && !captured.contains(&&r.address)
             })
             .map(|r| r.address.to_string())
             .collect();
@@ -51,14 +56,19 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
             i.recipe.hash.get(..8).unwrap_or(""),
         );
         if !missing.is_empty() {
-            w.push_str(&format!("; not in the bundle, left unplanned: {}", missing.join(", ")));
+            w.push_str(&format!(
+                "; not in the bundle, left unplanned: {}",
+                missing.join(", ")
+            ));
         }
         warnings.push(w);
     }
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut errors = Vec::new();
     for address in graph.order() {
-        let Some(resource) = i.recipe.resource(&address) else { continue };
+        let Some(resource) = i.recipe.resource(&address) else {
+            continue;
+        };
         let cx = Cx {
             recipe: i.recipe,
             graph: &graph,
@@ -99,7 +109,12 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
             .recipe
             .variables
             .iter()
-            .map(|v| (v.name.clone(), serde_json::to_value(&v.value).unwrap_or_default()))
+            .map(|v| {
+                (
+                    v.name.clone(),
+                    serde_json::to_value(&v.value).unwrap_or_default(),
+                )
+            })
             .collect(),
         bundle: BundleRef {
             path: i.bundle.dir.display().to_string(),

@@ -218,5 +218,7 @@ impl Plan {
 
 /// blake3 of a JSON value's canonical text, for `observed`.
 pub fn fingerprint(value: &serde_json::Value) -> String {
-    blake3::hash(value.to_string().as_bytes()).to_hex().to_string()
+    blake3::hash(value.to_string().as_bytes())
+        .to_hex()
+        .to_string()
 }

@@ -14,7 +14,8 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
     let change = |a: &Address| changes.iter().find(|c| &c.address == a);
     let changed = |a: &Address| change(a).is_some_and(|c| c.action != Action::NoOp);
     let running = |a: &Address| {
-        change(a).is_some_and(|c| c.before.get("status").and_then(|s| s.as_str()) == Some("running"))
+        change(a)
+            .is_some_and(|c| c.before.get("status").and_then(|s| s.as_str()) == Some("running"))
     };
     let desired = |a: &Address| match recipe.resource(a).map(|r| &r.spec) {
         Some(Spec::Service(s)) => Some(s.state),
@@ -37,12 +38,17 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
     }
 
     // The quiesce bracket: services named by a database being restored.
-    let restoring: Vec<&Address> = of_kind(ResourceType::Database).filter(|a| changed(a)).collect();
+    let restoring: Vec<&Address> = of_kind(ResourceType::Database)
+        .filter(|a| changed(a))
+        .collect();
     let quiesced_by = |s: &Address| {
-        restoring.iter().copied().find(|db| match recipe.resource(db).map(|r| &r.spec) {
-            Some(Spec::Database(d)) => d.quiesce.contains(s),
-            _ => false,
-        })
+        restoring
+            .iter()
+            .copied()
+            .find(|db| match recipe.resource(db).map(|r| &r.spec) {
+                Some(Spec::Database(d)) => d.quiesce.contains(s),
+                _ => false,
+            })
     };
     let services: Vec<&Address> = of_kind(ResourceType::Service).collect();
     for s in services.iter().rev() {
@@ -97,11 +103,19 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         let causes: Vec<String> = order
             .iter()
             .filter(|a| changed(a))
-            .filter(|a| recipe.resource(a).is_some_and(|r| r.notify().any(|n| n == *s)))
+            .filter(|a| {
+                recipe
+                    .resource(a)
+                    .is_some_and(|r| r.notify().any(|n| n == *s))
+            })
             .map(|a| a.to_string())
             .collect();
         if !causes.is_empty() {
-            push(Op::Restart, s, format!("because {} changed", causes.join(", ")));
+            push(
+                Op::Restart,
+                s,
+                format!("because {} changed", causes.join(", ")),
+            );
         }
     }
 

@@ -387,7 +387,12 @@ impl Decoder {
 
     /// `null` means "not set" (as in Terraform), so a variable defaulting to
     /// null leaves an optional attribute at its default.
-    fn drop_nulls(&mut self, what: &str, schema: &BlockSchema, attrs: &mut HashMap<&str, &Attribute>) {
+    fn drop_nulls(
+        &mut self,
+        what: &str,
+        schema: &BlockSchema,
+        attrs: &mut HashMap<&str, &Attribute>,
+    ) {
         let nulls: Vec<(&str, Range<usize>)> = attrs
             .iter()
             .filter(|(_, a)| {
@@ -403,7 +408,11 @@ impl Decoder {
             if let Some(a) = attrs.remove(key) {
                 self.eval(a);
             }
-            if schema.attrs.iter().any(|(n, required)| *n == key && *required) {
+            if schema
+                .attrs
+                .iter()
+                .any(|(n, required)| *n == key && *required)
+            {
                 self.err(
                     ErrorKind::MissingAttribute,
                     format!("`{key}` in {what} is required but is null"),
@@ -1114,9 +1123,7 @@ impl Decoder {
                     })
                 }
                 ResourceType::Exec => {
-                    let command = attrs
-                        .get("command")
-                        .and_then(|a| self.command(a));
+                    let command = attrs.get("command").and_then(|a| self.command(a));
                     let creates = attrs.get("creates").and_then(|a| self.path(a));
                     let unless = attrs.get("unless").and_then(|a| self.command(a));
                     let timeout = match attrs.get("timeout") {
@@ -1148,11 +1155,7 @@ impl Decoder {
         })
     }
 
-    fn remote_service(
-        &mut self,
-        block: &Block,
-        attrs: &HashMap<&str, &Attribute>,
-    ) -> Option<Spec> {
+    fn remote_service(&mut self, block: &Block, attrs: &HashMap<&str, &Attribute>) -> Option<Spec> {
         let svc = attrs.get("name").and_then(|a| self.string(a));
         let hosts = attrs.get("hosts").and_then(|a| self.string_list(a));
         let action = match attrs.get("action") {
@@ -1217,12 +1220,8 @@ impl Decoder {
             Some(a) => self.port(a),
             None => Some(22),
         };
-        let identity_file = ssh_attrs
-            .get("identity_file")
-            .and_then(|a| self.path(a));
-        let known_hosts = ssh_attrs
-            .get("known_hosts")
-            .and_then(|a| self.path(a));
+        let identity_file = ssh_attrs.get("identity_file").and_then(|a| self.path(a));
+        let known_hosts = ssh_attrs.get("known_hosts").and_then(|a| self.path(a));
         Some(Spec::RemoteService(RemoteServiceSpec {
             name: svc?,
             hosts: hosts?,

@@ -20,7 +20,12 @@ impl Kind for AbsentKind {
     type Spec = AbsentSpec;
     type Observed = Observed;
 
-    fn observe(&self, address: &Address, spec: &AbsentSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &AbsentSpec,
+        cx: &Cx,
+    ) -> Result<Observed, ResourceError> {
         let host = cx
             .root
             .path_nofollow(&spec.path)
@@ -28,7 +33,12 @@ impl Kind for AbsentKind {
         let meta = match std::fs::symlink_metadata(&host) {
             Ok(m) => Some(m),
             Err(e) if crate::host::fs::is_not_found(&e) => None,
-            Err(e) => return Err(ResourceError::new(address, format!("cannot inspect {}: {e}", spec.path))),
+            Err(e) => {
+                return Err(ResourceError::new(
+                    address,
+                    format!("cannot inspect {}: {e}", spec.path),
+                ))
+            }
         };
         Ok(Observed {
             path: spec.path.clone(),
@@ -37,16 +47,32 @@ impl Kind for AbsentKind {
         })
     }
 
-    fn compare(&self, _: &Address, spec: &AbsentSpec, seen: &Observed, _: &Cx) -> Result<Verdict, ResourceError> {
+    fn compare(
+        &self,
+        _: &Address,
+        spec: &AbsentSpec,
+        seen: &Observed,
+        _: &Cx,
+    ) -> Result<Verdict, ResourceError> {
         let after = json!({ "path": spec.path, "exists": false });
         if !seen.exists {
-            return Ok(Verdict::no_op(format!("{} does not exist", spec.path), after));
+            return Ok(Verdict::no_op(
+                format!("{} does not exist", spec.path),
+                after,
+            ));
         }
-        let mut v = Verdict::new(Action::Delete, format!("{} exists and must not", spec.path), after);
+        let mut v = Verdict::new(
+            Action::Delete,
+            format!("{} exists and must not", spec.path),
+            after,
+        );
         v.files.push(FileChange {
             path: spec.path.clone(),
             action: Action::Delete,
-            details: seen.size.map(|s| vec![format!("{s} bytes")]).unwrap_or_default(),
+            details: seen
+                .size
+                .map(|s| vec![format!("{s} bytes")])
+                .unwrap_or_default(),
             diff: None,
         });
         Ok(v)

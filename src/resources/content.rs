@@ -45,7 +45,10 @@ pub fn observe(address: &Address, path: &str, cx: &Cx) -> Result<Seen, ResourceE
         });
     };
     if meta.kind != FileKind::File {
-        return Err(err(format!("{path} is a {}, not a regular file", meta.kind)));
+        return Err(err(format!(
+            "{path} is a {}, not a regular file",
+            meta.kind
+        )));
     }
     let (hash, size) = hash_reader(file).map_err(|e| err(format!("cannot read {path}: {e}")))?;
     Ok(Seen {
@@ -85,7 +88,13 @@ fn short(hash: &str) -> String {
 }
 
 /// Compares a live path with its entry: `Create`, `Update` or `NoOp`.
-pub fn compare(cx: &Cx, address: &Address, e: &Entry, seen: &Seen, o: Overrides) -> Result<FileChange, ResourceError> {
+pub fn compare(
+    cx: &Cx,
+    address: &Address,
+    e: &Entry,
+    seen: &Seen,
+    o: Overrides,
+) -> Result<FileChange, ResourceError> {
     let mut change = FileChange {
         path: e.path.clone(),
         action: Action::NoOp,
@@ -93,7 +102,9 @@ pub fn compare(cx: &Cx, address: &Address, e: &Entry, seen: &Seen, o: Overrides)
         diff: None,
     };
     if e.kind == EntryKind::Absent {
-        change.details.push("absent when the bundle was made; left as it is".into());
+        change
+            .details
+            .push("absent when the bundle was made; left as it is".into());
         return Ok(change);
     }
     let want_hash = e.blake3.as_deref().unwrap_or("");
@@ -118,9 +129,17 @@ pub fn compare(cx: &Cx, address: &Address, e: &Entry, seen: &Seen, o: Overrides)
         change.action = Action::Update;
         let bundle_bytes = verify_entry(cx, address, e)?;
         if sensitive {
-            change.details.push(format!("content changed (blake3 {} → {})", short(live_hash), short(want_hash)));
+            change.details.push(format!(
+                "content changed (blake3 {} → {})",
+                short(live_hash),
+                short(want_hash)
+            ));
         } else {
-            let diff = if o.diff { text_diff(cx, address, &e.path, bundle_bytes.as_deref())? } else { None };
+            let diff = if o.diff {
+                text_diff(cx, address, &e.path, bundle_bytes.as_deref())?
+            } else {
+                None
+            };
             match diff {
                 Some(d) => change.diff = Some(d),
                 None => change.details.push(format!(
@@ -138,7 +157,10 @@ pub fn compare(cx: &Cx, address: &Address, e: &Entry, seen: &Seen, o: Overrides)
             change.details.push(format!("mode {live} → {want}"));
         }
     }
-    for (what, want, live) in [("owner", &want_owner, &seen.owner), ("group", &want_group, &seen.group)] {
+    for (what, want, live) in [
+        ("owner", &want_owner, &seen.owner),
+        ("group", &want_group, &seen.group),
+    ] {
         if let (Some(w), Some(l)) = (want, live) {
             if w != l {
                 change.details.push(format!("{what} {l} → {w}"));
@@ -159,14 +181,23 @@ fn verify_entry(cx: &Cx, address: &Address, e: &Entry) -> Result<Option<Vec<u8>>
         ResourceError::new(address, format!("the bundle's copy of {} ({rel}) {why}", e.path))
             .help("the bundle fails its integrity check: run `imlrecover verify BUNDLE`, and plan from an intact bundle")
     };
-    let mut file = cx.bundle.open_file(rel).map_err(|err| corrupt(format!("cannot be read: {err}")))?;
+    let mut file = cx
+        .bundle
+        .open_file(rel)
+        .map_err(|err| corrupt(format!("cannot be read: {err}")))?;
     let small = e.size.is_some_and(|s| s <= DIFF_LIMIT);
     let (hash, bytes) = if small {
         let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(|err| corrupt(format!("cannot be read: {err}")))?;
+        file.read_to_end(&mut buf)
+            .map_err(|err| corrupt(format!("cannot be read: {err}")))?;
         (blake3::hash(&buf).to_hex().to_string(), Some(buf))
     } else {
-        (hash_reader(file).map_err(|err| corrupt(format!("cannot be read: {err}")))?.0, None)
+        (
+            hash_reader(file)
+                .map_err(|err| corrupt(format!("cannot be read: {err}")))?
+                .0,
+            None,
+        )
     };
     if Some(hash.as_str()) != e.blake3.as_deref() {
         return Err(corrupt("does not match its manifest hash".into()));
@@ -176,9 +207,20 @@ fn verify_entry(cx: &Cx, address: &Address, e: &Entry) -> Result<Option<Vec<u8>>
 
 /// A unified diff, live → bundle, with 3 lines of context; `None` for
 /// binary or large files.
-fn text_diff(cx: &Cx, address: &Address, path: &str, bundle: Option<&[u8]>) -> Result<Option<String>, ResourceError> {
-    let Some(bundle) = bundle else { return Ok(None) };
-    let Some((mut file, meta)) = cx.root.open(path).map_err(|e| ResourceError::new(address, e.to_string()))? else {
+fn text_diff(
+    cx: &Cx,
+    address: &Address,
+    path: &str,
+    bundle: Option<&[u8]>,
+) -> Result<Option<String>, ResourceError> {
+    let Some(bundle) = bundle else {
+        return Ok(None);
+    };
+    let Some((mut file, meta)) = cx
+        .root
+        .open(path)
+        .map_err(|e| ResourceError::new(address, e.to_string()))?
+    else {
         return Ok(None);
     };
     if meta.size > DIFF_LIMIT {
@@ -235,14 +277,18 @@ pub fn apply_files(
             .entries
             .iter()
             .find(|e| &e.address == address && e.path == f.path && e.kind == EntryKind::File)
-            .ok_or_else(|| ResourceError::new(address, format!("{} is not in the bundle", f.path)))?;
+            .ok_or_else(|| {
+                ResourceError::new(address, format!("{} is not in the bundle", f.path))
+            })?;
         let uid = atomic::uid_for(&e.path, o.owner.or(e.owner.as_deref()), e.uid).map_err(err)?;
         let gid = atomic::gid_for(&e.path, o.group.or(e.group.as_deref()), e.gid).map_err(err)?;
         let mode = o.mode.or(e.mode.map(|m| m.0)).unwrap_or(0o644);
         let source = cx
             .bundle
             .open_file(e.file.as_deref().unwrap_or(""))
-            .map_err(|x| ResourceError::new(address, format!("the bundle's copy of {}: {x}", e.path)))?;
+            .map_err(|x| {
+                ResourceError::new(address, format!("the bundle's copy of {}: {x}", e.path))
+            })?;
         atomic::keep_previous(cx.root, &e.path, cx.previous).map_err(err)?;
         let target = atomic::Target {
             path: &e.path,

@@ -37,7 +37,12 @@ impl Kind for ExecKind {
     type Spec = ExecSpec;
     type Observed = Observed;
 
-    fn observe(&self, address: &Address, spec: &ExecSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &ExecSpec,
+        cx: &Cx,
+    ) -> Result<Observed, ResourceError> {
         let creates_exists = match &spec.creates {
             Some(p) => Some(
                 cx.root
@@ -64,7 +69,13 @@ impl Kind for ExecKind {
         })
     }
 
-    fn compare(&self, address: &Address, spec: &ExecSpec, seen: &Observed, cx: &Cx) -> Result<Verdict, ResourceError> {
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &ExecSpec,
+        seen: &Observed,
+        cx: &Cx,
+    ) -> Result<Verdict, ResourceError> {
         let after = json!({ "command": spec.command });
         let creates = spec.creates.as_deref().unwrap_or("");
         if cx.forced(address) {
@@ -81,7 +92,8 @@ impl Kind for ExecKind {
             (None, Some(code)) => format!("its `unless` guard exits {code}"),
             _ => "it has no `creates` or `unless` guard".to_string(),
         };
-        Ok(Verdict::new(Action::Run, reason, after).detail(format!("command: {}", spec.command.join(" "))))
+        Ok(Verdict::new(Action::Run, reason, after)
+            .detail(format!("command: {}", spec.command.join(" "))))
     }
 
     fn apply(
@@ -94,9 +106,16 @@ impl Kind for ExecKind {
     ) -> Result<Applied, ResourceError> {
         let mut cmd = command(&spec.command, cx.root.dir())
             .ok_or_else(|| ResourceError::new(address, "`command` is empty"))?;
-        let out = process::run(&mut cmd, spec.timeout).map_err(|e| ResourceError::new(address, e.to_string()))?;
+        let out = process::run(&mut cmd, spec.timeout)
+            .map_err(|e| ResourceError::new(address, e.to_string()))?;
         if !out.status.success() {
-            let tail: Vec<&str> = out.stderr.lines().chain(out.stdout.lines()).rev().take(10).collect();
+            let tail: Vec<&str> = out
+                .stderr
+                .lines()
+                .chain(out.stdout.lines())
+                .rev()
+                .take(10)
+                .collect();
             return Err(ResourceError::new(
                 address,
                 format!(

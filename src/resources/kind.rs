@@ -141,7 +141,12 @@ pub trait Kind {
     type Observed: Serialize;
 
     /// Reads the live host. Never changes anything.
-    fn observe(&self, address: &Address, spec: &Self::Spec, cx: &Cx) -> Result<Self::Observed, ResourceError>;
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &Self::Spec,
+        cx: &Cx,
+    ) -> Result<Self::Observed, ResourceError>;
 
     /// Desired state (recipe + bundle) against what was observed.
     fn compare(
@@ -163,7 +168,12 @@ pub trait Kind {
     ) -> Result<Applied, ResourceError>;
 }
 
-fn plan_with<K: Kind>(kind: K, address: &Address, spec: &K::Spec, cx: &Cx) -> Result<ResourceChange, ResourceError> {
+fn plan_with<K: Kind>(
+    kind: K,
+    address: &Address,
+    spec: &K::Spec,
+    cx: &Cx,
+) -> Result<ResourceChange, ResourceError> {
     let observed = kind.observe(address, spec, cx)?;
     let verdict = kind.compare(address, spec, &observed, cx)?;
     let before = serde_json::to_value(&observed).unwrap_or(serde_json::Value::Null);

@@ -178,7 +178,7 @@ fn remote_command(spec: &RemoteServiceSpec) -> String {
 
 /// Connect, act, check: every failure becomes this host's error, within
 /// the resource's timeout.
-fn act_on_host(spec: &RemoteServiceSpec, host: &String, root: &crate::host::fs::Root) -> Result<HostResult, HostResult> {
+fn act_on_host(spec: &RemoteServiceSpec, host: &str, root: &crate::host::fs::Root) -> Result<HostResult, HostResult> {
     let start = std::time::Instant::now();
     let fail = |line: String| HostResult {
         seconds: start.elapsed().as_secs_f64(),

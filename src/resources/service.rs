@@ -20,7 +20,12 @@ impl Kind for ServiceKind {
     type Spec = ServiceSpec;
     type Observed = Observed;
 
-    fn observe(&self, address: &Address, spec: &ServiceSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+    fn observe(
+        &self,
+        address: &Address,
+        spec: &ServiceSpec,
+        cx: &Cx,
+    ) -> Result<Observed, ResourceError> {
         let status = match cx.services.status(&spec.name) {
             Ok(s) => s.as_str(),
             Err(ServiceError::NotInstalled { .. }) => "not_installed",
@@ -32,7 +37,13 @@ impl Kind for ServiceKind {
         })
     }
 
-    fn compare(&self, address: &Address, spec: &ServiceSpec, seen: &Observed, cx: &Cx) -> Result<Verdict, ResourceError> {
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &ServiceSpec,
+        seen: &Observed,
+        cx: &Cx,
+    ) -> Result<Verdict, ResourceError> {
         let want = match spec.state {
             ServiceState::Running => Status::Running,
             ServiceState::Stopped => Status::Stopped,
@@ -63,11 +74,19 @@ impl Kind for ServiceKind {
             )));
         }
         if seen.status == want.as_str() {
-            return Ok(Verdict::no_op(format!("{} is {}", spec.name, seen.status), after));
+            return Ok(Verdict::no_op(
+                format!("{} is {}", spec.name, seen.status),
+                after,
+            ));
         }
         Ok(Verdict::new(
             Action::Run,
-            format!("{} is {}; desired state is {}", spec.name, seen.status, want.as_str()),
+            format!(
+                "{} is {}; desired state is {}",
+                spec.name,
+                seen.status,
+                want.as_str()
+            ),
             after,
         ))
     }
@@ -86,7 +105,12 @@ impl Kind for ServiceKind {
             Op::Start => SvcAction::Start,
             Op::Stop => SvcAction::Stop,
             Op::Restart => SvcAction::Restart,
-            other => return Err(ResourceError::new(address, format!("a service cannot `{}`", other.as_str()))),
+            other => {
+                return Err(ResourceError::new(
+                    address,
+                    format!("a service cannot `{}`", other.as_str()),
+                ))
+            }
         };
         let acted = cx.services.act(&spec.name, action).map_err(|e| {
             ResourceError::new(address, e.to_string()).help(format!(

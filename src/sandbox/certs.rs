@@ -32,26 +32,58 @@ pub fn make_chain(dir: &Path, tag: &str, days: u32) -> Result<(), String> {
     openssl(
         dir,
         &[
-            "req", "-new", "-x509", "-key", "authority.pem", "-out", "authority.crt", "-days", &days,
-            "-subj", &format!("/O=IML sandbox {tag}/CN=authority"),
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "authority.pem",
+            "-out",
+            "authority.crt",
+            "-days",
+            &days,
+            "-subj",
+            &format!("/O=IML sandbox {tag}/CN=authority"),
         ],
     )?;
     openssl(dir, &["genrsa", "-out", "manager.pem", "2048"])?;
     openssl(
         dir,
-        &["req", "-new", "-key", "manager.pem", "-out", "manager.csr", "-subj", &format!("/O=IML sandbox {tag}/CN=manager")],
+        &[
+            "req",
+            "-new",
+            "-key",
+            "manager.pem",
+            "-out",
+            "manager.csr",
+            "-subj",
+            &format!("/O=IML sandbox {tag}/CN=manager"),
+        ],
     )?;
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "manager.csr", "-CA", "authority.crt", "-CAkey", "authority.pem",
-            "-CAcreateserial", "-out", "manager.crt", "-days", &days,
+            "x509",
+            "-req",
+            "-in",
+            "manager.csr",
+            "-CA",
+            "authority.crt",
+            "-CAkey",
+            "authority.pem",
+            "-CAcreateserial",
+            "-out",
+            "manager.crt",
+            "-days",
+            &days,
         ],
     )?;
     let _ = std::fs::remove_file(dir.join("manager.csr"));
     for key in ["authority.pem", "manager.pem"] {
-        std::fs::set_permissions(dir.join(key), std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| format!("{key}: {e}"))?;
+        std::fs::set_permissions(
+            dir.join(key),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|e| format!("{key}: {e}"))?;
     }
     Ok(())
 }

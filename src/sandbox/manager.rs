@@ -10,7 +10,13 @@ use crate::host::postgres::{self as pg, PgTarget, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// The services of an EL6 manager, in the runbook's start order.
-pub const SERVICES: [&str; 5] = ["postgresql", "rabbitmq-server", "httpd", "chroma-supervisor", "ntpd"];
+pub const SERVICES: [&str; 5] = [
+    "postgresql",
+    "rabbitmq-server",
+    "httpd",
+    "chroma-supervisor",
+    "ntpd",
+];
 
 /// Tables of the sandbox `chroma` database and their rows.
 pub const TABLES: &[(&str, u64)] = &[
@@ -24,30 +30,87 @@ pub const TABLES: &[(&str, u64)] = &[
 /// The OS files of the golden host (the fixture tree, embedded so that
 /// `imlrecover demo` works from an installed binary).
 const OS_FILES: &[(&str, &str)] = &[
-    ("etc/sysconfig/network", include_str!("../../fixtures/host-el6/etc/sysconfig/network")),
-    ("etc/sysconfig/network-scripts/ifcfg-eth0", include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-eth0")),
-    ("etc/sysconfig/network-scripts/ifcfg-eth1", include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-eth1")),
-    ("etc/sysconfig/network-scripts/ifcfg-lo", include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-lo")),
-    ("etc/hosts", include_str!("../../fixtures/host-el6/etc/hosts")),
-    ("etc/resolv.conf", include_str!("../../fixtures/host-el6/etc/resolv.conf")),
-    ("etc/nsswitch.conf", include_str!("../../fixtures/host-el6/etc/nsswitch.conf")),
-    ("etc/yum.conf", include_str!("../../fixtures/host-el6/etc/yum.conf")),
-    ("etc/yum.repos.d/CentOS-Base.repo", include_str!("../../fixtures/host-el6/etc/yum.repos.d/CentOS-Base.repo")),
-    ("etc/yum.repos.d/chroma.repo", include_str!("../../fixtures/host-el6/etc/yum.repos.d/chroma.repo")),
-    ("etc/passwd", include_str!("../../fixtures/host-el6/etc/passwd")),
-    ("etc/shadow", include_str!("../../fixtures/host-el6/etc/shadow")),
-    ("etc/group", include_str!("../../fixtures/host-el6/etc/group")),
-    ("etc/gshadow", include_str!("../../fixtures/host-el6/etc/gshadow")),
-    ("etc/sudoers", include_str!("../../fixtures/host-el6/etc/sudoers")),
-    ("etc/ssh/ssh_host_rsa_key.pub", include_str!("../../fixtures/host-el6/etc/ssh/ssh_host_rsa_key.pub")),
-    ("etc/ntp.conf", include_str!("../../fixtures/host-el6/etc/ntp.conf")),
-    ("usr/share/chroma-manager/local_settings.py", include_str!("../../fixtures/host-el6/usr/share/chroma-manager/local_settings.py")),
+    (
+        "etc/sysconfig/network",
+        include_str!("../../fixtures/host-el6/etc/sysconfig/network"),
+    ),
+    (
+        "etc/sysconfig/network-scripts/ifcfg-eth0",
+        include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-eth0"),
+    ),
+    (
+        "etc/sysconfig/network-scripts/ifcfg-eth1",
+        include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-eth1"),
+    ),
+    (
+        "etc/sysconfig/network-scripts/ifcfg-lo",
+        include_str!("../../fixtures/host-el6/etc/sysconfig/network-scripts/ifcfg-lo"),
+    ),
+    (
+        "etc/hosts",
+        include_str!("../../fixtures/host-el6/etc/hosts"),
+    ),
+    (
+        "etc/resolv.conf",
+        include_str!("../../fixtures/host-el6/etc/resolv.conf"),
+    ),
+    (
+        "etc/nsswitch.conf",
+        include_str!("../../fixtures/host-el6/etc/nsswitch.conf"),
+    ),
+    (
+        "etc/yum.conf",
+        include_str!("../../fixtures/host-el6/etc/yum.conf"),
+    ),
+    (
+        "etc/yum.repos.d/CentOS-Base.repo",
+        include_str!("../../fixtures/host-el6/etc/yum.repos.d/CentOS-Base.repo"),
+    ),
+    (
+        "etc/yum.repos.d/chroma.repo",
+        include_str!("../../fixtures/host-el6/etc/yum.repos.d/chroma.repo"),
+    ),
+    (
+        "etc/passwd",
+        include_str!("../../fixtures/host-el6/etc/passwd"),
+    ),
+    (
+        "etc/shadow",
+        include_str!("../../fixtures/host-el6/etc/shadow"),
+    ),
+    (
+        "etc/group",
+        include_str!("../../fixtures/host-el6/etc/group"),
+    ),
+    (
+        "etc/gshadow",
+        include_str!("../../fixtures/host-el6/etc/gshadow"),
+    ),
+    (
+        "etc/sudoers",
+        include_str!("../../fixtures/host-el6/etc/sudoers"),
+    ),
+    (
+        "etc/ssh/ssh_host_rsa_key.pub",
+        include_str!("../../fixtures/host-el6/etc/ssh/ssh_host_rsa_key.pub"),
+    ),
+    (
+        "etc/ntp.conf",
+        include_str!("../../fixtures/host-el6/etc/ntp.conf"),
+    ),
+    (
+        "usr/share/chroma-manager/local_settings.py",
+        include_str!("../../fixtures/host-el6/usr/share/chroma-manager/local_settings.py"),
+    ),
 ];
 
 /// What a freshly kickstarted OS has before anything is restored.
 const FRESH_OS: &[(&str, &str)] = &[
     ("etc/hosts", "127.0.0.1   localhost localhost.localdomain\n"),
-    ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\n"),
+    (
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\n",
+    ),
     ("etc/group", "root:x:0:\nbin:x:1:\n"),
     ("etc/resolv.conf", "# generated by NetworkManager\n"),
 ];
@@ -84,9 +147,16 @@ impl Sandbox {
             write(&root.join(path), text)?;
         }
         // As on a real EL6 host: secrets unreadable by others.
-        for (path, mode) in [("etc/shadow", 0o400), ("etc/gshadow", 0o400), ("etc/sudoers", 0o440)] {
-            std::fs::set_permissions(root.join(path), std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .map_err(err("setting a mode"))?;
+        for (path, mode) in [
+            ("etc/shadow", 0o400),
+            ("etc/gshadow", 0o400),
+            ("etc/sudoers", 0o440),
+        ] {
+            std::fs::set_permissions(
+                root.join(path),
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            )
+            .map_err(err("setting a mode"))?;
         }
         write(&root.join("usr/share/chroma-manager/manage.py"), MANAGE_PY)?;
         certs::make_chain(&root.join("var/lib/chroma"), "golden", 3650).map_err(SandboxError)?;
@@ -126,7 +196,10 @@ impl Sandbox {
         if let Some(c) = &self.cluster {
             let t = c.target();
             v.push(("pg_host".into(), t.host.unwrap_or_default()));
-            v.push(("pg_port".into(), t.port.map(|p| p.to_string()).unwrap_or_default()));
+            v.push((
+                "pg_port".into(),
+                t.port.map(|p| p.to_string()).unwrap_or_default(),
+            ));
         }
         v
     }
@@ -146,7 +219,10 @@ impl Sandbox {
                 .output()
                 .map_err(err("starting a service"))?;
             if !out.status.success() {
-                return Err(SandboxError(format!("{s} did not start: {}", String::from_utf8_lossy(&out.stderr))));
+                return Err(SandboxError(format!(
+                    "{s} did not start: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
             }
         }
         Ok(())
@@ -193,7 +269,8 @@ impl Sandbox {
         let create_db = match &self.cluster {
             Some(c) => {
                 let t = c.target();
-                let psql = pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
+                let psql =
+                    pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
                 format!(
                     "runuser -u postgres -- '{}' -X -q -h '{}' -p {} -U postgres -d postgres \\\n  -c \"CREATE ROLE chroma LOGIN\" -c \"CREATE DATABASE chroma OWNER chroma\"\n",
                     psql.display(),
@@ -246,8 +323,11 @@ echo "IML installed"
             names = SERVICES.join(" "),
         );
         write(&self.installer, &script)?;
-        std::fs::set_permissions(&self.installer, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .map_err(err("making the installer executable"))
+        std::fs::set_permissions(
+            &self.installer,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(err("making the installer executable"))
     }
 }
 
@@ -269,7 +349,12 @@ fn write(path: &Path, text: &str) -> Result<(), SandboxError> {
 /// The `chroma` database of a manager that has been managing a filesystem.
 fn seed(t: &PgTarget) -> Result<(), SandboxError> {
     let e = |e: pg::PgError| SandboxError(e.to_string());
-    pg::execute(t, "postgres", "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;").map_err(e)?;
+    pg::execute(
+        t,
+        "postgres",
+        "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;",
+    )
+    .map_err(e)?;
     let mut sql = String::from("SET ROLE chroma;\n");
     for (table, rows) in TABLES {
         sql.push_str(&format!(

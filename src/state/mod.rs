@@ -86,9 +86,16 @@ impl State {
         })
     }
 
-    pub fn restored(&self, address: &str, bundle_id: &str, system_identifier: &str) -> Option<&RestoreRecord> {
+    pub fn restored(
+        &self,
+        address: &str,
+        bundle_id: &str,
+        system_identifier: &str,
+    ) -> Option<&RestoreRecord> {
         self.restores.iter().rev().find(|r| {
-            r.address == address && r.bundle_id == bundle_id && r.system_identifier == system_identifier
+            r.address == address
+                && r.bundle_id == bundle_id
+                && r.system_identifier == system_identifier
         })
     }
 
@@ -110,7 +117,9 @@ impl State {
         tmp.write_all(text.as_bytes()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&p).map_err(|e| err(e.error))?;
-        std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(err)?;
+        std::fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
         Ok(())
     }
 }
@@ -132,9 +141,16 @@ mod tests {
         });
         s.save(root.path()).unwrap();
         let s = State::load(root.path()).unwrap();
-        assert!(s.restored("database.chroma", "2026-11-26T06-10-00Z", "7301").is_some());
-        assert!(s.restored("database.chroma", "2026-11-26T06-10-00Z", "7302").is_none());
+        assert!(s
+            .restored("database.chroma", "2026-11-26T06-10-00Z", "7301")
+            .is_some());
+        assert!(s
+            .restored("database.chroma", "2026-11-26T06-10-00Z", "7302")
+            .is_none());
         std::fs::write(path(root.path()), "{").unwrap();
-        assert!(matches!(State::load(root.path()), Err(StateError::Parse { .. })));
+        assert!(matches!(
+            State::load(root.path()),
+            Err(StateError::Parse { .. })
+        ));
     }
 }

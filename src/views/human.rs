@@ -14,7 +14,11 @@ pub fn plan(p: &Printer, plan: &Plan) -> String {
         out.push('\n');
     }
     if !plan.has_changes() {
-        let _ = writeln!(out, "{}", p.green("No changes. The host matches the recipe."));
+        let _ = writeln!(
+            out,
+            "{}",
+            p.green("No changes. The host matches the recipe.")
+        );
         return out;
     }
     let _ = writeln!(
@@ -124,7 +128,11 @@ pub fn summary_line(plan: &Plan) -> String {
     parts.push(format!(
         "{} service {}",
         s.service_actions,
-        if s.service_actions == 1 { "action" } else { "actions" }
+        if s.service_actions == 1 {
+            "action"
+        } else {
+            "actions"
+        }
     ));
     format!("Plan: {}.", parts.join(", "))
 }
