@@ -302,6 +302,43 @@ fn the_dump_is_checked_and_drilled() {
         "the throwaway cluster is removed"
     );
 
+    // Ctrl-C while the throwaway cluster exists: it is stopped and removed,
+    // and the exit status says "interrupted", not "bad bundle".
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .args(["verify", "--drill"])
+        .arg(&b)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..6000 {
+        if std::fs::read_dir(&tmp).unwrap().next().is_some() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(seen, "the drill never created its cluster");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: stopped and removed 1 throwaway"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "removed after Ctrl-C"
+    );
+
     // One table's rows removed from the dump, hashes fixed: only the drill
     // can tell.
     let rows_gone = copy_of(&host, &b, "rows-gone");

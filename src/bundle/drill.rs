@@ -98,6 +98,11 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>>
 }
 
 fn problem(path: &str, message: impl Into<String>) -> Problem {
+    // A failure caused by Ctrl-C (psql or the postmaster got the signal too)
+    // is not the bundle's fault: let the watcher finish and exit 130.
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Problem {
         path: path.to_string(),
         kind: ProblemKind::Drill,
