@@ -148,6 +148,19 @@ fn clean_host_exits_0() {
         "colour while piped with NO_COLOR:\n{}",
         out.stdout
     );
+
+    // A clean JUnit report: valid, every testcase passing.
+    let xml = audit(&host, &["--format", "junit"]);
+    xml.code(0);
+    let file = host.tmp.path().join("clean.xml");
+    std::fs::write(&file, &xml.stdout).expect("write xml");
+    xmllint(&file, &["--noout"]);
+    assert_eq!(xpath(&file, "count(//failure)"), "0");
+    assert_eq!(xpath(&file, "count(/testsuites/testsuite)"), "4");
+    // JSON agrees.
+    let v = json(&audit(&host, &["--format", "json"]));
+    assert_eq!(v["summary"]["findings"], 0);
+    assert!(failures(&v).is_empty());
 }
 
 #[test]
@@ -309,6 +322,10 @@ fn unmanaged_files_are_findings() {
     let host = backed_up();
     std::fs::write(host.file("/var/lib/chroma/settings.override"), "x\n").expect("write");
     std::fs::write(host.file("/etc/yum.repos.d/epel.repo"), "[epel]\n").expect("write");
+    // Subdirectories (the installer's repositories) are not walked.
+    let repo = host.file("/var/lib/chroma/repo/el6");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    std::fs::write(repo.join("chroma-agent.rpm"), "rpm\n").expect("write");
     let out = audit(&host, &[]);
     out.code(2)
         .stdout_has("FAIL /var/lib/chroma/settings.override: not named by any resource: a restore would lose it")

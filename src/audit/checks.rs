@@ -19,9 +19,6 @@ pub const CHROMA_DIR: &str = "/var/lib/chroma";
 /// Certificates and keys are small; a bigger file is not one.
 const PEM_LIMIT: u64 = 1 << 20;
 
-/// How deep the walk of /var/lib/chroma goes (it is flat on real hosts).
-const WALK_DEPTH: usize = 8;
-
 /// A manifest `created` this far ahead of our clock is not a clock-skew
 /// rounding: the age cannot be trusted.
 const FUTURE_SLACK: Duration = Duration::from_secs(300);
@@ -512,7 +509,7 @@ fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError
     };
     let dir = i.root.path(CHROMA_DIR)?;
     let mut found = Vec::new();
-    walk(i.root, &dir, CHROMA_DIR, 0, &mut found)?;
+    top_level_files(i.root, &dir, &mut found)?;
     let unnamed: Vec<&String> = found
         .iter()
         .filter(|p| !named.contains(*p) && !globs.iter().any(|g| g.matches_with(p, opts)))
@@ -543,18 +540,14 @@ fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError
     Ok(())
 }
 
-/// Regular files and symlinks below `dir`, as recipe paths, sorted. A
-/// missing directory has none.
-fn walk(
-    root: &Root,
-    dir: &Path,
-    as_recipe: &str,
-    depth: usize,
-    out: &mut Vec<String>,
-) -> Result<(), AuditError> {
+/// The regular files and symlinks directly in /var/lib/chroma (its `*`),
+/// as recipe paths, sorted; a missing directory has none. Subdirectories
+/// are not walked: IML's installer fills them (the agent repositories),
+/// and one finding per package would drown the ones that matter.
+fn top_level_files(root: &Root, dir: &Path, out: &mut Vec<String>) -> Result<(), AuditError> {
     let io = |source| AuditError::Io {
         root: root.dir().to_path_buf(),
-        path: as_recipe.to_string(),
+        path: CHROMA_DIR.to_string(),
         source,
     };
     let entries = match std::fs::read_dir(dir) {
@@ -562,23 +555,15 @@ fn walk(
         Err(e) if crate::host::fs::is_not_found(&e) => return Ok(()),
         Err(e) => return Err(io(e)),
     };
-    let mut names: Vec<(String, std::fs::FileType)> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io)?;
         let ft = entry.file_type().map_err(io)?;
-        names.push((entry.file_name().to_string_lossy().into_owned(), ft));
-    }
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, ft) in names {
-        let path = format!("{}/{name}", as_recipe.trim_end_matches('/'));
-        if ft.is_dir() {
-            if depth < WALK_DEPTH {
-                walk(root, &dir.join(&name), &path, depth + 1, out)?;
-            }
-        } else if ft.is_file() || ft.is_symlink() {
-            out.push(path);
+        if ft.is_file() || ft.is_symlink() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            out.push(format!("{CHROMA_DIR}/{name}"));
         }
     }
+    out.sort();
     Ok(())
 }
 
