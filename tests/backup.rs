@@ -371,3 +371,30 @@ fn pg_dumpall_failing_half_way_leaves_no_bundle() {
         good[0]
     );
 }
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    let host = Host::new();
+    let small = host.tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    // A 16 KiB tmpfs in a private mount namespace: the real disk is untouched.
+    let script = format!(
+        "mount -t tmpfs -o size=16k tmpfs '{small}' && exec '{bin}' backup -r '{recipe}' --root '{root}' --bundle-dir '{small}/b'",
+        small = small.display(),
+        bin = env!("CARGO_BIN_EXE_imlrecover"),
+        recipe = host.files_recipe().display(),
+        root = host.root.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("the incomplete bundle was removed"),
+        "{stderr}"
+    );
+}

@@ -304,7 +304,7 @@ fn the_dump_is_checked_and_drilled() {
 
     // Ctrl-C while the throwaway cluster exists: it is stopped and removed,
     // and the exit status says "interrupted", not "bad bundle".
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
         .args(["verify", "--drill"])
         .arg(&b)
         .env("TMPDIR", &tmp)
@@ -424,4 +424,14 @@ fn a_drill_without_a_database_is_a_problem() {
         .run()
         .code(1)
         .stdout_has("no database dump to restore");
+}
+
+#[test]
+fn an_unfinished_bundle_is_refused() {
+    let (host, b) = fresh_bundle();
+    let unfinished = host.bundles.join(".incomplete-2026-11-26T06-10-00Z-999999");
+    std::fs::rename(&b, &unfinished).unwrap();
+    verify(&unfinished)
+        .code(1)
+        .stderr_has("the temporary directory of a backup that did not finish");
 }
