@@ -96,6 +96,8 @@ fn every_kind_of_damage_is_named_with_its_path() {
         .stdout_has("files/etc/planted: unsafe path:")
         .stdout_has("files/etc/shadow (file.shadow): permissions:")
         .stderr_has("has 7 problems");
+    // What an administrator reads, whole.
+    insta::assert_snapshot!(out.stdout);
 }
 
 #[test]
