@@ -6,4 +6,5 @@
 pub mod chroma;
 pub mod cli;
 pub mod host;
+pub mod pg;
 pub mod sshd;

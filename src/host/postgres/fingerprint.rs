@@ -1,0 +1,299 @@
+//! Per-database, per-table exact row counts: what a bundle's dump holds and
+//! what a live cluster holds, in one comparable, deterministic shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{PgError, Result};
+use super::sql::{list_databases, query};
+use super::PgTarget;
+
+/// `databases[db][table] = rows`, tables named `schema.table` (each part
+/// double-quoted only when it is not a plain lower-case identifier).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub databases: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Fingerprint {
+    /// Rows in all tables of all databases.
+    pub fn total_rows(&self) -> u64 {
+        self.databases.values().flat_map(|t| t.values()).sum()
+    }
+
+    /// Number of tables in all databases.
+    pub fn table_count(&self) -> usize {
+        self.databases.values().map(BTreeMap::len).sum()
+    }
+
+    /// Differences of `actual` from `self` (the expected state), sorted.
+    pub fn diff(&self, actual: &Fingerprint) -> Vec<FingerprintDiff> {
+        compare(self, actual)
+    }
+}
+
+/// One difference between an expected and an actual fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FingerprintDiff {
+    MissingDatabase {
+        database: String,
+    },
+    ExtraDatabase {
+        database: String,
+    },
+    MissingTable {
+        database: String,
+        table: String,
+        expected_rows: u64,
+    },
+    ExtraTable {
+        database: String,
+        table: String,
+        actual_rows: u64,
+    },
+    RowCount {
+        database: String,
+        table: String,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+impl FingerprintDiff {
+    /// A database that exists but is not expected. Restoring a dump never
+    /// removes databases the dump does not mention, so a caller comparing a
+    /// restored cluster with its dump may accept this one kind.
+    pub fn is_extra_database(&self) -> bool {
+        matches!(self, FingerprintDiff::ExtraDatabase { .. })
+    }
+}
+
+impl fmt::Display for FingerprintDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FingerprintDiff::MissingDatabase { database } => {
+                write!(f, "database \"{database}\" is missing")
+            }
+            FingerprintDiff::ExtraDatabase { database } => {
+                write!(f, "database \"{database}\" exists but is not expected")
+            }
+            FingerprintDiff::MissingTable {
+                database,
+                table,
+                expected_rows,
+            } => write!(
+                f,
+                "table {table} in database \"{database}\" is missing (expected {expected_rows} rows)"
+            ),
+            FingerprintDiff::ExtraTable {
+                database,
+                table,
+                actual_rows,
+            } => write!(
+                f,
+                "table {table} in database \"{database}\" is not expected ({actual_rows} rows)"
+            ),
+            FingerprintDiff::RowCount {
+                database,
+                table,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "table {table} in database \"{database}\": {expected} rows expected, {actual} found"
+            ),
+        }
+    }
+}
+
+/// Every difference of `actual` from `expected`, in database/table order.
+pub fn compare(expected: &Fingerprint, actual: &Fingerprint) -> Vec<FingerprintDiff> {
+    let mut out = Vec::new();
+    let dbs: BTreeSet<&String> = expected
+        .databases
+        .keys()
+        .chain(actual.databases.keys())
+        .collect();
+    for db in dbs {
+        match (expected.databases.get(db), actual.databases.get(db)) {
+            (Some(_), None) => out.push(FingerprintDiff::MissingDatabase {
+                database: db.clone(),
+            }),
+            (None, Some(_)) => out.push(FingerprintDiff::ExtraDatabase {
+                database: db.clone(),
+            }),
+            (Some(e), Some(a)) => {
+                let tables: BTreeSet<&String> = e.keys().chain(a.keys()).collect();
+                for t in tables {
+                    match (e.get(t), a.get(t)) {
+                        (Some(&rows), None) => out.push(FingerprintDiff::MissingTable {
+                            database: db.clone(),
+                            table: t.clone(),
+                            expected_rows: rows,
+                        }),
+                        (None, Some(&rows)) => out.push(FingerprintDiff::ExtraTable {
+                            database: db.clone(),
+                            table: t.clone(),
+                            actual_rows: rows,
+                        }),
+                        (Some(&x), Some(&y)) if x != y => out.push(FingerprintDiff::RowCount {
+                            database: db.clone(),
+                            table: t.clone(),
+                            expected: x,
+                            actual: y,
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// `schema.table`, each part quoted like SQL when it is not a plain
+/// lower-case identifier. Keywords are not quoted (unlike pg_dump), so the
+/// live catalog and a dump produce the same key for the same table.
+pub fn qualified_name(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_part(schema), quote_part(table))
+}
+
+fn quote_part(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// Exact row counts (`count(*)`, not statistics) of every user table of
+/// every connectable non-template database. Each database is counted in one
+/// REPEATABLE READ transaction, so its counts are one consistent snapshot.
+/// The tables are those pg_dump writes data for: ordinary tables (leaf
+/// partitions, not their parents), not temporary, not owned by extensions.
+pub fn fingerprint(target: &PgTarget) -> Result<Fingerprint> {
+    let mut fp = Fingerprint::default();
+    for db in list_databases(target)? {
+        let tables = count_tables(target, &db)?;
+        fp.databases.insert(db, tables);
+    }
+    Ok(fp)
+}
+
+fn count_tables(target: &PgTarget, db: &str) -> Result<BTreeMap<String, u64>> {
+    // \gexec runs one count per table inside the same transaction as the
+    // listing; names travel hex-encoded so no character can break parsing.
+    let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
+        SELECT format('SELECT %L, %L, count(*) FROM ONLY %I.%I', \
+        encode(convert_to(n.nspname::text, 'UTF8'), 'hex'), \
+        encode(convert_to(c.relname::text, 'UTF8'), 'hex'), n.nspname, c.relname) \
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+        WHERE c.relkind = 'r' AND c.relpersistence <> 't' \
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+        AND n.nspname !~ '^pg_toast' \
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                        AND d.objid = c.oid AND d.deptype = 'e') \
+        ORDER BY n.nspname, c.relname \\gexec\n\
+        COMMIT;\n";
+    let rows = query(target, db, sql)?;
+    let mut tables = BTreeMap::new();
+    for row in rows {
+        let parsed = match row.as_slice() {
+            [ns, rel, n] => match (unhex(ns), unhex(rel), n.parse::<u64>()) {
+                (Some(ns), Some(rel), Ok(n)) => Some((qualified_name(&ns, &rel), n)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((name, n)) = parsed else {
+            return Err(PgError::UnexpectedOutput {
+                program: "psql".into(),
+                target: target.to_string(),
+                doing: format!("counting rows in database \"{db}\""),
+                output: format!("{row:?}"),
+            });
+        };
+        tables.insert(name, n);
+    }
+    Ok(tables)
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    Some(String::from_utf8_lossy(&bytes?).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(entries: &[(&str, &str, u64)]) -> Fingerprint {
+        let mut f = Fingerprint::default();
+        for (db, t, n) in entries {
+            f.databases
+                .entry(db.to_string())
+                .or_default()
+                .insert(t.to_string(), *n);
+        }
+        f
+    }
+
+    #[test]
+    fn quoting_matches_sql_for_odd_names() {
+        assert_eq!(qualified_name("public", "host"), "public.host");
+        assert_eq!(qualified_name("S p", "t.x"), "\"S p\".\"t.x\"");
+        assert_eq!(qualified_name("public", "User"), "public.\"User\"");
+        assert_eq!(qualified_name("public", "a\"b"), "public.\"a\"\"b\"");
+    }
+
+    #[test]
+    fn diff_names_every_kind_of_difference() {
+        let expected = fp(&[
+            ("chroma", "public.a", 3),
+            ("chroma", "public.b", 1),
+            ("x", "public.t", 0),
+        ]);
+        let actual = fp(&[
+            ("chroma", "public.a", 2),
+            ("chroma", "public.c", 5),
+            ("y", "public.t", 0),
+        ]);
+        let d: Vec<String> = compare(&expected, &actual)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                "table public.a in database \"chroma\": 3 rows expected, 2 found",
+                "table public.b in database \"chroma\" is missing (expected 1 rows)",
+                "table public.c in database \"chroma\" is not expected (5 rows)",
+                "database \"x\" is missing",
+                "database \"y\" exists but is not expected",
+            ]
+        );
+        assert!(compare(&expected, &expected).is_empty());
+    }
+
+    #[test]
+    fn unhex_decodes_utf8() {
+        assert_eq!(unhex("53207020c3a9").as_deref(), Some("S p é"));
+        assert_eq!(unhex("zz"), None);
+    }
+}

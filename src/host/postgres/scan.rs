@@ -1,0 +1,432 @@
+//! Streaming reader of a plain `pg_dumpall` script: which databases it
+//! connects to, how many rows each `COPY … FROM stdin;` block carries, and
+//! whether the script is complete. Memory stays bounded whatever the size:
+//! only the head of each line is kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+
+use super::error::{PgError, Result};
+use super::fingerprint::{qualified_name, Fingerprint};
+
+/// Longest statement line kept for parsing (`COPY` with many columns).
+const LINE_CAP: usize = 1 << 20;
+/// The last comment pg_dumpall writes; without it the dump was cut short.
+pub(crate) const COMPLETE_MARKER: &str = "-- PostgreSQL database cluster dump complete";
+
+/// Push-style scanner: [`feed`](Self::feed) it the SQL bytes in any
+/// chunking, then [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct DumpScanner {
+    line: Vec<u8>,
+    line_len: usize,
+    lines: u64,
+    copy: Option<CopyBlock>,
+    current_db: Option<String>,
+    /// Schema of unqualified names in dumps by pg_dump < 10.3.
+    search_path_schema: String,
+    databases: BTreeMap<String, BTreeMap<String, u64>>,
+    templates: BTreeSet<String>,
+    complete: bool,
+    problem: Option<String>,
+}
+
+#[derive(Debug)]
+struct CopyBlock {
+    database: String,
+    table: String,
+    rows: u64,
+    line: u64,
+}
+
+impl Default for DumpScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DumpScanner {
+    pub fn new() -> Self {
+        DumpScanner {
+            line: Vec::new(),
+            line_len: 0,
+            lines: 0,
+            copy: None,
+            current_db: None,
+            search_path_schema: "public".into(),
+            databases: BTreeMap::new(),
+            // Old pg_dumpall versions do not mark template1 explicitly.
+            templates: ["template0", "template1"].map(String::from).into(),
+            complete: false,
+            problem: None,
+        }
+    }
+
+    /// Consumes the next bytes of the script.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.push(&data[..i]);
+                    self.end_line();
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.push(data);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        // Inside COPY data only "is this line exactly `\.`" matters.
+        let keep = if self.copy.is_some() { 3 } else { LINE_CAP };
+        let room = keep.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+        self.line_len += part.len();
+    }
+
+    fn end_line(&mut self) {
+        self.lines += 1;
+        if let Some(block) = &mut self.copy {
+            if self.line_len == 2 && self.line == b"\\." {
+                if let Some(b) = self.copy.take() {
+                    *self
+                        .databases
+                        .entry(b.database)
+                        .or_default()
+                        .entry(b.table)
+                        .or_default() += b.rows;
+                }
+            } else {
+                block.rows += 1;
+            }
+            self.complete = false;
+        } else {
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.statement_line(&line);
+        }
+        self.line.clear();
+        self.line_len = 0;
+    }
+
+    fn statement_line(&mut self, line: &str) {
+        let line = line.trim_end_matches('\r');
+        if line == COMPLETE_MARKER {
+            self.complete = true;
+        } else if !line.is_empty() && line != "--" {
+            self.complete = false;
+        }
+        if let Some(arg) = line.strip_prefix("\\connect ") {
+            match parse_connect(arg) {
+                Some(db) => {
+                    self.databases.entry(db.clone()).or_default();
+                    self.current_db = Some(db);
+                    self.search_path_schema = "public".into();
+                }
+                None => self.problem(format!("cannot parse `{line}`")),
+            }
+        } else if let Some(rest) = line.strip_prefix("COPY ") {
+            if !line.ends_with(" FROM stdin;") {
+                return;
+            }
+            if self.line_len > LINE_CAP {
+                self.problem("a COPY statement is longer than 1 MiB".into());
+                return;
+            }
+            match parse_copy_target(rest, &self.search_path_schema) {
+                Some(table) => {
+                    self.copy = Some(CopyBlock {
+                        database: self.current_db.clone().unwrap_or_else(|| "postgres".into()),
+                        table,
+                        rows: 0,
+                        line: self.lines,
+                    })
+                }
+                None => self.problem(format!("cannot parse `{line}`")),
+            }
+        } else if let Some(rest) = line.strip_prefix("ALTER DATABASE ") {
+            if let Some((db, tail)) = parse_ident(rest) {
+                match tail.trim() {
+                    "IS_TEMPLATE = true;" => {
+                        self.templates.insert(db);
+                    }
+                    "IS_TEMPLATE = false;" => {
+                        self.templates.remove(&db);
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(rest) =
+            line.strip_prefix("UPDATE pg_catalog.pg_database SET datistemplate = ")
+        {
+            let (flag, rest) = rest.split_once(" WHERE datname = ").unwrap_or(("", ""));
+            if let Some(db) = parse_literal(rest.trim_end_matches(';')) {
+                match flag {
+                    "true" => {
+                        self.templates.insert(db);
+                    }
+                    "false" => {
+                        self.templates.remove(&db);
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("SET search_path = ") {
+            if let Some((schema, _)) = parse_ident(rest) {
+                self.search_path_schema = schema;
+            }
+        }
+    }
+
+    fn problem(&mut self, what: String) {
+        if self.problem.is_none() {
+            self.problem = Some(format!("line {}: {what}", self.lines));
+        }
+    }
+
+    /// Whether the script seen so far ends with pg_dumpall's completion marker.
+    pub fn is_complete(&self) -> bool {
+        self.complete && self.copy.is_none() && self.line_len == 0
+    }
+
+    /// Lines seen so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// The row counts, or an error when the script is cut short or unreadable.
+    pub fn finish(mut self) -> Result<Fingerprint> {
+        if self.line_len > 0 {
+            self.end_line();
+        }
+        let truncated_hint = "the dump was cut short (disk full, killed backup, truncated \
+                              copy): use another bundle";
+        if let Some(b) = &self.copy {
+            return Err(PgError::DumpFormat {
+                problem: format!(
+                    "it ends inside the data of table {} in database \"{}\" \
+                     (COPY at line {}, {} rows read)",
+                    b.table, b.database, b.line, b.rows
+                ),
+                hint: truncated_hint,
+            });
+        }
+        if let Some(p) = self.problem.take() {
+            return Err(PgError::DumpFormat {
+                problem: p,
+                hint: "this does not look like pg_dumpall output; was the file made by \
+                       `pg_dumpall --clean`?",
+            });
+        }
+        if !self.complete {
+            return Err(PgError::DumpFormat {
+                problem: format!(
+                    "it does not end with pg_dumpall's `{COMPLETE_MARKER}` line ({} lines read)",
+                    self.lines
+                ),
+                hint: truncated_hint,
+            });
+        }
+        let mut databases = self.databases;
+        databases.retain(|db, _| !self.templates.contains(db));
+        Ok(Fingerprint { databases })
+    }
+}
+
+/// Row counts of a plain pg_dumpall script, streamed (bounded memory).
+/// Fails when the script is truncated (no completion marker, or it ends
+/// inside a COPY block).
+pub fn fingerprint_from_dump(mut reader: impl BufRead) -> Result<Fingerprint> {
+    let mut scanner = DumpScanner::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(PgError::DumpRead { source }),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        scanner.feed(buf);
+        reader.consume(n);
+    }
+    scanner.finish()
+}
+
+/// An SQL identifier at the start of `s`: `"quoted ""x"""` or plain.
+pub(crate) fn parse_ident(s: &str) -> Option<(String, &str)> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut iter = rest.char_indices().peekable();
+        while let Some((i, c)) = iter.next() {
+            if c == '"' {
+                if matches!(iter.peek(), Some((_, '"'))) {
+                    out.push('"');
+                    iter.next();
+                } else {
+                    return Some((out, &rest[i + 1..]));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    } else {
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(s.len());
+        (end > 0).then(|| (s[..end].to_string(), &s[end..]))
+    }
+}
+
+/// `schema.table` (or a bare table, qualified with the search_path schema).
+fn parse_copy_target(s: &str, default_schema: &str) -> Option<String> {
+    let (first, rest) = parse_ident(s)?;
+    let (schema, table, rest) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let (table, rest) = parse_ident(r)?;
+            (first, table, rest)
+        }
+        None => (default_schema.to_string(), first, rest),
+    };
+    rest.starts_with(' ')
+        .then(|| qualified_name(&schema, &table))
+}
+
+/// The database of a `\connect` line as pg_dump writes it: `\connect name`,
+/// `\connect "Name"` or `\connect -reuse-previous=on "dbname='x y'"`.
+fn parse_connect(arg: &str) -> Option<String> {
+    let arg = arg.trim();
+    if let Some(rest) = arg.strip_prefix("-reuse-previous=on ") {
+        let (connstr, _) = parse_ident(rest.trim_start())?;
+        let value = connstr.trim_start().strip_prefix("dbname=")?;
+        return Some(parse_conn_value(value));
+    }
+    parse_ident(arg).map(|(db, _)| db)
+}
+
+/// A libpq connection-string value: `'quoted \' value'` or a bare word.
+fn parse_conn_value(v: &str) -> String {
+    let Some(rest) = v.strip_prefix('\'') else {
+        return v.split_whitespace().next().unwrap_or("").to_string();
+    };
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '\'' => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A SQL string literal `'it''s'` (or `E'…'` with backslash escapes).
+fn parse_literal(s: &str) -> Option<String> {
+    let s = s.trim();
+    let (escapes, body) = match s.strip_prefix('E') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let body = body.strip_prefix('\'')?.strip_suffix('\'')?;
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                out.push('\'');
+            }
+            '\\' if escapes => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "--\n-- PostgreSQL database cluster dump\n--\n\nDROP DATABASE chroma;\n\
+        \\connect template1\nCOPY public.t1 (a) FROM stdin;\n1\n\\.\n\
+        ALTER DATABASE template1 IS_TEMPLATE = true;\n\
+        \\connect -reuse-previous=on \"dbname='My DB\\'s'\"\n\
+        COPY \"S p\".\"t.x\" (y) FROM stdin;\na\\\\.\n\\\\.\n\\.\n\
+        \\connect chroma\nCOPY public.empty_t  FROM stdin;\n\\.\n\
+        COPY public.\"select\" (x) FROM stdin;\n1\n2\n3\n\\.\n\
+        SET search_path = legacy, pg_catalog;\nCOPY old_style (x) FROM stdin;\n7\n\\.\n\
+        \\connect tmpl\nCOPY public.t (x) FROM stdin;\n1\n\\.\n\
+        UPDATE pg_catalog.pg_database SET datistemplate = true WHERE datname = 'tmpl';\n\
+        \\connect postgres\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+
+    #[test]
+    fn counts_rows_per_database_and_table_in_any_chunking() {
+        for chunk in [1usize, 2, 3, 7, 4096] {
+            let mut s = DumpScanner::new();
+            for c in DUMP.as_bytes().chunks(chunk) {
+                s.feed(c);
+            }
+            assert!(s.is_complete());
+            let fp = s.finish().unwrap();
+            let got: Vec<(String, String, u64)> = fp
+                .databases
+                .iter()
+                .flat_map(|(d, t)| t.iter().map(move |(t, n)| (d.clone(), t.clone(), *n)))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("My DB's".into(), "\"S p\".\"t.x\"".into(), 2),
+                    ("chroma".into(), "legacy.old_style".into(), 1),
+                    ("chroma".into(), "public.empty_t".into(), 0),
+                    ("chroma".into(), "public.select".into(), 3),
+                ],
+                "chunk size {chunk}"
+            );
+            assert_eq!(
+                fp.databases.keys().collect::<Vec<_>>(),
+                vec!["My DB's", "chroma", "postgres"]
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_scripts_are_refused() {
+        let cut = &DUMP[..DUMP.find("2\n3").unwrap()];
+        let e = fingerprint_from_dump(cut.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ends inside the data of table public.select"),
+            "{e}"
+        );
+        let cut = &DUMP[..DUMP.find("\\connect postgres").unwrap()];
+        let e = fingerprint_from_dump(cut.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not end with pg_dumpall's"), "{e}");
+    }
+
+    #[test]
+    fn literals_and_identifiers() {
+        assert_eq!(parse_literal("'it''s'").as_deref(), Some("it's"));
+        assert_eq!(parse_ident("\"a\"\"b\".c"), Some(("a\"b".into(), ".c")));
+        assert_eq!(
+            parse_connect("-reuse-previous=on \"dbname='a\\\\b c'\"").as_deref(),
+            Some("a\\b c")
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! Short SQL conversations through `psql`: queries, cluster identity and the
+//! client backends that would block a restore.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{PgError, Result};
+use super::process::{conninfo_dbname, run_checked};
+use super::PgTarget;
+
+const FIELD_SEP: char = '\x1f';
+const RECORD_SEP: char = '\x1e';
+
+/// Runs one SQL text in `database` and returns its rows as strings (NULL is
+/// the empty string; values must not contain newlines). The SQL goes
+/// through stdin, so its size is not limited by the command line, and it
+/// stops at the first error (`ON_ERROR_STOP`).
+pub fn query(target: &PgTarget, database: &str, sql: &str) -> Result<Vec<Vec<String>>> {
+    let mut cmd = target.client("psql")?;
+    cmd.args(["-X", "-q", "-A", "-t"])
+        .arg("-F")
+        .arg(FIELD_SEP.to_string())
+        .arg("-R")
+        .arg(RECORD_SEP.to_string())
+        .args(["-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(conninfo_dbname(database))
+        .args(["-f", "-"])
+        // Our own conversations are UTF-8 whatever the database encoding.
+        .env("PGCLIENTENCODING", "UTF8");
+    let doing = format!("querying database \"{database}\"");
+    let out = run_checked(cmd, target, &doing, Some(sql.as_bytes()))?;
+    Ok(parse_rows(&out.stdout))
+}
+
+/// Runs SQL (several statements allowed) in `database`, stopping at the
+/// first error, which is returned with psql's message.
+pub fn execute(target: &PgTarget, database: &str, sql: &str) -> Result<()> {
+    let mut cmd = target.client("psql")?;
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(conninfo_dbname(database))
+        .args(["-f", "-"]);
+    let doing = format!("executing SQL in database \"{database}\"");
+    run_checked(cmd, target, &doing, Some(sql.as_bytes()))?;
+    Ok(())
+}
+
+/// Checks that the server answers (`SELECT 1` in `postgres`).
+pub fn ping(target: &PgTarget) -> Result<()> {
+    query(target, "postgres", "SELECT 1").map(|_| ())
+}
+
+/// Splits psql's unaligned output (`-A -t -F US -R RS`). Separate result sets
+/// (`\gexec`) end with a newline instead of the record separator, so both
+/// end a record.
+pub(crate) fn parse_rows(stdout: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(stdout);
+    text.split([RECORD_SEP, '\n'])
+        .filter(|r| !r.is_empty())
+        .map(|r| r.split(FIELD_SEP).map(str::to_string).collect())
+        .collect()
+}
+
+/// A SQL string literal for any text (PQescapeLiteral's rules).
+pub(crate) fn sql_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn text_array(items: &[&str]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| sql_literal(s)).collect();
+    format!("ARRAY[{}]::text[]", inner.join(","))
+}
+
+/// Which cluster this is: `system_identifier` changes when a cluster is
+/// re-created with initdb, so a bundle can tell "same cluster" from "new".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    pub system_identifier: String,
+    /// `SHOW server_version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
+    pub server_version: String,
+    /// `server_version_num`, e.g. `150018`.
+    pub server_version_num: u32,
+}
+
+/// Reads the cluster's identity (needs PostgreSQL ≥ 9.6 for
+/// `pg_control_system()`).
+pub fn cluster_identity(target: &PgTarget) -> Result<ClusterIdentity> {
+    let sql = "SELECT system_identifier::text, current_setting('server_version'), \
+               current_setting('server_version_num') FROM pg_control_system()";
+    let rows = query(target, "postgres", sql).map_err(|e| match e {
+        PgError::Command {
+            program,
+            target,
+            doing,
+            status,
+            stderr,
+            ..
+        } if stderr.contains("pg_control_system") => PgError::Command {
+            program,
+            target,
+            doing,
+            status,
+            stderr,
+            hint: "this server is older than PostgreSQL 9.6 and does not expose its \
+                   system identifier over SQL",
+        },
+        e => e,
+    })?;
+    match rows.as_slice() {
+        [row] if row.len() == 3 && !row[0].is_empty() => Ok(ClusterIdentity {
+            system_identifier: row[0].clone(),
+            server_version: row[1].clone(),
+            server_version_num: row[2].parse().unwrap_or(0),
+        }),
+        _ => Err(PgError::UnexpectedOutput {
+            program: "psql".into(),
+            target: target.to_string(),
+            doing: "reading the cluster identity".into(),
+            output: format!("{rows:?}"),
+        }),
+    }
+}
+
+/// The databases a dump covers and a fingerprint counts: connectable,
+/// not templates, not half-dropped (`datconnlimit = -2`).
+pub fn list_databases(target: &PgTarget) -> Result<Vec<String>> {
+    let rows = query(
+        target,
+        "postgres",
+        "SELECT datname FROM pg_database \
+         WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2 ORDER BY 1",
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect())
+}
+
+/// A client session connected to a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backend {
+    pub pid: i32,
+    pub database: String,
+    pub user: String,
+    pub application_name: String,
+    /// Client address, or `local socket`.
+    pub client: String,
+    /// `active`, `idle`, `idle in transaction`, …
+    pub state: String,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} on database \"{}\" as \"{}\" from {}",
+            self.pid, self.database, self.user, self.client
+        )?;
+        if !self.application_name.is_empty() {
+            write!(f, " (application \"{}\")", self.application_name)?;
+        }
+        if !self.state.is_empty() {
+            write!(f, ", {}", self.state)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn format_backends(backends: &[Backend]) -> String {
+    backends
+        .iter()
+        .map(|b| format!("    {b}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Client backends (not ours, not autovacuum or replication) connected to
+/// any of `databases`; an empty slice means every database.
+pub fn connected_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<Backend>> {
+    let sql = format!("{} ORDER BY pid", backend_select(databases));
+    parse_backends(target, query(target, "postgres", &sql)?)
+}
+
+/// Terminates the client backends connected to `databases` (empty: every
+/// database) except our own, waits up to 10 s for them to be gone, and
+/// returns them. A backend still alive after that is left to the caller's
+/// next check (restore refuses while one is connected).
+pub fn terminate_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<Backend>> {
+    // In the select list, not the WHERE clause: there the planner may call
+    // it before the `pid <> pg_backend_pid()` filter and kill our session.
+    let sql = format!(
+        "SELECT b.*, pg_terminate_backend(b.pid) FROM ({}) b ORDER BY 1",
+        backend_select(databases)
+    );
+    let rows = query(target, "postgres", &sql)?
+        .into_iter()
+        .filter_map(|mut r| (r.pop().as_deref() == Some("t")).then_some(r))
+        .collect();
+    let gone = parse_backends(target, rows)?;
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    // pg_terminate_backend only sends a signal; DROP DATABASE needs them gone.
+    let pids: Vec<String> = gone.iter().map(|b| b.pid.to_string()).collect();
+    let check = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid IN ({})",
+        pids.join(",")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let rows = query(target, "postgres", &check)?;
+        if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("0") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(gone)
+}
+
+fn backend_select(databases: &[&str]) -> String {
+    // backend_type exists from PostgreSQL 10 on; read through row_to_json
+    // the query also runs on older servers (which list only clients).
+    let filter = if databases.is_empty() {
+        String::new()
+    } else {
+        format!(" AND a.datname = ANY({})", text_array(databases))
+    };
+    format!(
+        "SELECT a.pid, a.datname, coalesce(a.usename::text, ''), \
+         translate(coalesce(a.application_name, ''), E'\\n\\r', '  '), \
+         coalesce(host(a.client_addr), 'local socket'), coalesce(a.state, '') \
+         FROM pg_stat_activity a \
+         WHERE a.datname IS NOT NULL AND a.pid <> pg_backend_pid() \
+         AND coalesce(row_to_json(a)->>'backend_type', 'client backend') = 'client backend'\
+         {filter}"
+    )
+}
+
+fn parse_backends(target: &PgTarget, rows: Vec<Vec<String>>) -> Result<Vec<Backend>> {
+    let bad = |output: String| PgError::UnexpectedOutput {
+        program: "psql".into(),
+        target: target.to_string(),
+        doing: "listing connected clients".into(),
+        output,
+    };
+    rows.into_iter()
+        .map(|r| match r.as_slice() {
+            [pid, db, user, app, client, state] => Ok(Backend {
+                pid: pid.parse().map_err(|_| bad(pid.clone()))?,
+                database: db.clone(),
+                user: user.clone(),
+                application_name: app.clone(),
+                client: client.clone(),
+                state: state.clone(),
+            }),
+            other => Err(bad(format!("{other:?}"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_on_both_separators() {
+        let out = b"a\x1fb\x1ec\x1fd\ne\x1f\n";
+        assert_eq!(
+            parse_rows(out),
+            vec![vec!["a", "b"], vec!["c", "d"], vec!["e", ""]]
+        );
+        assert!(parse_rows(b"").is_empty());
+    }
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(sql_literal("it's"), "'it''s'");
+        assert_eq!(sql_literal(r"a\b'"), r"E'a\\b'''");
+    }
+}

@@ -1,0 +1,529 @@
+//! The PostgreSQL boundary against real PostgreSQL clusters: dump, restore
+//! (the runbook's way and ours), fingerprints, connected clients, failures.
+
+mod support;
+
+use std::io::{BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use flate2::read::MultiGzDecoder;
+use imlrecover::host::postgres::{
+    self as pg, DumpOptions, HarmlessError, PgError, RestoreOptions, TempCluster,
+};
+use support::pg::{self as harness, HeldSession, SEED_A, SEED_B};
+
+/// Dumps `cluster` to gzip bytes in memory (the test dumps are small).
+fn dump_bytes(cluster: &TempCluster) -> (Vec<u8>, pg::DumpStats) {
+    let mut gz = Vec::new();
+    let stats = pg::dump_all(&cluster.target(), &mut gz, |_| {}).expect("dump_all");
+    (gz, stats)
+}
+
+fn gunzip(gz: &[u8]) -> String {
+    let mut sql = String::new();
+    MultiGzDecoder::new(gz)
+        .read_to_string(&mut sql)
+        .expect("gunzip dump");
+    sql
+}
+
+fn gzip(sql: &str) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(sql.as_bytes()).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+#[test]
+fn dump_is_plain_gzip_that_the_runbooks_zcat_psql_restores() {
+    let source = harness::seeded(SEED_A);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pgbackup-2024-01-02-03:04:05.sql.gz");
+    // Small members: the file is many concatenated gzip members.
+    let options = DumpOptions {
+        chunk_size: 8192,
+        ..DumpOptions::default()
+    };
+    let mut progress = Vec::new();
+    let stats = pg::dump_all_with(
+        &source.target(),
+        std::fs::File::create(&file).expect("create dump file"),
+        &options,
+        |n| progress.push(n),
+    )
+    .expect("dump_all");
+    assert!(
+        stats.members > 1,
+        "expected several gzip members: {stats:?}"
+    );
+    assert_eq!(progress.last().copied(), Some(stats.sql_bytes));
+    assert_eq!(
+        std::fs::metadata(&file).expect("dump file").len(),
+        stats.gz_bytes
+    );
+
+    // The real zcat reads it whole, without complaint.
+    let out = Command::new("zcat").arg(&file).output().expect("run zcat");
+    assert!(
+        out.status.success(),
+        "zcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len() as u64, stats.sql_bytes);
+    let sql = String::from_utf8(out.stdout).expect("utf-8 dump");
+    assert!(sql.contains("DROP DATABASE chroma;"), "not a --clean dump");
+    assert_eq!(
+        pg::fingerprint_from_dump(sql.as_bytes()).expect("scan zcat output"),
+        stats.fingerprint
+    );
+
+    // The runbook's restore: zcat FILE | psql postgres, into a new cluster.
+    let fresh = harness::fresh();
+    let mut psql = harness::plain_psql(&fresh.target());
+    psql.arg("postgres");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("f=\"$1\"; shift; zcat \"$f\" | \"$@\"")
+        .arg("sh")
+        .arg(&file)
+        .arg(psql.get_program())
+        .args(psql.get_args())
+        .envs(psql.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("run zcat | psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The runbook's two "harmless" errors, and nothing worse than the
+    // fresh-cluster DROPs.
+    assert!(
+        stderr.contains("ERROR:  current user cannot be dropped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR:  role \"postgres\" already exists"),
+        "{stderr}"
+    );
+    assert_eq!(
+        harness::chroma_rows(&fresh.target()),
+        harness::chroma_rows(&source.target())
+    );
+    assert_eq!(
+        pg::fingerprint(&fresh.target()).expect("fingerprint restored"),
+        pg::fingerprint(&source.target()).expect("fingerprint source")
+    );
+}
+
+#[test]
+fn fingerprints_count_every_row_and_the_dump_scan_agrees() {
+    let source = harness::seeded(SEED_A);
+    let live = pg::fingerprint(&source.target()).expect("fingerprint");
+    let chroma = &live.databases["chroma"];
+    let counts: Vec<(&str, u64)> = chroma.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("\"Audit\".\"Event Log\"", 2),
+            ("public.chroma_core_alertstate", 0),
+            ("public.chroma_core_managedhost", 8),
+            ("public.chroma_core_managedtarget", 24),
+            ("public.chroma_core_volume", 300),
+        ]
+    );
+    assert_eq!(live.databases["iml stats"]["public.samples"], 42);
+    assert!(live.databases.contains_key("postgres"));
+    assert!(!live.databases.contains_key("template1"));
+
+    let (gz, stats) = dump_bytes(&source);
+    assert_eq!(stats.fingerprint, live);
+    let scanned =
+        pg::fingerprint_from_dump(BufReader::new(MultiGzDecoder::new(&gz[..]))).expect("scan");
+    assert_eq!(scanned, live);
+
+    let json = serde_json::to_string(&live).expect("serialise");
+    let back: pg::Fingerprint = serde_json::from_str(&json).expect("deserialise");
+    assert_eq!(back, live);
+
+    let other = harness::seeded(SEED_B);
+    let diffs: Vec<String> = live
+        .diff(&pg::fingerprint(&other.target()).expect("fingerprint"))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        diffs.contains(
+            &"table public.chroma_core_volume in database \"chroma\": 300 rows expected, 120 found"
+                .to_string()
+        ),
+        "{diffs:#?}"
+    );
+}
+
+#[test]
+fn restore_into_a_fresh_cluster_names_the_harmless_errors_and_matches() {
+    let source = harness::seeded(SEED_A);
+    let (gz, stats) = dump_bytes(&source);
+    let fresh = harness::fresh();
+    let mut seen = 0;
+    let report = pg::restore(&fresh.target(), &gz[..], |n| seen = n).expect("restore");
+    assert_eq!(seen, gz.len() as u64);
+    assert_eq!(report.sql_bytes, stats.sql_bytes);
+    assert!(report.verified);
+    let kinds: Vec<HarmlessError> = report.allowed.iter().map(|a| a.kind).collect();
+    for expected in [
+        HarmlessError::CurrentUserCannotBeDropped,
+        HarmlessError::SuperuserAlreadyExists,
+        HarmlessError::DatabaseDidNotExist,
+        HarmlessError::RoleDidNotExist,
+    ] {
+        assert!(
+            kinds.contains(&expected),
+            "{expected:?} missing from {kinds:?}"
+        );
+    }
+    let messages = report.allowed_messages();
+    assert!(messages.contains(&"ERROR: current user cannot be dropped".to_string()));
+    assert!(messages.contains(&"ERROR: role \"postgres\" already exists".to_string()));
+    assert!(messages.contains(&"ERROR: database \"chroma\" does not exist".to_string()));
+    assert!(messages.contains(&"ERROR: role \"chroma\" does not exist".to_string()));
+
+    assert_eq!(
+        harness::chroma_rows(&fresh.target()),
+        harness::chroma_rows(&source.target())
+    );
+    assert_eq!(
+        pg::fingerprint(&fresh.target()).expect("fingerprint"),
+        stats.fingerprint
+    );
+    // The owner came back too, not only the rows.
+    let owner = pg::query(
+        &fresh.target(),
+        "postgres",
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'chroma'",
+    )
+    .expect("owner");
+    assert_eq!(owner, vec![vec!["chroma".to_string()]]);
+
+    // A --clean dump restores again over itself (the second time the
+    // databases and roles exist, so only the superuser errors remain).
+    let again = pg::restore(&fresh.target(), &gz[..], |_| {}).expect("second restore");
+    let kinds: Vec<HarmlessError> = again.allowed.iter().map(|a| a.kind).collect();
+    assert!(
+        !kinds.contains(&HarmlessError::DatabaseDidNotExist),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        harness::chroma_rows(&fresh.target()),
+        harness::chroma_rows(&source.target())
+    );
+}
+
+#[test]
+fn a_connected_client_never_lets_the_old_data_pass_for_restored() {
+    let source = harness::seeded(SEED_A);
+    let (gz, _) = dump_bytes(&source);
+    let wanted = harness::chroma_rows(&source.target());
+    let live = harness::seeded(SEED_B);
+    let t = live.target();
+    let old = harness::chroma_rows(&t);
+    assert_ne!(old, wanted);
+
+    let session = HeldSession::open(&t, "chroma", "held-by-test");
+    let backends = pg::connected_backends(&t, &["chroma"]).expect("connected_backends");
+    let held = backends
+        .iter()
+        .find(|b| b.pid == session.pid)
+        .unwrap_or_else(|| panic!("session {} not listed in {backends:?}", session.pid));
+    assert_eq!(held.database, "chroma");
+    assert_eq!(held.application_name, "held-by-test");
+    assert!(pg::connected_backends(&t, &["postgres"])
+        .expect("connected_backends")
+        .iter()
+        .all(|b| b.pid != session.pid));
+
+    // Default: refuse before touching anything, naming the client.
+    let err = pg::restore(&t, &gz[..], |_| {}).expect_err("restore with a client connected");
+    assert!(matches!(err, PgError::DatabaseInUse { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("pid {}", session.pid)), "{text}");
+    assert!(text.contains("held-by-test"), "{text}");
+    assert_eq!(
+        harness::chroma_rows(&t),
+        old,
+        "a refused restore changed data"
+    );
+
+    // Forced through anyway: DROP DATABASE fails, psql still exits 0, and
+    // the restore must fail rather than report the old data as restored.
+    let forced = RestoreOptions {
+        allow_connected_clients: true,
+        ..RestoreOptions::default()
+    };
+    let err = pg::restore_with(&t, &gz[..], &forced, |_| {})
+        .expect_err("restore over a connected client must fail");
+    let text = err.to_string();
+    assert!(matches!(err, PgError::RestoreFailed { .. }), "{text}");
+    assert!(
+        text.contains("database \"chroma\" is being accessed by other users"),
+        "{text}"
+    );
+    assert_ne!(harness::chroma_rows(&t), wanted);
+
+    // Terminating the client first makes the same restore succeed.
+    let gone = pg::terminate_backends(&t, &["chroma"]).expect("terminate_backends");
+    assert!(gone.iter().any(|b| b.pid == session.pid), "{gone:?}");
+    assert!(pg::connected_backends(&t, &["chroma"])
+        .expect("connected_backends")
+        .is_empty());
+    pg::restore(&t, &gz[..], |_| {}).expect("restore after terminating the client");
+    assert_eq!(harness::chroma_rows(&t), wanted);
+    drop(session);
+}
+
+#[test]
+fn an_unexpected_error_in_the_dump_fails_the_restore() {
+    let source = harness::seeded(SEED_A);
+    let (gz, _) = dump_bytes(&source);
+    let sql = gunzip(&gz);
+    let at = sql.find("\\connect chroma\n").expect("chroma section") + "\\connect chroma\n".len();
+    // A broken statement, and a harmless-looking error from the wrong
+    // statement (only the superuser's CREATE ROLE may fail).
+    let bad = format!(
+        "{}CREATE TABLE public.broken (x nosuchtype);\nCREATE ROLE chroma;\n{}",
+        &sql[..at],
+        &sql[at..]
+    );
+    let fresh = harness::fresh();
+    let err = pg::restore(&fresh.target(), &gzip(&bad)[..], |_| {})
+        .expect_err("restore of a dump with a bad statement");
+    let text = err.to_string();
+    assert!(matches!(err, PgError::RestoreFailed { .. }), "{text}");
+    assert!(
+        text.contains("type \"nosuchtype\" does not exist"),
+        "{text}"
+    );
+    assert!(text.contains("role \"chroma\" already exists"), "{text}");
+    assert!(
+        text.contains("CREATE TABLE public.broken"),
+        "statement not shown: {text}"
+    );
+    assert!(!text.contains("current user cannot be dropped"), "{text}");
+}
+
+#[test]
+fn corrupt_or_truncated_archives_fail_the_restore() {
+    let source = harness::seeded(SEED_A);
+    let (gz, _) = dump_bytes(&source);
+
+    // Cut in the middle of the gzip stream.
+    let fresh = harness::fresh();
+    let err = pg::restore(&fresh.target(), &gz[..gz.len() / 2], |_| {})
+        .expect_err("restore of a truncated archive");
+    assert!(matches!(err, PgError::CorruptArchive { .. }), "{err}");
+    assert!(err.to_string().contains("PARTIALLY restored"), "{err}");
+
+    // Garbage in the middle of the stream.
+    let mut bad = gz.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    let fresh = harness::fresh();
+    let err =
+        pg::restore(&fresh.target(), &bad[..], |_| {}).expect_err("restore of a corrupt archive");
+    assert!(matches!(err, PgError::CorruptArchive { .. }), "{err}");
+
+    // A valid gzip of a cut-short dump (what a full disk during a plain
+    // `pg_dumpall | gzip` leaves): gzip cannot tell, the script's end can.
+    let sql = gunzip(&gz);
+    let cut = &sql[..sql.find("\\connect postgres").expect("postgres section")];
+    let fresh = harness::fresh();
+    let err = pg::restore(&fresh.target(), &gzip(cut)[..], |_| {})
+        .expect_err("restore of a truncated dump");
+    assert!(matches!(err, PgError::RestoreFailed { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    // Not gzip at all.
+    let fresh = harness::fresh();
+    let err = pg::restore(&fresh.target(), sql.as_bytes(), |_| {})
+        .expect_err("restore of an uncompressed file");
+    assert!(matches!(err, PgError::CorruptArchive { .. }), "{err}");
+    assert!(!pg::fingerprint(&fresh.target())
+        .expect("fingerprint")
+        .databases
+        .contains_key("chroma"));
+}
+
+#[test]
+fn dumping_a_stopped_cluster_fails_clearly() {
+    let mut cluster = harness::seeded(SEED_B);
+    cluster.stop().expect("stop cluster");
+    let mut out = Vec::new();
+    let err =
+        pg::dump_all(&cluster.target(), &mut out, |_| {}).expect_err("dump a stopped cluster");
+    let text = err.to_string();
+    assert!(matches!(err, PgError::DumpFailed { .. }), "{text}");
+    assert!(
+        text.contains(&cluster.socket_dir().display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains(&cluster.port().to_string()), "{text}");
+    assert!(
+        text.contains("No such file or directory"),
+        "pg_dumpall's stderr missing: {text}"
+    );
+    assert!(text.contains("server is not running"), "no hint: {text}");
+    let err = pg::cluster_identity(&cluster.target()).expect_err("identity of a stopped cluster");
+    assert!(err.to_string().contains("server is not running"), "{err}");
+}
+
+#[test]
+fn pg_dumpall_failing_half_way_is_an_error_with_its_messages() {
+    let cluster = harness::seeded(SEED_A);
+    // Reject connections to the second database only: pg_dumpall has then
+    // written roles and other databases when it fails.
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let conf = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    std::fs::write(&hba, format!("local \"iml stats\" all reject\n{conf}"))
+        .expect("write pg_hba.conf");
+    pg::query(&cluster.target(), "postgres", "SELECT pg_reload_conf()").expect("reload");
+    let mut out = Vec::new();
+    let err = pg::dump_all(&cluster.target(), &mut out, |_| {})
+        .expect_err("dump with a rejected database");
+    let text = err.to_string();
+    match &err {
+        PgError::DumpFailed { sql_bytes, .. } => assert!(*sql_bytes > 0, "{text}"),
+        other => panic!("expected DumpFailed, got {other}"),
+    }
+    assert!(text.contains("pg_hba.conf rejects connection"), "{text}");
+    assert!(text.contains("must not be used"), "{text}");
+}
+
+/// A destination that fills up after `room` bytes.
+struct FullDisk {
+    room: usize,
+}
+
+impl Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::Error::other("No space left on device (test)"));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_destination_stops_the_dump_with_an_error() {
+    let cluster = harness::seeded(SEED_A);
+    let options = DumpOptions {
+        chunk_size: 4096,
+        ..DumpOptions::default()
+    };
+    let err = pg::dump_all_with(&cluster.target(), FullDisk { room: 3000 }, &options, |_| {})
+        .expect_err("dump into a full disk");
+    let text = err.to_string();
+    assert!(matches!(err, PgError::DumpWrite { .. }), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("free space"), "{text}");
+    // Nothing hangs and the cluster is unharmed: the next dump works.
+    let (_, stats) = dump_bytes(&cluster);
+    assert_eq!(
+        stats.fingerprint.databases["chroma"]["public.chroma_core_volume"],
+        300
+    );
+}
+
+#[test]
+fn cluster_identity_tells_clusters_apart() {
+    let a = harness::fresh();
+    let b = harness::fresh();
+    let ia = pg::cluster_identity(&a.target()).expect("identity a");
+    let ib = pg::cluster_identity(&b.target()).expect("identity b");
+    assert_ne!(ia.system_identifier, ib.system_identifier);
+    assert!(
+        ia.system_identifier.len() >= 15
+            && ia.system_identifier.chars().all(|c| c.is_ascii_digit())
+    );
+    assert!(ia.server_version_num >= 90600, "{ia:?}");
+    assert!(
+        ia.server_version
+            .starts_with(&(ia.server_version_num / 10000).to_string()),
+        "{ia:?}"
+    );
+    assert_eq!(pg::cluster_identity(&a.target()).expect("again"), ia);
+}
+
+#[test]
+fn dropping_a_temp_cluster_stops_it_and_removes_its_directory() {
+    let cluster = harness::fresh();
+    let root = cluster.socket_dir().to_path_buf();
+    let pid = cluster.postmaster_pid().expect("postmaster pid");
+    assert!(root.join("data/PG_VERSION").exists());
+    drop(cluster);
+    assert!(!root.exists(), "{} left behind", root.display());
+    assert!(!process_alive(pid), "postmaster {pid} still running");
+}
+
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+const CHILD_ENV: &str = "IMLRECOVER_TEST_CLEANUP_CHILD";
+
+/// Run by `cleanup_all_removes_clusters_an_interrupted_process_leaves` in a
+/// child process: starts a cluster and exits the way an interrupt handler
+/// does (cleanup_all, then exit without running destructors).
+#[test]
+#[ignore = "helper run in a child process"]
+fn cleanup_all_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let cluster = TempCluster::start().expect("start");
+    println!(
+        "\nROOT={}\nPID={}",
+        cluster.socket_dir().display(),
+        cluster.postmaster_pid().expect("pid")
+    );
+    let n = pg::cleanup_all();
+    println!("CLEANED={n}");
+    std::mem::forget(cluster);
+    std::process::exit(0);
+}
+
+#[test]
+fn cleanup_all_removes_clusters_an_interrupted_process_leaves() {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "cleanup_all_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} missing in child output: {stdout}"))
+            .to_string()
+    };
+    let root = std::path::PathBuf::from(field("ROOT="));
+    let pid: i32 = field("PID=").parse().expect("pid");
+    assert_eq!(field("CLEANED="), "1");
+    assert!(!root.exists(), "{} left behind", root.display());
+    assert!(!process_alive(pid), "postmaster {pid} still running");
+}

@@ -1,0 +1,194 @@
+//! Real throwaway PostgreSQL clusters for the tests (the crate's own
+//! `TempCluster`), seeded like an IML manager: role `chroma` owning database
+//! `chroma` with the core tables, plus oddly named objects that exercise
+//! quoting. Every cluster is stopped and deleted when dropped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use imlrecover::host::postgres::{self as pg, PgTarget, TempCluster};
+
+/// What goes into the `chroma` database; two different seeds make "old"
+/// and "new" data distinguishable row by row.
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    pub tag: &'static str,
+    pub hosts: u32,
+    pub targets: u32,
+    pub volumes: u32,
+}
+
+/// The "backed up" manager.
+pub const SEED_A: Seed = Seed {
+    tag: "a",
+    hosts: 8,
+    targets: 24,
+    volumes: 300,
+};
+
+/// A different manager (what a reinstalled or drifted server holds).
+pub const SEED_B: Seed = Seed {
+    tag: "b",
+    hosts: 3,
+    targets: 5,
+    volumes: 120,
+};
+
+/// Tables of `chroma` compared row by row.
+pub const CHROMA_TABLES: &[&str] = &[
+    "public.chroma_core_managedhost",
+    "public.chroma_core_managedtarget",
+    "public.chroma_core_volume",
+    "public.chroma_core_alertstate",
+    "\"Audit\".\"Event Log\"",
+];
+
+/// A fresh, empty cluster (like a re-installed manager before restore).
+pub fn fresh() -> TempCluster {
+    TempCluster::start().expect("start a throwaway PostgreSQL cluster")
+}
+
+/// A cluster seeded with `seed`.
+pub fn seeded(seed: Seed) -> TempCluster {
+    let cluster = fresh();
+    seed_cluster(&cluster.target(), seed);
+    cluster
+}
+
+/// Creates role and database `chroma`, its tables and rows, and a second
+/// database whose name needs quoting.
+pub fn seed_cluster(t: &PgTarget, s: Seed) {
+    pg::execute(
+        t,
+        "postgres",
+        "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma; \
+         CREATE DATABASE \"iml stats\" OWNER chroma;",
+    )
+    .expect("create role and databases");
+    let tag = s.tag;
+    let sql = format!(
+        "SET ROLE chroma;
+CREATE TABLE chroma_core_managedhost (
+    id serial PRIMARY KEY, fqdn text UNIQUE NOT NULL, nodename text,
+    state text, immutable_state boolean, \"Properties\" text);
+INSERT INTO chroma_core_managedhost (fqdn, nodename, state, immutable_state, \"Properties\")
+    SELECT 'oss' || g || '-{tag}.lustre.example.com', 'oss' || g, 'managed', g % 2 = 0,
+           E'tab\\there\\nnewline \\\\ backslash é ' || g
+    FROM generate_series(1, {hosts}) g;
+CREATE TABLE chroma_core_managedtarget (
+    id serial PRIMARY KEY, name text NOT NULL, uuid uuid, ha_label text,
+    host_id integer REFERENCES chroma_core_managedhost(id));
+INSERT INTO chroma_core_managedtarget (name, uuid, ha_label, host_id)
+    SELECT 'testfs-OST' || lpad(to_hex(g), 4, '0'), md5('{tag}' || g)::uuid,
+           'MGS_{tag}_' || g, 1 + g % {hosts}
+    FROM generate_series(1, {targets}) g;
+CREATE TABLE chroma_core_volume (
+    id serial PRIMARY KEY, label text, size bigint, storage_resource_id integer);
+INSERT INTO chroma_core_volume (label, size, storage_resource_id)
+    SELECT '/dev/disk/by-id/scsi-{tag}' || g, g::bigint * 1073741824, g % 17
+    FROM generate_series(1, {volumes}) g;
+CREATE TABLE chroma_core_alertstate (id serial PRIMARY KEY, message text);
+CREATE SCHEMA \"Audit\";
+CREATE TABLE \"Audit\".\"Event Log\" (\"when\" timestamptz, what text);
+INSERT INTO \"Audit\".\"Event Log\" VALUES
+    ('2024-01-02 03:04:05+00', 'installed {tag}'), ('2024-01-03 00:00:00+00', E'line1\\nline2');
+",
+        hosts = s.hosts,
+        targets = s.targets,
+        volumes = s.volumes,
+    );
+    pg::execute(t, "chroma", &sql).expect("seed chroma");
+    pg::execute(
+        t,
+        "iml stats",
+        "SET ROLE chroma; CREATE TABLE samples (ts integer, value double precision);
+         INSERT INTO samples SELECT g, g * 0.5 FROM generate_series(1, 42) g;",
+    )
+    .expect("seed iml stats");
+}
+
+/// The rows of a table as JSON texts, sorted (JSON escapes newlines, so
+/// every row is one line of psql output).
+pub fn rows(t: &PgTarget, db: &str, table: &str) -> Vec<String> {
+    pg::query(
+        t,
+        db,
+        &format!("SELECT to_json(r)::text FROM {table} r ORDER BY 1"),
+    )
+    .unwrap_or_else(|e| panic!("read {table} in {db}: {e}"))
+    .into_iter()
+    .map(|r| r.join("|"))
+    .collect()
+}
+
+/// Every compared table of `chroma`, with its rows.
+pub fn chroma_rows(t: &PgTarget) -> BTreeMap<String, Vec<String>> {
+    CHROMA_TABLES
+        .iter()
+        .map(|table| (table.to_string(), rows(t, "chroma", table)))
+        .collect()
+}
+
+/// A plain `psql -X` command for `t` as the runbook runs it, without any
+/// of the crate's machinery (we are root or the cluster's owner; the
+/// cluster trusts local connections).
+pub fn plain_psql(t: &PgTarget) -> Command {
+    let bin = t
+        .bin_dir
+        .as_ref()
+        .map(|d| d.join("psql"))
+        .unwrap_or_else(|| "psql".into());
+    let mut cmd = Command::new(bin);
+    cmd.arg("-X")
+        .env("PGHOST", t.host.as_deref().unwrap_or(""))
+        .env("PGPORT", t.port.map(|p| p.to_string()).unwrap_or_default())
+        .env("PGUSER", &t.superuser);
+    cmd
+}
+
+/// A real `psql` session kept open on a database (a client the services
+/// would be), until dropped.
+pub struct HeldSession {
+    child: Child,
+    _stdin: ChildStdin,
+    _stdout: BufReader<ChildStdout>,
+    pub pid: i32,
+}
+
+impl HeldSession {
+    /// Connects and returns once the server has given the session a PID.
+    pub fn open(t: &PgTarget, db: &str, application_name: &str) -> HeldSession {
+        let mut child = plain_psql(t)
+            .args(["-q", "-A", "-t", "-d", db])
+            .env("PGAPPNAME", application_name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn psql");
+        let mut stdin = child.stdin.take().expect("psql stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("psql stdout"));
+        writeln!(stdin, "SELECT pg_backend_pid();").expect("write to psql");
+        stdin.flush().expect("flush psql stdin");
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read pid from psql");
+        let pid = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("psql printed {line:?} instead of a pid"));
+        HeldSession {
+            child,
+            _stdin: stdin,
+            _stdout: stdout,
+            pid,
+        }
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
