@@ -438,6 +438,8 @@ fn a_bundle_from_another_recipe_warns_and_names_what_it_lacks() {
 
 fn fixture_host() -> (support::host::Host, PathBuf) {
     let host = support::host::Host::new();
+    // The checkout's umask must not change the snapshot: modes as on a host.
+    normalise_modes(&host.root);
     let recipe = fixtures().join("plan/files.hcl");
     imlrecover::sandbox::initd::write_service(&host.root, "ntpd").unwrap();
     let out = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
@@ -490,4 +492,17 @@ fn rendered_plans_plain_and_coloured() {
     let _ = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
         .arg("stop")
         .output();
+}
+
+fn normalise_modes(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let mode = if e.file_type().unwrap().is_dir() {
+            normalise_modes(&p);
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
 }

@@ -98,6 +98,7 @@ pub fn execute(
     let state = RefCell::new(State::load(t.root.dir())?);
     let previous_dir = run.previous();
     let run_dir = run.dir.clone();
+    let entries = crate::resources::content::EntryIndex::new(&t.bundle.manifest);
     let cx = ApplyCx {
         recipe: t.recipe,
         root: t.root,
@@ -107,6 +108,7 @@ pub fn execute(
         previous: &previous_dir,
         state: &state,
         printer,
+        entries: &entries,
     };
     printer.line(&format!("Run directory: {}", run.dir.display()))?;
     let total = plan.steps.len();

@@ -47,6 +47,10 @@ impl FsError {
 #[derive(Debug, Clone)]
 pub struct Root {
     dir: PathBuf,
+    /// The root opened `O_PATH`, for `openat2(RESOLVE_IN_ROOT)`: the kernel
+    /// then confines the lookup in one call instead of one lstat per
+    /// component (thousands of files in a `files` set).
+    fd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// What `stat` says about a file, with names for its owner and group.
@@ -106,18 +110,43 @@ impl Meta {
     }
 }
 
-pub fn user_name(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid))
+/// Names of ids, cached: each lookup reads the user database, and a
+/// `files` set of thousands has the same few owners.
+type NameCache = std::sync::Mutex<std::collections::HashMap<(bool, u32), Option<String>>>;
+
+fn cached(is_user: bool, id: u32, look: impl FnOnce() -> Option<String>) -> Option<String> {
+    static CACHE: std::sync::OnceLock<NameCache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache
+        .lock()
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|c| c.get(&(is_user, id)).cloned())
+    {
+        return hit;
+    }
+    let name = look();
+    if let Ok(mut c) = cache.lock() {
+        c.insert((is_user, id), name.clone());
+    }
+    name
+}
+
+pub fn user_name(uid: u32) -> Option<String> {
+    cached(true, uid, || {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    })
 }
 
 pub fn group_name(gid: u32) -> Option<String> {
-    Group::from_gid(Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name)
+    cached(false, gid, || {
+        Group::from_gid(Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+    })
 }
 
 impl Root {
@@ -126,8 +155,49 @@ impl Root {
     pub fn new(dir: impl AsRef<Path>) -> Result<Root, FsError> {
         let dir = dir.as_ref();
         match std::fs::canonicalize(dir) {
-            Ok(abs) if abs.is_dir() => Ok(Root { dir: abs }),
+            Ok(abs) if abs.is_dir() => {
+                let fd = nix::fcntl::open(
+                    &abs,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+                // SAFETY: `open` just returned this descriptor and nothing else owns it.
+                .map(|raw| {
+                    std::sync::Arc::new(unsafe {
+                        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw)
+                    })
+                });
+                Ok(Root { dir: abs, fd })
+            }
             _ => Err(FsError::BadRoot(dir.to_path_buf())),
+        }
+    }
+
+    /// `openat2(RESOLVE_IN_ROOT)`: `Some(Ok(None))` when the path does not
+    /// exist, `None` when the kernel cannot do it (then resolve by hand).
+    fn open_in_root(&self, path: &str) -> Option<Result<Option<File>, FsError>> {
+        use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let fd = self.fd.as_ref()?;
+        let rel = path.trim_start_matches('/');
+        let rel = if rel.is_empty() { "." } else { rel };
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(fd.as_raw_fd(), rel, how) {
+            // SAFETY: a fresh descriptor from openat2, owned by the File now.
+            Ok(raw) => Some(Ok(Some(unsafe { File::from_raw_fd(raw) }))),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => Some(Ok(None)),
+            Err(
+                nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM | nix::errno::Errno::EXDEV,
+            ) => None,
+            Err(e) => Some(Err(FsError::io(
+                self.dir.join(rel),
+                std::io::Error::from(e),
+            ))),
         }
     }
 
@@ -204,6 +274,13 @@ impl Root {
 
     /// Opens a file for reading; `None` when it does not exist.
     pub fn open(&self, path: &str) -> Result<Option<(File, Meta)>, FsError> {
+        if let Some(opened) = self.open_in_root(path) {
+            let Some(file) = opened? else { return Ok(None) };
+            let meta = file
+                .metadata()
+                .map_err(|e| FsError::io(self.dir.join(path.trim_start_matches('/')), e))?;
+            return Ok(Some((file, Meta::from_std(&meta))));
+        }
         let host = self.path(path)?;
         let file = match File::open(&host) {
             Ok(f) => f,
@@ -268,9 +345,16 @@ impl Root {
             let entry = entry.map_err(|e| FsError::io(&dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if pattern.matches_with(name, opts) {
-                self.glob_walk(format!("{prefix}/{name}"), rest, out)?;
+            if !pattern.matches_with(name, opts) {
+                continue;
             }
+            // A last component that is a plain file needs no stat: read_dir
+            // said so (symlinks still go through the root-confined lookup).
+            if rest.is_empty() && entry.file_type().is_ok_and(|t| t.is_file()) {
+                out.push(format!("{prefix}/{name}"));
+                continue;
+            }
+            self.glob_walk(format!("{prefix}/{name}"), rest, out)?;
         }
         Ok(())
     }

@@ -65,6 +65,7 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
     }
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut errors = Vec::new();
+    let entries = crate::resources::content::EntryIndex::new(m);
     for address in graph.order() {
         let Some(resource) = i.recipe.resource(&address) else {
             continue;
@@ -78,6 +79,7 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
             state: i.state,
             replace: i.replace,
             prior: &changes,
+            entries: &entries,
         };
         match plan_resource(resource, &cx) {
             Ok(c) => changes.push(c),

@@ -50,7 +50,8 @@ pub fn observe(address: &Address, path: &str, cx: &Cx) -> Result<Seen, ResourceE
             meta.kind
         )));
     }
-    let (hash, size) = hash_reader(file).map_err(|e| err(format!("cannot read {path}: {e}")))?;
+    let (hash, size) = hash_small_or_large(file, meta.size)
+        .map_err(|e| err(format!("cannot read {path}: {e}")))?;
     Ok(Seen {
         path: path.to_string(),
         exists: true,
@@ -59,6 +60,24 @@ pub fn observe(address: &Address, path: &str, cx: &Cx) -> Result<Seen, ResourceE
         owner: Some(meta.owner.unwrap_or_else(|| meta.uid.to_string())),
         group: Some(meta.group.unwrap_or_else(|| meta.gid.to_string())),
         blake3: Some(hash),
+    })
+}
+
+/// Small files (the common case: configuration) are read whole into a
+/// reused buffer; large ones are streamed.
+fn hash_small_or_large(mut file: std::fs::File, size: u64) -> std::io::Result<(String, u64)> {
+    const SMALL: u64 = 1 << 20;
+    if size > SMALL {
+        return hash_reader(file);
+    }
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        buf.clear();
+        file.read_to_end(&mut buf)?;
+        Ok((blake3::hash(&buf).to_hex().to_string(), buf.len() as u64))
     })
 }
 
@@ -74,13 +93,31 @@ pub struct Overrides<'a> {
     pub diff: bool,
 }
 
+/// The bundle's entries by (resource, path): looked up once per file, so a
+/// `files` set of thousands stays linear.
+pub struct EntryIndex<'a> {
+    map: std::collections::HashMap<(&'a Address, &'a str), &'a Entry>,
+}
+
+impl<'a> EntryIndex<'a> {
+    pub fn new(manifest: &'a crate::bundle::Manifest) -> EntryIndex<'a> {
+        EntryIndex {
+            map: manifest
+                .entries
+                .iter()
+                .map(|e| ((&e.address, e.path.as_str()), e))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, address: &Address, path: &str) -> Option<&'a Entry> {
+        self.map.get(&(address, path)).copied()
+    }
+}
+
 /// The bundle entry the resource captured for `path`.
-pub fn entry<'b>(cx: &'b Cx, address: &Address, path: &str) -> Option<&'b Entry> {
-    cx.bundle
-        .manifest
-        .entries
-        .iter()
-        .find(|e| &e.address == address && e.path == path)
+pub fn entry<'b>(cx: &Cx<'b>, address: &Address, path: &str) -> Option<&'b Entry> {
+    cx.entries.get(address, path)
 }
 
 fn short(hash: &str) -> String {
@@ -272,11 +309,9 @@ pub fn apply_files(
     let mut bytes = 0;
     for f in files.iter().filter(|f| f.action != Action::NoOp) {
         let e = cx
-            .bundle
-            .manifest
             .entries
-            .iter()
-            .find(|e| &e.address == address && e.path == f.path && e.kind == EntryKind::File)
+            .get(address, &f.path)
+            .filter(|e| e.kind == EntryKind::File)
             .ok_or_else(|| {
                 ResourceError::new(address, format!("{} is not in the bundle", f.path))
             })?;

@@ -81,8 +81,10 @@ impl super::kind::Kind for FilesKind {
         }
         paths.sort();
         paths.dedup();
+        // Both cores: a set can be thousands of files.
+        use rayon::prelude::*;
         let members = paths
-            .iter()
+            .par_iter()
             .map(|p| super::content::observe(address, p, cx))
             .collect::<Result<_, _>>()?;
         Ok(Observed {
@@ -121,9 +123,11 @@ impl super::kind::Kind for FilesKind {
         };
         let mut files = Vec::new();
         let mut extra = Vec::new();
+        let member_set: std::collections::HashSet<&str> =
+            members.iter().map(String::as_str).collect();
         for s in &seen.members {
             match content::entry(cx, address, &s.path) {
-                Some(e) if members.contains(&s.path) => {
+                Some(e) if member_set.contains(s.path.as_str()) => {
                     files.push(content::compare(cx, address, e, s, overrides)?)
                 }
                 _ if s.exists => extra.push(s.path.clone()),

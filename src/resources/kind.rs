@@ -25,6 +25,7 @@ pub struct Cx<'a> {
     pub replace: &'a [Address],
     /// Changes of the resources planned before this one (graph order).
     pub prior: &'a [ResourceChange],
+    pub entries: &'a super::content::EntryIndex<'a>,
 }
 
 impl Cx<'_> {
@@ -114,6 +115,7 @@ pub struct ApplyCx<'a> {
     pub previous: &'a std::path::Path,
     pub state: &'a std::cell::RefCell<State>,
     pub printer: &'a crate::printer::Printer,
+    pub entries: &'a super::content::EntryIndex<'a>,
 }
 
 /// What one step did, in a line, plus anything worth a warning.
