@@ -1,21 +1,25 @@
 //! The whole runbook in one test, real parts only: a golden manager (files,
 //! an openssl certificate chain, LSB services, a PostgreSQL cluster with a
 //! seeded `chroma`), `backup`, a disaster (new OS, fresh cluster, IML gone),
-//! `plan`, `apply`, and proof that everything came back.
+//! `plan`, `apply`, and proof that everything came back, down to the
+//! runbook's last step: three storage servers (real sshd on 127.0.0.2-4)
+//! whose `chroma-agent` is restarted exactly once, over SSH, by `apply`.
 
 mod support;
 
 use imlrecover::sandbox::initd;
 use imlrecover::sandbox::manager::{Sandbox, SERVICES, TABLES};
 use support::cli::Imlrecover;
+use support::sshd::{fleet, Agents};
 
 const PLAN: &str = "plans/iml-manager.hcl";
 
-fn with_target(sb: &Sandbox, cmd: &str, extra: &[&str]) -> support::cli::Output {
+fn with_target(sb: &Sandbox, agents: &Agents, cmd: &str, extra: &[&str]) -> support::cli::Output {
     Imlrecover::new()
         .args([cmd, "-r", PLAN, "--root"])
         .arg(&sb.root)
         .args(sb.var_args())
+        .args(agents.var_args())
         .args(extra)
         .run()
 }
@@ -28,6 +32,12 @@ fn read(sb: &Sandbox, path: &str) -> Vec<u8> {
 fn disaster_drill_restores_the_manager() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    // The storage servers, and root's key and known_hosts for them on the
+    // manager (part of the host: files.root_ssh_keys captures id_rsa*).
+    let (_fleet_dir, agents) = fleet(3);
+    agents
+        .install_client(&sb.root)
+        .expect("root's SSH client files");
     let rows_before = sb.rows().unwrap();
     assert_eq!(rows_before.len(), TABLES.len());
     let certs = [
@@ -47,19 +57,40 @@ fn disaster_drill_restores_the_manager() {
         .arg("--bundle-dir")
         .arg(&bundles)
         .args(sb.var_args())
+        .args(agents.var_args())
         .run();
     out.code(0);
     let bundle = bundles.join("latest");
 
     // Before the disaster the host matches its bundle.
     let b = bundle.to_string_lossy().to_string();
-    with_target(&sb, "plan", &["--bundle", &b, "--detailed-exitcode"])
-        .code(0)
-        .stdout_has("No changes. The host matches the recipe.");
+    with_target(
+        &sb,
+        &agents,
+        "plan",
+        &["--bundle", &b, "--detailed-exitcode"],
+    )
+    .code(0)
+    .stdout_has("No changes. The host matches the recipe.");
+    assert_eq!(
+        agents.restart_counts(),
+        [0, 0, 0],
+        "a clean plan leaves the agents alone"
+    );
 
     sb.disaster().unwrap();
+    // The recipe, like the runbook, keeps root's key but not its
+    // known_hosts: the administrator records the storage servers' host keys
+    // again on the rebuilt manager. The key itself comes from the bundle.
+    agents.install_known_hosts(&sb.root).expect("known_hosts");
+    assert!(!sb.root.join("root/.ssh/id_rsa").exists());
 
-    let plan = with_target(&sb, "plan", &["--bundle", &b, "--detailed-exitcode"]);
+    let plan = with_target(
+        &sb,
+        &agents,
+        "plan",
+        &["--bundle", &b, "--detailed-exitcode"],
+    );
     plan.code(2);
     for expected in [
         "! exec.installer",
@@ -69,16 +100,45 @@ fn disaster_drill_restores_the_manager() {
         "! service.httpd",
         "not installed yet; exec.installer runs first",
         "start service.chroma_supervisor (desired state is running (after the database.chroma restore))",
+        "! remote_service.chroma_agent (run: restart chroma-agent on 3 hosts because",
+        "/root/.ssh/id_rsa is missing now; files.root_ssh_keys restores it earlier in this run",
     ] {
         plan.stdout_has(expected);
     }
+    assert_eq!(
+        agents.restart_counts(),
+        [0, 0, 0],
+        "planning never acts on the agents"
+    );
 
-    let apply = with_target(&sb, "apply", &["--bundle", &b, "--auto-approve"]);
-    apply.code(0).stdout_has("Apply complete!");
-
-    with_target(&sb, "plan", &["--bundle", &b, "--detailed-exitcode"])
+    let apply = with_target(&sb, &agents, "apply", &["--bundle", &b, "--auto-approve"]);
+    apply
         .code(0)
-        .stdout_has("No changes. The host matches the recipe.");
+        .stdout_has("Apply complete!")
+        .stdout_has("remote remote_service.chroma_agent: restart chroma-agent on 3 of 3 hosts");
+    for (i, host) in agents.hosts().iter().enumerate() {
+        apply.stdout_has(&format!("{host}  ok"));
+        assert_eq!(
+            agents.actions(i),
+            [format!("restart oss{}", i + 1)],
+            "{host}"
+        );
+    }
+    assert_eq!(
+        agents.restart_counts(),
+        [1, 1, 1],
+        "each agent restarted exactly once"
+    );
+
+    with_target(
+        &sb,
+        &agents,
+        "plan",
+        &["--bundle", &b, "--detailed-exitcode"],
+    )
+    .code(0)
+    .stdout_has("No changes. The host matches the recipe.");
+    assert_eq!(agents.restart_counts(), [1, 1, 1]);
 
     assert_eq!(sb.rows().unwrap(), rows_before, "same tables, same rows");
     let certs_after: Vec<Vec<u8>> = certs.iter().map(|c| read(&sb, c)).collect();

@@ -2,21 +2,41 @@
 //! it connects to each host (host key pinned, authenticated) and runs
 //! nothing. The action is planned when something it depends on changes in
 //! this run, or with `--replace`.
+//!
+//! Time bounds. `timeout` is each host's budget for the whole exchange:
+//! connecting, the action and every `check` try. Connecting has three
+//! blocking phases (TCP connect, SSH handshake, authentication), each bounded
+//! by [`connect_timeout`]: a third of `timeout`, at least 1 s and at most
+//! [`ssh::DEFAULT_CONNECT_TIMEOUT`] (10 s), so that a dead host cannot use up
+//! more than `timeout` before a command runs (for a `timeout` of 3 s or
+//! more) and a fleet with many dead hosts still finishes in bounded time.
+//! The action and the checks then share what is left of `timeout`; a host
+//! with nothing left fails at once instead of starting a command. A command
+//! still running at the deadline is abandoned (its channel is closed, which
+//! takes at most 1 s more) and the host fails with a timeout error. `plan`
+//! uses the same connect bound.
 
 use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
-use crate::host::ssh::{self, SshTarget};
+use crate::host::ssh::{self, SshError, SshTarget};
 use crate::plan::Action;
 use crate::recipe::{Address, RemoteServiceSpec};
 use serde::Serialize;
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct RemoteServiceKind;
 
 #[derive(Debug, Serialize)]
 pub struct HostSeen {
     pub host: String,
+    /// Connected, host key verified and authenticated: the action can run.
     pub reachable: bool,
+    /// `ready`, `unreachable`, `host key refused`, `authentication failed`
+    /// or `error`.
+    pub status: &'static str,
+    /// The verified host key: `ssh-ed25519 SHA256:...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -26,68 +46,153 @@ pub struct Observed {
     pub hosts: Vec<HostSeen>,
 }
 
+/// The bound on each connect phase for a host budget of `timeout` (see the
+/// module documentation).
+pub fn connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 3).clamp(Duration::from_secs(1), ssh::DEFAULT_CONNECT_TIMEOUT)
+}
+
 /// The SSH target for one host; identity and known_hosts live under --root.
-pub fn target(spec: &RemoteServiceSpec, host: &str, cx_root: &crate::host::fs::Root) -> Result<SshTarget, String> {
-    let known_hosts = cx_root.path(&spec.ssh.known_hosts).map_err(|e| e.to_string())?;
+/// The ssh-agent of the environment (`SSH_AUTH_SOCK`) is tried first.
+pub fn target(
+    spec: &RemoteServiceSpec,
+    host: &str,
+    cx_root: &crate::host::fs::Root,
+) -> Result<SshTarget, String> {
+    let known_hosts = cx_root
+        .path(&spec.ssh.known_hosts)
+        .map_err(|e| e.to_string())?;
     let mut t = SshTarget::new(host, &spec.ssh.user, known_hosts)
         .with_port(spec.ssh.port)
-        .with_connect_timeout(spec.timeout.min(Duration::from_secs(30)));
+        .with_connect_timeout(connect_timeout(spec.timeout));
     if let Some(id) = &spec.ssh.identity_file {
         t = t.with_identity_file(cx_root.path(id).map_err(|e| e.to_string())?);
     }
     Ok(t)
 }
 
+/// A short word for what stands between us and the host.
+fn status_of(e: &SshError) -> &'static str {
+    match e {
+        SshError::Dns { .. }
+        | SshError::Refused { .. }
+        | SshError::Unreachable { .. }
+        | SshError::ConnectTimeout { .. }
+        | SshError::HandshakeTimeout { .. }
+        | SshError::Handshake { .. } => "unreachable",
+        SshError::KnownHostsRead { .. }
+        | SshError::UnknownHostKey { .. }
+        | SshError::HostKeyMismatch { .. }
+        | SshError::HostKeyRevoked { .. } => "host key refused",
+        SshError::Auth { .. } => "authentication failed",
+        _ => "error",
+    }
+}
+
 impl Kind for RemoteServiceKind {
     type Spec = RemoteServiceSpec;
     type Observed = Observed;
 
-    fn observe(&self, _: &Address, spec: &RemoteServiceSpec, cx: &Cx) -> Result<Observed, ResourceError> {
+    fn observe(
+        &self,
+        _: &Address,
+        spec: &RemoteServiceSpec,
+        cx: &Cx,
+    ) -> Result<Observed, ResourceError> {
         let results = ssh::fan_out(&spec.hosts, spec.parallelism, |host| {
-            let t = target(spec, host, cx.root)?;
-            ssh::connect(&t).map(|_| ()).map_err(|e| e.to_string())
+            let t = target(spec, host, cx.root).map_err(|e| ("error", e))?;
+            // Connect only: nothing runs on the host while planning.
+            ssh::connect(&t)
+                .map(|c| format!("{} {}", c.host_key_type(), c.host_key_fingerprint()))
+                .map_err(|e| (status_of(&e), e.to_string()))
         });
         let hosts = spec
             .hosts
             .iter()
             .zip(results)
-            .map(|(host, r)| HostSeen {
-                host: host.clone(),
-                reachable: r.is_ok(),
-                error: r.err(),
+            .map(|(host, r)| match r {
+                Ok(key) => HostSeen {
+                    host: host.clone(),
+                    reachable: true,
+                    status: "ready",
+                    host_key: Some(key),
+                    error: None,
+                },
+                Err((status, e)) => HostSeen {
+                    host: host.clone(),
+                    reachable: false,
+                    status,
+                    host_key: None,
+                    error: Some(e),
+                },
             })
             .collect();
         Ok(Observed { hosts })
     }
 
-    fn compare(&self, address: &Address, spec: &RemoteServiceSpec, seen: &Observed, cx: &Cx) -> Result<Verdict, ResourceError> {
-        let after = json!({ "name": spec.name, "action": spec.action.as_str(), "hosts": spec.hosts });
-        let unreachable = seen.hosts.iter().filter(|h| !h.reachable).count();
+    fn compare(
+        &self,
+        address: &Address,
+        spec: &RemoteServiceSpec,
+        seen: &Observed,
+        cx: &Cx,
+    ) -> Result<Verdict, ResourceError> {
+        let after =
+            json!({ "name": spec.name, "action": spec.action.as_str(), "hosts": spec.hosts });
+        let not_ready: Vec<&str> = seen
+            .hosts
+            .iter()
+            .filter(|h| !h.reachable)
+            .map(|h| h.host.as_str())
+            .collect();
         let mut details: Vec<String> = seen
             .hosts
             .iter()
-            .map(|h| match &h.error {
-                None => format!("{}: reachable, host key verified", h.host),
-                Some(e) => format!("{}: UNREACHABLE: {e}", h.host),
+            .map(|h| match (&h.error, &h.host_key) {
+                (None, Some(key)) => format!("{}: reachable, host key verified ({key})", h.host),
+                (None, None) => format!("{}: reachable, host key verified", h.host),
+                (Some(e), _) => format!("{}: {}: {e}", h.host, h.status.to_uppercase()),
             })
             .collect();
-        if unreachable > 0 {
+        if !not_ready.is_empty() {
             details.push(format!(
-                "{unreachable} of {} hosts unreachable{}",
+                "{} of {} hosts not ready: {}{}",
+                not_ready.len(),
                 seen.hosts.len(),
-                if spec.optional { " (optional: apply warns and goes on)" } else { " (apply will fail on them)" }
+                not_ready.join(", "),
+                if spec.optional {
+                    " (optional: apply warns and goes on)"
+                } else {
+                    " (apply will fail on them)"
+                }
             ));
+            details.extend(local_files_restored_first(spec, cx));
         }
         let causes = cx.changed_before(address);
         let mut v = if spec.hosts.is_empty() {
             Verdict::no_op("no hosts", after)
         } else if cx.forced(address) {
-            Verdict::new(Action::Run, "forced with --replace", after)
+            Verdict::new(
+                Action::Run,
+                format!(
+                    "{} {} on {} because of --replace",
+                    spec.action.as_str(),
+                    spec.name,
+                    hosts_word(spec.hosts.len())
+                ),
+                after,
+            )
         } else if !causes.is_empty() {
             let names: Vec<String> = causes.iter().map(|a| a.to_string()).collect();
             Verdict::new(
                 Action::Run,
-                format!("{} {} on {} hosts because {} changed", spec.action.as_str(), spec.name, spec.hosts.len(), names.join(", ")),
+                format!(
+                    "{} {} on {} because {} changed",
+                    spec.action.as_str(),
+                    spec.name,
+                    hosts_word(spec.hosts.len()),
+                    names.join(", ")
+                ),
                 after,
             )
         } else {
@@ -105,57 +210,116 @@ impl Kind for RemoteServiceKind {
         _change: &crate::plan::ResourceChange,
         cx: &ApplyCx,
     ) -> Result<Applied, ResourceError> {
-        let bar = cx.printer.bar(spec.hosts.len() as u64, &format!("{} {}", spec.action.as_str(), spec.name));
+        let bar = cx.printer.bar(
+            spec.hosts.len() as u64,
+            &format!("{} {}", spec.action.as_str(), spec.name),
+        );
         let results = ssh::fan_out_with_progress(
             &spec.hosts,
             spec.parallelism,
             |host| act_on_host(spec, host, cx.root),
             |p| {
                 bar.set_position((p.done + p.failed) as u64);
-                bar.set_message(format!("{} done, {} failed, {} pending", p.done, p.failed, p.pending));
+                bar.set_message(format!(
+                    "{} done, {} failed, {} pending",
+                    p.done, p.failed, p.pending
+                ));
             },
         );
         bar.finish_and_clear();
         let mut applied = Applied::default();
         let mut failed = Vec::new();
         let width = spec.hosts.iter().map(String::len).max().unwrap_or(4).max(4);
-        applied.details.push(format!("{:<width$}  {:<6}  {:>7}  last line of output", "host", "result", "seconds"));
+        applied.details.push(format!(
+            "{:<width$}  {:<6}  {:>7}  last line of output",
+            "host", "result", "seconds"
+        ));
         for (host, r) in spec.hosts.iter().zip(&results) {
-            let (result, secs, line) = match r {
-                Ok(h) => ("ok", h.seconds, h.last_line.clone()),
+            let (result, h) = match r {
+                Ok(h) => ("ok", h),
                 Err(h) => {
-                    failed.push(host.clone());
-                    ("FAILED", h.seconds, h.last_line.clone())
+                    failed.push(host.as_str());
+                    ("FAILED", h)
                 }
             };
-            applied.details.push(format!("{host:<width$}  {result:<6}  {secs:>7.2}  {line}"));
+            applied.details.push(format!(
+                "{host:<width$}  {result:<6}  {:>7.2}  {}",
+                h.seconds, h.last_line
+            ));
         }
         let ok = spec.hosts.len() - failed.len();
         applied.message = format!(
-            "{} {} on {ok} of {} hosts",
+            "{} {} on {ok} of {}",
             spec.action.as_str(),
             spec.name,
-            spec.hosts.len()
+            hosts_word(spec.hosts.len())
         );
         if failed.is_empty() {
             return Ok(applied);
         }
+        let on = format!(
+            "{} of {}: {}",
+            failed.len(),
+            hosts_word(spec.hosts.len()),
+            failed.join(", ")
+        );
         if spec.optional {
             applied.warnings.push(format!(
-                "{} failed on {} (optional: apply goes on): {}",
+                "{} {} failed on {on} (optional: apply goes on; see the table above)",
+                spec.action.as_str(),
                 spec.name,
-                if failed.len() == 1 { "1 host" } else { "several hosts" },
-                failed.join(", ")
             ));
             return Ok(applied);
         }
+        // The advice goes before the table: the engine appends a help text
+        // to the message's last line, which here is a table row.
         let table = applied.details.join("\n");
         Err(ResourceError::new(
             address,
-            format!("{} {} failed on {}:\n{table}", spec.action.as_str(), spec.name, failed.join(", ")),
-        )
-        .help("fix those hosts, then run apply again (or make the resource `optional = true`)"))
+            format!(
+                "{} {} failed on {on}; fix those hosts and run apply again, or make the resource `optional = true`\n{table}",
+                spec.action.as_str(),
+                spec.name
+            ),
+        ))
     }
+}
+
+/// `1 host`, `3 hosts`.
+fn hosts_word(n: usize) -> String {
+    if n == 1 {
+        "1 host".into()
+    } else {
+        format!("{n} hosts")
+    }
+}
+
+/// When root's SSH files are missing now (a rebuilt manager) and a step
+/// earlier in this plan restores them, say so: the hosts are checked again
+/// when the step runs.
+fn local_files_restored_first(spec: &RemoteServiceSpec, cx: &Cx) -> Vec<String> {
+    let mut notes = Vec::new();
+    let files = spec
+        .ssh
+        .identity_file
+        .iter()
+        .chain(std::iter::once(&spec.ssh.known_hosts));
+    for path in files {
+        let exists = cx.root.path(path).map(|p| p.exists()).unwrap_or(false);
+        if exists {
+            continue;
+        }
+        let by = cx
+            .prior
+            .iter()
+            .find(|c| c.changed() && c.files.iter().any(|f| &f.path == path))
+            .map(|c| c.address.to_string());
+        notes.push(match by {
+            Some(by) => format!("{path} is missing now; {by} restores it earlier in this run, and the hosts are checked again when the step runs"),
+            None => format!("{path} is missing and nothing in this plan restores it"),
+        });
+    }
+    notes
 }
 
 /// What happened on one host.
@@ -167,48 +331,104 @@ pub struct HostResult {
 
 /// Bounded retries of `check` after the action: an agent may take a moment.
 const CHECK_TRIES: u32 = 5;
+const CHECK_PAUSE: Duration = Duration::from_millis(500);
 
 fn remote_command(spec: &RemoteServiceSpec) -> String {
     let name = ssh::shell_quote(&spec.name);
     match spec.init {
         crate::recipe::ServiceBackend::Sysv => format!("service {name} {}", spec.action.as_str()),
-        crate::recipe::ServiceBackend::Systemd => format!("systemctl {} {name}", spec.action.as_str()),
+        crate::recipe::ServiceBackend::Systemd => {
+            format!("systemctl {} {name}", spec.action.as_str())
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+/// `exited with status 1` / `was killed by signal TERM`.
+fn how_it_ended(out: &ssh::CommandOutput) -> String {
+    match &out.exit_signal {
+        Some(sig) => format!("was killed by signal {sig}"),
+        None => format!("exited with status {}", out.exit_status),
     }
 }
 
 /// Connect, act, check: every failure becomes this host's error, within
-/// the resource's timeout.
-fn act_on_host(spec: &RemoteServiceSpec, host: &str, root: &crate::host::fs::Root) -> Result<HostResult, HostResult> {
-    let start = std::time::Instant::now();
+/// the resource's timeout (see the module documentation).
+fn act_on_host(
+    spec: &RemoteServiceSpec,
+    host: &str,
+    root: &crate::host::fs::Root,
+) -> Result<HostResult, HostResult> {
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
     let fail = |line: String| HostResult {
         seconds: start.elapsed().as_secs_f64(),
         last_line: line,
     };
+    // The time left for `what`, or this host's error when none is.
+    let left = |what: &str| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(fail(format!(
+                "timed out after {} before {what}",
+                human(spec.timeout)
+            )))
+        } else {
+            Ok(left)
+        }
+    };
+    // Command errors in terms of the resource's timeout, not of the slice
+    // of it that was left.
+    let run_err = |command: &str, e: SshError| match e {
+        SshError::CommandTimeout { partial_output, .. } => {
+            let partial = last_line(&partial_output);
+            fail(format!(
+                "`{command}` did not finish within the {} timeout (it may still be running there){}",
+                human(spec.timeout),
+                if partial.is_empty() { String::new() } else { format!("; last output: {partial}") }
+            ))
+        }
+        other => fail(other.to_string()),
+    };
+
     let t = target(spec, host, root).map_err(fail)?;
     let conn = ssh::connect(&t).map_err(|e| fail(e.to_string()))?;
-    let remaining = |start: std::time::Instant| spec.timeout.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
-    let out = conn.run(&remote_command(spec), remaining(start)).map_err(|e| fail(e.to_string()))?;
+    let action = remote_command(spec);
+    let out = conn
+        .run(&action, left(&format!("`{action}`"))?)
+        .map_err(|e| run_err(&action, e))?;
     if !out.success() {
-        return Err(fail(format!("exit {}: {}", out.exit_status, last_line(&out.output))));
+        return Err(fail(format!(
+            "`{action}` {}: {}",
+            how_it_ended(&out),
+            last_line(&out.output)
+        )));
     }
     let mut line = last_line(&out.output);
     if let Some(check) = &spec.check {
         let mut tries = 0;
         loop {
             tries += 1;
-            let c = conn.run(check, remaining(start)).map_err(|e| fail(e.to_string()))?;
+            let c = conn
+                .run(check, left(&format!("the check `{check}`"))?)
+                .map_err(|e| run_err(check, e))?;
             if c.success() {
                 line = last_line(&c.output);
                 break;
             }
-            if tries >= CHECK_TRIES || start.elapsed() >= spec.timeout {
+            let pause = CHECK_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
+            if tries >= CHECK_TRIES || pause.is_zero() {
                 return Err(fail(format!(
-                    "check `{check}` still fails after {tries} tries (exit {}): {}",
-                    c.exit_status,
+                    "`{action}` succeeded, but the check `{check}` still fails after {tries} {} ({}): {}",
+                    if tries == 1 { "try" } else { "tries" },
+                    how_it_ended(&c),
                     last_line(&c.output)
                 )));
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(pause);
         }
     }
     Ok(HostResult {
@@ -218,5 +438,47 @@ fn act_on_host(spec: &RemoteServiceSpec, host: &str, root: &crate::host::fs::Roo
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+    s.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_phases_share_the_host_budget() {
+        assert_eq!(
+            connect_timeout(Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(9)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(3600)),
+            ssh::DEFAULT_CONNECT_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn last_line_skips_blank_lines() {
+        assert_eq!(last_line("a\nb  \n\n"), "b");
+        assert_eq!(last_line(""), "");
+    }
+
+    #[test]
+    fn hosts_word_counts() {
+        assert_eq!(hosts_word(1), "1 host");
+        assert_eq!(hosts_word(32), "32 hosts");
+    }
 }

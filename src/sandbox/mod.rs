@@ -1,7 +1,9 @@
 //! Real parts for a sandboxed manager host: used by `imlrecover demo` and by
 //! the tests. Nothing here is a stub: init scripts start and stop real
-//! daemons, certificates come from `openssl`, clusters from `initdb`.
+//! daemons, certificates come from `openssl`, clusters from `initdb`, storage
+//! servers are real `sshd` on loopback addresses.
 
+pub mod agents;
 pub mod certs;
 pub mod initd;
 pub mod manager;

@@ -1,0 +1,833 @@
+//! Fake Lustre storage servers: real OpenSSH servers on loopback addresses,
+//! each with its own hostname and its own `/etc/init.d/chroma-agent`.
+//! `imlrecover demo` starts them so the runbook's last step (restart the
+//! agent on every MDS/OSS over SSH) really happens, and the tests use them to
+//! count restarts per host.
+//!
+//! One host is one `/usr/sbin/sshd -D -e -f CONFIG` listening on 127.0.0.N,
+//! started inside
+//! `unshare --uts --mount --pid --fork --kill-child --mount-proc`: the UTS
+//! namespace gives it its hostname (`oss1`, `oss2`, ...), the mount namespace
+//! bind-mounts a directory of its own over `/etc/init.d` (and an empty one
+//! over `/root`, so the machine's own shell start-up files never run in, or
+//! print into, remote commands), and the PID namespace makes cleanup
+//! complete: killing `unshare` kills sshd (`--kill-child`), the namespace's
+//! init, and the kernel then kills everything left in it (a `sleep 30`
+//! whose client gave up, say).
+//!
+//! Only loopback addresses are used: no traffic leaves the machine. Needs
+//! root (sshd's privilege separation, namespaces) and OpenSSH
+//! (`/usr/sbin/sshd`, `ssh-keygen`); without sshd, [`Agents::start`] returns
+//! [`AgentsError::NoSshd`] and the caller can go on without agents.
+
+use std::fs;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The OpenSSH server every fake host runs.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// The init script every fake host has; see [`agent_script`].
+pub const AGENT: &str = "chroma-agent";
+
+/// How long a fresh sshd may take to listen, and a stopped one to go away.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts at finding a port that every address of a fleet can bind.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Spreads the port candidates of the fleets started by one process.
+static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AgentsError {
+    #[error("no sshd: {SSHD} is not installed, so no fake storage servers can run")]
+    #[diagnostic(
+        code(imlrecover::agents::no_sshd),
+        help("install it with `apt-get install -y --no-install-recommends openssh-server`")
+    )]
+    NoSshd,
+
+    #[error("fake storage servers need root (sshd privilege separation, namespaces)")]
+    #[diagnostic(code(imlrecover::agents::not_root))]
+    NotRoot,
+
+    #[error("fake storage servers: {0}")]
+    #[diagnostic(code(imlrecover::agents::failed))]
+    Failed(String),
+}
+
+fn failed(what: impl std::fmt::Display) -> AgentsError {
+    AgentsError::Failed(what.to_string())
+}
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> AgentsError {
+    move |e| AgentsError::Failed(format!("{what}: {e}"))
+}
+
+/// Checks that fake hosts can run here and prepares sshd's privilege
+/// separation directory (`/run/sshd`).
+pub fn preflight() -> Result<(), AgentsError> {
+    if !Path::new(SSHD).exists() {
+        return Err(AgentsError::NoSshd);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(AgentsError::NotRoot);
+    }
+    fs::create_dir_all("/run/sshd").map_err(io_err("creating /run/sshd".into()))?;
+    fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
+        .map_err(io_err("chmod /run/sshd".into()))
+}
+
+/// Runs a short helper (ssh-keygen) and returns its stdout.
+fn run(cmd: &mut Command) -> Result<String, AgentsError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failed(format!("cannot run {cmd:?}: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `ssh-keygen -t KIND` into `dir/name` (and `dir/name.pub`), with an
+/// optional passphrase (`""` for none).
+pub fn keygen(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    passphrase: &str,
+) -> Result<PathBuf, AgentsError> {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-C", name, "-N", passphrase]);
+    if kind == "rsa" {
+        cmd.args(["-b", "3072"]);
+    }
+    run(cmd.arg("-f").arg(&path))?;
+    Ok(path)
+}
+
+/// `TYPE BASE64` of a public key line (its comment dropped), the form a
+/// known_hosts entry holds.
+pub fn key_fields(public_line: &str) -> String {
+    public_line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The fingerprint of a public key file as `ssh-keygen -lf` prints it
+/// (`SHA256:...`).
+pub fn fingerprint(public_key_file: &Path) -> Result<String, AgentsError> {
+    let out = run(Command::new("ssh-keygen").arg("-lf").arg(public_key_file))?;
+    out.split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| failed(format!("no fingerprint in `ssh-keygen -lf` output: {out}")))
+}
+
+/// The `chroma-agent` stand-in: an LSB init script that keeps its state in
+/// `DIR/chroma-agent.running`, appends `ACTION HOSTNAME` to
+/// `DIR/chroma-agent.actions` for every action it carries out, and fails
+/// `start`/`restart` (exit 1, logged as `ACTION-failed HOSTNAME`) while
+/// `DIR/chroma-agent.broken` exists. `status` follows LSB: 0 running,
+/// 3 stopped.
+pub fn agent_script(dir: &Path) -> String {
+    AGENT_SCRIPT.replace("@DIR@", &dir.to_string_lossy())
+}
+
+const AGENT_SCRIPT: &str = r#"#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          chroma-agent
+# Required-Start:    $network $remote_fs
+# Required-Stop:     $network $remote_fs
+# Default-Start:     3 4 5
+# Default-Stop:      0 1 2 6
+# Short-Description: IML agent stand-in (imlrecover sandbox); logs every action
+### END INIT INFO
+# `service` runs this with a cleared environment.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+DIR='@DIR@'
+STATE="$DIR/chroma-agent.running"
+LOG="$DIR/chroma-agent.actions"
+BROKEN="$DIR/chroma-agent.broken"
+HOST=$(hostname)
+
+do_start() {
+    if [ -e "$BROKEN" ]; then
+        echo "$1-failed $HOST" >> "$LOG"
+        echo "chroma-agent: $1 failed: $(cat "$BROKEN")" >&2
+        exit 1
+    fi
+    : > "$STATE"
+}
+
+case "$1" in
+    start)
+        do_start start
+        echo "start $HOST" >> "$LOG"
+        echo "chroma-agent: start done"
+        ;;
+    stop)
+        rm -f "$STATE"
+        echo "stop $HOST" >> "$LOG"
+        echo "chroma-agent: stop done"
+        ;;
+    restart)
+        rm -f "$STATE"
+        do_start restart
+        echo "restart $HOST" >> "$LOG"
+        echo "chroma-agent: restart done"
+        ;;
+    status)
+        if [ -e "$STATE" ]; then
+            echo "chroma-agent is running on $HOST"
+            exit 0
+        fi
+        echo "chroma-agent is stopped on $HOST"
+        exit 3
+        ;;
+    *)
+        echo "Usage: $0 {start|stop|restart|status}" >&2
+        exit 2
+        ;;
+esac
+"#;
+
+/// How to set up one fake host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// A loopback address (127.x.y.z).
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    /// What `hostname` prints on it.
+    pub hostname: String,
+    /// Public key lines accepted for root.
+    pub authorized_keys: Vec<String>,
+    /// More `/etc/init.d` scripts, `(NAME, TEXT)`; `@DIR@` in TEXT becomes
+    /// the host's directory. One named `chroma-agent` replaces the stand-in.
+    pub init_scripts: Vec<(String, String)>,
+    /// Host key types besides ed25519 (`rsa`, `ecdsa`), like a real server
+    /// with several host keys.
+    pub extra_host_keys: Vec<String>,
+}
+
+impl HostConfig {
+    pub fn new(ip: Ipv4Addr, port: u16, hostname: impl Into<String>) -> HostConfig {
+        HostConfig {
+            ip,
+            port,
+            hostname: hostname.into(),
+            authorized_keys: Vec::new(),
+            init_scripts: Vec::new(),
+            extra_host_keys: Vec::new(),
+        }
+    }
+}
+
+/// Why a host did not come up.
+enum StartError {
+    /// Something else holds the address and port: try another port.
+    PortTaken(String),
+    Other(AgentsError),
+}
+
+impl From<AgentsError> for StartError {
+    fn from(e: AgentsError) -> StartError {
+        StartError::Other(e)
+    }
+}
+
+/// One running fake storage server. Stopped (by its PID) on drop.
+#[derive(Debug)]
+pub struct AgentHost {
+    dir: PathBuf,
+    ip: Ipv4Addr,
+    port: u16,
+    hostname: String,
+    host_key_fields: String,
+    child: Option<Child>,
+}
+
+impl AgentHost {
+    /// Writes the host's files into `dir` (created if missing: host keys,
+    /// sshd_config, authorized_keys, `init.d/`, an empty root home) and
+    /// starts its sshd; returns once it listens.
+    pub fn start(dir: &Path, config: &HostConfig) -> Result<AgentHost, AgentsError> {
+        preflight()?;
+        prepare_host_dir(dir, config)?;
+        let mut host = AgentHost::spawn(dir, config)?;
+        match host.wait_listening(Instant::now() + START_TIMEOUT) {
+            Ok(()) => Ok(host),
+            Err(StartError::PortTaken(log)) => Err(failed(format!(
+                "{}:{} is taken by another process:\n{log}",
+                config.ip, config.port
+            ))),
+            Err(StartError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Starts sshd in its namespaces; the host's files must be in place.
+    fn spawn(dir: &Path, config: &HostConfig) -> Result<AgentHost, AgentsError> {
+        let host_pub = fs::read_to_string(dir.join("hostkey.pub"))
+            .map_err(io_err(format!("reading {}/hostkey.pub", dir.display())))?;
+        let mut host_keys = format!("HostKey {}\n", dir.join("hostkey").display());
+        for kind in &config.extra_host_keys {
+            host_keys.push_str(&format!(
+                "HostKey {}\n",
+                dir.join(format!("hostkey_{kind}")).display()
+            ));
+        }
+        let config_file = dir.join("sshd_config");
+        fs::write(
+            &config_file,
+            format!(
+                "Port {port}\nListenAddress {ip}\n{host_keys}PidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\nUsePAM no\nStrictModes no\n\
+                 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UseDNS no\nPrintMotd no\nPrintLastLog no\nMaxStartups 300:30:600\nMaxSessions 50\n\
+                 Subsystem sftp internal-sftp\n",
+                port = config.port,
+                ip = config.ip,
+                dir = dir.display(),
+            ),
+        )
+        .map_err(io_err(format!("writing {}", config_file.display())))?;
+
+        let log_path = dir.join("sshd.log");
+        let log = fs::File::create(&log_path)
+            .map_err(io_err(format!("creating {}", log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(io_err("duplicating the log file".into()))?;
+        let child = Command::new("unshare")
+            .args([
+                "--uts",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"hostname "$1" && mount --bind "$2" /etc/init.d && mount --bind "$3" /root && exec "$5" -D -e -f "$4""#,
+                "sh",
+            ])
+            .arg(&config.hostname)
+            .arg(dir.join("init.d"))
+            .arg(dir.join("root"))
+            .arg(&config_file)
+            .arg(SSHD)
+            .stdin(Stdio::null())
+            .stdout(log2)
+            .stderr(log)
+            .spawn()
+            .map_err(io_err("cannot start `unshare` (util-linux)".into()))?;
+        Ok(AgentHost {
+            dir: dir.to_path_buf(),
+            ip: config.ip,
+            port: config.port,
+            hostname: config.hostname.clone(),
+            host_key_fields: key_fields(&host_pub),
+            child: Some(child),
+        })
+    }
+
+    /// Bounded wait until sshd says it listens (its log, not a probe
+    /// connection: a probe could reach whoever else holds the port).
+    fn wait_listening(&mut self, deadline: Instant) -> Result<(), StartError> {
+        let listening = format!("Server listening on {} port {}", self.ip, self.port);
+        loop {
+            let log = self.log();
+            if log.contains(&listening) {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                None => true,
+            };
+            if exited {
+                self.child = None;
+                let log = self.log();
+                return Err(
+                    if log.contains("Address already in use")
+                        || log.contains("Cannot bind any address")
+                    {
+                        StartError::PortTaken(log)
+                    } else {
+                        StartError::Other(failed(format!(
+                            "sshd for {} ({}:{}) exited:\n{log}",
+                            self.hostname, self.ip, self.port
+                        )))
+                    },
+                );
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(StartError::Other(failed(format!(
+                    "sshd for {} never listened on {}:{}:\n{log}",
+                    self.hostname, self.ip, self.port
+                ))));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The loopback address, e.g. `127.0.0.2`.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What `hostname` prints on this host.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// The host's directory (keys, config, init.d, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ssh-ed25519 AAAA...` of the host key.
+    pub fn host_key_fields(&self) -> &str {
+        &self.host_key_fields
+    }
+
+    /// The host key's fingerprint as `ssh-keygen -lf` prints it.
+    pub fn host_key_fingerprint(&self) -> Result<String, AgentsError> {
+        fingerprint(&self.dir.join("hostkey.pub"))
+    }
+
+    /// `TYPE BASE64` of the extra host key of type `kind`.
+    pub fn extra_host_key_fields(&self, kind: &str) -> Result<String, AgentsError> {
+        let path = self.dir.join(format!("hostkey_{kind}.pub"));
+        fs::read_to_string(&path)
+            .map(|t| key_fields(&t))
+            .map_err(io_err(format!("reading {}", path.display())))
+    }
+
+    /// `[127.0.0.N]:PORT ssh-ed25519 AAAA...`
+    pub fn known_hosts_line(&self) -> String {
+        format!("[{}]:{} {}", self.ip, self.port, self.host_key_fields)
+    }
+
+    /// Lines written by the `chroma-agent` stand-in: `ACTION HOSTNAME`.
+    pub fn actions(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("chroma-agent.actions"))
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many times `chroma-agent` was restarted successfully.
+    pub fn restart_count(&self) -> usize {
+        self.actions()
+            .iter()
+            .filter(|l| l.starts_with("restart "))
+            .count()
+    }
+
+    /// Makes `chroma-agent start|restart` fail (exit 1, printing `why`), or
+    /// work again with `None`.
+    pub fn set_agent_failing(&self, why: Option<&str>) -> Result<(), AgentsError> {
+        let path = self.dir.join("chroma-agent.broken");
+        match why {
+            Some(why) => fs::write(&path, format!("{why}\n")),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        }
+        .map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    /// sshd's own log.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops sshd and everything it started (SIGKILL to `unshare`, whose
+    /// `--kill-child` takes the PID namespace down), then waits (bounded)
+    /// until the port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let addr = SocketAddr::from((self.ip, self.port));
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+impl Drop for AgentHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Everything a host needs that does not depend on its port: host keys,
+/// authorized_keys, its init.d and root home.
+fn prepare_host_dir(dir: &Path, config: &HostConfig) -> Result<(), AgentsError> {
+    let mkdir =
+        |p: &Path| fs::create_dir_all(p).map_err(io_err(format!("creating {}", p.display())));
+    mkdir(dir)?;
+    if !dir.join("hostkey").exists() {
+        keygen(dir, "hostkey", "ed25519", "")?;
+    }
+    for kind in &config.extra_host_keys {
+        let name = format!("hostkey_{kind}");
+        if !dir.join(&name).exists() {
+            keygen(dir, &name, kind, "")?;
+        }
+    }
+    let authorized = dir.join("authorized_keys");
+    fs::write(&authorized, config.authorized_keys.join("\n") + "\n")
+        .map_err(io_err(format!("writing {}", authorized.display())))?;
+    mkdir(&dir.join("root"))?;
+    let init_d = dir.join("init.d");
+    mkdir(&init_d)?;
+    let mut scripts = vec![(AGENT.to_string(), AGENT_SCRIPT.to_string())];
+    scripts.extend(config.init_scripts.iter().cloned());
+    for (name, text) in scripts {
+        let path = init_d.join(&name);
+        fs::write(&path, text.replace("@DIR@", &dir.to_string_lossy()))
+            .map_err(io_err(format!("writing {}", path.display())))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .map_err(io_err(format!("chmod {}", path.display())))?;
+    }
+    // The agent runs, as on a registered server.
+    let state = dir.join("chroma-agent.running");
+    fs::write(&state, "").map_err(io_err(format!("writing {}", state.display())))
+}
+
+/// The loopback address of fleet member `i`: 127.0.0.2, 127.0.0.3, ...
+/// (127.0.1.2 ... past 250 hosts).
+pub fn address(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, (i / 250) as u8, (2 + i % 250) as u8)
+}
+
+/// A port that every address in `ips` can bind now. Candidates are spread
+/// by process id and by a per-process counter, so fleets of concurrent
+/// tests (and test binaries) rarely try the same one.
+fn free_port(ips: &[Ipv4Addr]) -> Result<u16, AgentsError> {
+    let seed = std::process::id() as usize * 131 + NEXT_PORT.fetch_add(1, Ordering::SeqCst) * 7919;
+    for k in 0..2000 {
+        let port = (20000 + (seed + k * 13) % 40000) as u16;
+        if ips.iter().all(|ip| TcpListener::bind((*ip, port)).is_ok()) {
+            return Ok(port);
+        }
+    }
+    Err(failed("no port is free on every agent address"))
+}
+
+/// A fleet of fake storage servers (`oss1` on 127.0.0.2, `oss2` on
+/// 127.0.0.3, ...) all on one port, each running the `chroma-agent` stand-in,
+/// with one client key pair that root on every host accepts and a
+/// known_hosts file that vouches for every host key. Every sshd is stopped
+/// when the fleet is dropped.
+#[derive(Debug)]
+pub struct Agents {
+    dir: PathBuf,
+    port: u16,
+    hosts: Vec<AgentHost>,
+    identity: PathBuf,
+    public_key: String,
+    known_hosts: PathBuf,
+}
+
+impl Agents {
+    /// Starts `count` hosts with their files under `dir` (created if
+    /// missing): `dir/client/` holds the client key pair (`id_rsa`,
+    /// `id_rsa.pub`) and `known_hosts`, `dir/ossN/` one host each.
+    pub fn start(dir: &Path, count: usize) -> Result<Agents, AgentsError> {
+        preflight()?;
+        let client = dir.join("client");
+        fs::create_dir_all(&client).map_err(io_err(format!("creating {}", client.display())))?;
+        fs::set_permissions(&client, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(format!("chmod {}", client.display())))?;
+        let identity = keygen(&client, "id_rsa", "rsa", "")?;
+        let public_key = fs::read_to_string(identity.with_extension("pub"))
+            .map_err(io_err("reading the client's public key".into()))?
+            .trim()
+            .to_string();
+
+        let ips: Vec<Ipv4Addr> = (0..count).map(address).collect();
+        let mut configs: Vec<(PathBuf, HostConfig)> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let mut c = HostConfig::new(*ip, 0, format!("oss{}", i + 1));
+                c.authorized_keys.push(public_key.clone());
+                (dir.join(format!("oss{}", i + 1)), c)
+            })
+            .collect();
+        for (host_dir, config) in &configs {
+            prepare_host_dir(host_dir, config)?;
+        }
+
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port(&ips)?;
+            for (_, c) in configs.iter_mut() {
+                c.port = port;
+            }
+            // Start all, then wait for all: startup costs one sshd's time.
+            let mut hosts = Vec::with_capacity(count);
+            for (host_dir, config) in &configs {
+                hosts.push(AgentHost::spawn(host_dir, config)?);
+            }
+            let deadline = Instant::now() + START_TIMEOUT;
+            let mut retry = false;
+            for host in hosts.iter_mut() {
+                match host.wait_listening(deadline) {
+                    Ok(()) => {}
+                    Err(StartError::PortTaken(log)) => {
+                        last = log;
+                        retry = true;
+                    }
+                    Err(StartError::Other(e)) => return Err(e),
+                }
+            }
+            if retry {
+                continue; // dropping `hosts` stops those that did start
+            }
+            let agents = Agents {
+                dir: dir.to_path_buf(),
+                port,
+                known_hosts: client.join("known_hosts"),
+                hosts,
+                identity,
+                public_key,
+            };
+            agents.write_known_hosts(&agents.known_hosts)?;
+            return Ok(agents);
+        }
+        Err(failed(format!(
+            "no port stayed free for {count} sshd after {PORT_ATTEMPTS} attempts; last log:\n{last}"
+        )))
+    }
+
+    /// The hosts' addresses, in order (what `var.agents` lists).
+    pub fn hosts(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.ip().to_string()).collect()
+    }
+
+    /// The one port every host's sshd listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// The fleet's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Host `i` (0-based), for what the fleet does not wrap.
+    pub fn host(&self, i: usize) -> Option<&AgentHost> {
+        self.hosts.get(i)
+    }
+
+    /// The client's private key (root on every host accepts it).
+    pub fn identity(&self) -> &Path {
+        &self.identity
+    }
+
+    /// The client's public key line.
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    /// The fleet's known_hosts file: one `[127.0.0.N]:PORT` line per host.
+    pub fn known_hosts(&self) -> &Path {
+        &self.known_hosts
+    }
+
+    /// The known_hosts text that vouches for every host.
+    pub fn known_hosts_text(&self) -> String {
+        self.hosts
+            .iter()
+            .map(|h| h.known_hosts_line() + "\n")
+            .collect()
+    }
+
+    fn write_known_hosts(&self, path: &Path) -> Result<(), AgentsError> {
+        fs::write(path, self.known_hosts_text())
+            .map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    /// Installs root's client side into a host tree, as on the manager
+    /// server: `<root>/root/.ssh/id_rsa` (0600), `id_rsa.pub` and
+    /// `known_hosts` (0644), in a 0700 `.ssh`.
+    pub fn install_client(&self, root: &Path) -> Result<(), AgentsError> {
+        let ssh = ssh_dir(root)?;
+        let private = fs::read(&self.identity)
+            .map_err(io_err(format!("reading {}", self.identity.display())))?;
+        let id = ssh.join("id_rsa");
+        write_mode(&id, &private, 0o600)?;
+        write_mode(
+            &ssh.join("id_rsa.pub"),
+            format!("{}\n", self.public_key).as_bytes(),
+            0o644,
+        )?;
+        self.install_known_hosts(root)
+    }
+
+    /// Writes only `<root>/root/.ssh/known_hosts` (what an administrator
+    /// re-records after a reinstall, when the recipe does not keep it).
+    pub fn install_known_hosts(&self, root: &Path) -> Result<(), AgentsError> {
+        let ssh = ssh_dir(root)?;
+        write_mode(
+            &ssh.join("known_hosts"),
+            self.known_hosts_text().as_bytes(),
+            0o644,
+        )
+    }
+
+    /// `--var` arguments pointing a recipe's `agents` and `ssh_port`
+    /// variables (the shipped plans' names) at this fleet.
+    pub fn var_args(&self) -> Vec<String> {
+        let list = self
+            .hosts()
+            .iter()
+            .map(|h| format!("\"{h}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        vec![
+            "--var".into(),
+            format!("agents=[{list}]"),
+            "--var".into(),
+            format!("ssh_port={}", self.port),
+        ]
+    }
+
+    /// Every action host `i`'s agent logged (`ACTION HOSTNAME`).
+    pub fn actions(&self, i: usize) -> Vec<String> {
+        self.hosts
+            .get(i)
+            .map(AgentHost::actions)
+            .unwrap_or_default()
+    }
+
+    /// How many times host `i`'s agent was restarted successfully.
+    pub fn restart_count(&self, i: usize) -> usize {
+        self.hosts.get(i).map(AgentHost::restart_count).unwrap_or(0)
+    }
+
+    /// Restart counts of every host, in order.
+    pub fn restart_counts(&self) -> Vec<usize> {
+        self.hosts.iter().map(AgentHost::restart_count).collect()
+    }
+
+    /// Stops host `i`'s sshd (a server that is down: connections refused).
+    pub fn stop_one(&mut self, i: usize) {
+        if let Some(h) = self.hosts.get_mut(i) {
+            h.stop();
+        }
+    }
+
+    /// Makes host `i`'s `chroma-agent restart` fail (exit 1), or work again.
+    pub fn set_agent_failing(&self, i: usize, why: Option<&str>) -> Result<(), AgentsError> {
+        match self.hosts.get(i) {
+            Some(h) => h.set_agent_failing(why),
+            None => Err(failed(format!(
+                "no host {i} in a fleet of {}",
+                self.hosts.len()
+            ))),
+        }
+    }
+
+    /// Host `i`'s key fingerprint (`SHA256:...`).
+    pub fn host_key_fingerprint(&self, i: usize) -> Result<String, AgentsError> {
+        match self.hosts.get(i) {
+            Some(h) => h.host_key_fingerprint(),
+            None => Err(failed(format!(
+                "no host {i} in a fleet of {}",
+                self.hosts.len()
+            ))),
+        }
+    }
+}
+
+fn ssh_dir(root: &Path) -> Result<PathBuf, AgentsError> {
+    let ssh = root.join("root/.ssh");
+    fs::create_dir_all(&ssh).map_err(io_err(format!("creating {}", ssh.display())))?;
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o700))
+        .map_err(io_err(format!("chmod {}", ssh.display())))?;
+    Ok(ssh)
+}
+
+fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentsError> {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("chmod {}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(io_err(format!("writing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_loopback_and_skip_network_and_gateway() {
+        assert_eq!(address(0), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(address(31), Ipv4Addr::new(127, 0, 0, 33));
+        assert_eq!(address(250), Ipv4Addr::new(127, 0, 1, 2));
+        assert!((0..1000).all(|i| address(i).is_loopback()));
+    }
+
+    #[test]
+    fn the_agent_script_logs_into_its_host_dir() {
+        let s = agent_script(Path::new("/tmp/fleet/oss1"));
+        assert!(s.starts_with("#!/bin/sh\n### BEGIN INIT INFO"));
+        assert!(s.contains("DIR='/tmp/fleet/oss1'"));
+        assert!(!s.contains("@DIR@"));
+    }
+
+    #[test]
+    fn key_fields_drop_the_comment() {
+        assert_eq!(
+            key_fields("ssh-ed25519 AAAAC3 root@oss1\n"),
+            "ssh-ed25519 AAAAC3"
+        );
+    }
+}
