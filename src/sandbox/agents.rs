@@ -18,7 +18,22 @@
 //! Only loopback addresses are used: no traffic leaves the machine. Needs
 //! root (sshd's privilege separation, namespaces) and OpenSSH
 //! (`/usr/sbin/sshd`, `ssh-keygen`); without sshd, [`Agents::start`] returns
-//! [`AgentsError::NoSshd`] and the caller can go on without agents.
+//! [`AgentsError::NoSshd`] and the caller can go on without agents:
+//!
+//! ```no_run
+//! use imlrecover::sandbox::agents::{Agents, AgentsError};
+//! # fn demo(dir: &std::path::Path, root: &std::path::Path) -> Result<(), AgentsError> {
+//! match Agents::start(&dir.join("agents"), 3) {
+//!     Ok(agents) => {
+//!         agents.install_client(root)?; // <root>/root/.ssh/{id_rsa,known_hosts}
+//!         // ... run imlrecover with agents.var_args() ...
+//!         println!("restarts: {:?}", agents.restart_counts());
+//!     }
+//!     Err(AgentsError::NoSshd) => println!("no sshd: skipping the agents"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::fs;
 use std::io::Write;
@@ -821,6 +836,15 @@ mod tests {
         assert!(s.starts_with("#!/bin/sh\n### BEGIN INIT INFO"));
         assert!(s.contains("DIR='/tmp/fleet/oss1'"));
         assert!(!s.contains("@DIR@"));
+    }
+
+    #[test]
+    fn a_missing_sshd_is_named_as_such() {
+        let msg = AgentsError::NoSshd.to_string();
+        assert!(
+            msg.starts_with("no sshd: /usr/sbin/sshd is not installed"),
+            "{msg}"
+        );
     }
 
     #[test]
