@@ -51,6 +51,10 @@ pub enum Command {
     Audit(AuditArgs),
     /// The whole backup/disaster/restore drill in a temporary sandbox.
     Demo(DemoArgs),
+    /// Copy a bundle off-host over SFTP (renamed into place only when complete).
+    Push(PushArgs),
+    /// Fetch the newest (or a named) bundle back over SFTP and verify it.
+    Pull(PullArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -100,6 +104,76 @@ pub struct BackupArgs {
     /// After a successful backup, keep only the newest N complete bundles.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: Option<u32>,
+
+    /// Then copy the new bundle off-host: sftp://USER@HOST[:PORT]/PATH (as `push`).
+    #[arg(long, value_name = "TARGET")]
+    pub push: Option<String>,
+
+    /// With --push: keep only the newest N complete bundles on the remote side.
+    #[arg(long = "push-keep", value_name = "N", requires = "push", value_parser = clap::value_parser!(u32).range(1..))]
+    pub push_keep: Option<u32>,
+
+    #[command(flatten)]
+    pub ssh: SftpArgs,
+}
+
+/// How to reach an SFTP target (defaults as ssh: the invoking user's ~/.ssh).
+#[derive(Debug, Clone, Args)]
+pub struct SftpArgs {
+    /// SSH private key (default: ~/.ssh/id_ed25519, then ~/.ssh/id_rsa; ssh-agent is tried first).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// known_hosts file the server's host key must be in (default: ~/.ssh/known_hosts).
+    #[arg(long = "known-hosts", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// `push BUNDLE sftp://USER@HOST[:PORT]/PATH [--keep N]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "The copy is written as PATH/.incomplete-<name>-<host>-<pid>, every byte is hashed and \
+                  compared with the manifest, every remote size is checked, and only then is it renamed \
+                  to PATH/<name>. A push that fails or is killed leaves nothing that looks complete."
+)]
+pub struct PushArgs {
+    /// A bundle directory, DIR/latest, or the bundle dir itself (meaning its latest).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+
+    /// sftp://USER@HOST[:PORT]/PATH: the remote directory that holds bundles.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub ssh: SftpArgs,
+
+    /// After the push, keep only the newest N complete bundles on the remote side.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+}
+
+/// `pull sftp://USER@HOST[:PORT]/PATH DIR [--bundle NAME]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "The bundle lands in DIR/<name> (DIR/latest points at it) only after `verify` passed on it; \
+                  then restore with `imlrecover plan/apply --bundle DIR`."
+)]
+pub struct PullArgs {
+    /// sftp://USER@HOST[:PORT]/PATH: the remote directory that holds bundles.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// The local bundle directory to fetch into (created 0700 if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub ssh: SftpArgs,
+
+    /// Fetch this bundle (its timestamp name) instead of the newest.
+    #[arg(long, value_name = "NAME")]
+    pub bundle: Option<String>,
 }
 
 /// `verify BUNDLE [--drill]`

@@ -20,6 +20,7 @@ pub mod recipe;
 pub mod resources;
 pub mod sandbox;
 pub mod state;
+pub mod transfer;
 pub mod views;
 pub mod x509;
 

@@ -14,6 +14,13 @@ use std::time::{Instant, SystemTime};
 
 pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
     let started = Instant::now();
+    // A mistyped --push target fails before anything is captured.
+    let push_target = args
+        .push
+        .as_deref()
+        .map(crate::transfer::RemoteTarget::parse)
+        .transpose()
+        .map_err(Report::new)?;
     let recipe = load_recipe(&args.recipe)?;
     let root = Root::new(&args.root).map_err(Report::new)?;
     let databases: Vec<_> = recipe
@@ -117,6 +124,15 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         m.entries.len(),
         humantime::format_duration(round_ms(started.elapsed()))
     ))?;
+    if let Some(target) = &push_target {
+        super::push::push_bundle(
+            printer,
+            &committed.path,
+            target,
+            &args.ssh,
+            args.push_keep.map(|k| k as usize),
+        )?;
+    }
     Ok(Outcome::Clean)
 }
 

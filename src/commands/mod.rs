@@ -7,6 +7,8 @@ mod backup;
 mod demo;
 mod graph;
 pub(crate) mod plan;
+mod pull;
+mod push;
 mod show;
 mod validate;
 mod verify;
@@ -51,6 +53,8 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => apply::run(&printer, args),
         Command::Audit(args) => audit::run(&printer, args),
         Command::Demo(args) => demo::run(&printer, args),
+        Command::Push(args) => push::run(&printer, args),
+        Command::Pull(args) => pull::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

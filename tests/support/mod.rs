@@ -8,3 +8,4 @@ pub mod cli;
 pub mod host;
 pub mod pg;
 pub mod sshd;
+pub mod sftp;

@@ -1,0 +1,392 @@
+//! `push`, `pull` and `backup --push` against a real OpenSSH SFTP server on
+//! a loopback address: a golden manager is backed up and pushed, destroyed,
+//! and restored from the pulled copy; failures (a killed push, a wrong host
+//! key, an unreachable target, a full remote disk) never leave a remote
+//! bundle that looks complete, and never touch the local one.
+
+mod support;
+
+use imlrecover::sandbox::manager::Sandbox;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::cli::{Imlrecover, Output};
+use support::host::{blake3_of, Host};
+use support::sftp::{is_bundle_name, names, SftpServer, TinyDisk};
+
+const PLAN: &str = "plans/iml-manager.hcl";
+
+fn files_backup(host: &Host) {
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(host.files_recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(0);
+}
+
+fn push(bundle: &Path, server: &SftpServer, remote: &Path, extra: &[&str]) -> Output {
+    Imlrecover::new()
+        .arg("push")
+        .arg(bundle)
+        .arg(server.url(remote))
+        .args(server.ssh_args())
+        .args(extra)
+        .run()
+}
+
+fn pull(server: &SftpServer, remote: &Path, dir: &Path, extra: &[&str]) -> Output {
+    Imlrecover::new()
+        .arg("pull")
+        .arg(server.url(remote))
+        .arg(dir)
+        .args(server.ssh_args())
+        .args(extra)
+        .run()
+}
+
+/// Every file below `dir` with its blake3, relative paths.
+fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, blake3_of(&p)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn complete_names(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| is_bundle_name(n))
+        .collect()
+}
+
+#[test]
+fn backup_push_then_pull_restores_a_destroyed_manager() {
+    let server = SftpServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("offsite/iml");
+    let mut sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
+    let golden_rows = sb.rows().unwrap();
+    let kept = [
+        "etc/shadow",
+        "etc/ntp.conf",
+        "var/lib/chroma/authority.pem",
+        "var/lib/chroma/manager.crt",
+    ];
+    let golden: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|p| std::fs::read(sb.root.join(p)).unwrap())
+        .collect();
+
+    let out = Imlrecover::new()
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&sb.root)
+        .arg("--bundle-dir")
+        .arg(&sb.bundles)
+        .args(sb.var_args())
+        .arg("--push")
+        .arg(server.url(&remote))
+        .args(server.ssh_args())
+        .run();
+    out.code(0)
+        .stdout_has("Backup complete:")
+        .stdout_has("Push complete:");
+    let local = std::fs::canonicalize(sb.bundles.join("latest")).unwrap();
+    let name = local.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        names(&remote),
+        vec![name.clone()],
+        "only the complete bundle"
+    );
+    assert_eq!(tree_hashes(&local), tree_hashes(&remote.join(&name)));
+    // The remote copy keeps the bundle's protections.
+    assert_eq!(support::host::mode(&remote.join(&name)), 0o700);
+    assert_eq!(
+        support::host::mode(&remote.join(&name).join("files/etc/shadow")),
+        0o600
+    );
+
+    // The manager dies, taking its local bundles with it.
+    sb.disaster().unwrap();
+    std::fs::remove_dir_all(&sb.bundles).unwrap();
+
+    let fetched = tmp.path().join("fetched");
+    pull(&server, &remote, &fetched, &[])
+        .code(0)
+        .stdout_has("Pull complete:")
+        .stdout_has(&name);
+    Imlrecover::new()
+        .arg("verify")
+        .arg(&fetched)
+        .run()
+        .code(0)
+        .stdout_has("Bundle intact:");
+    Imlrecover::new()
+        .args(["apply", "-r", PLAN, "--root"])
+        .arg(&sb.root)
+        .arg("--bundle")
+        .arg(&fetched)
+        .args(sb.var_args())
+        .arg("--auto-approve")
+        .run()
+        .code(0)
+        .stdout_has("Apply complete!");
+    for (p, bytes) in kept.iter().zip(&golden) {
+        assert_eq!(&std::fs::read(sb.root.join(p)).unwrap(), bytes, "{p}");
+    }
+    assert_eq!(sb.rows().unwrap(), golden_rows);
+}
+
+#[test]
+fn keep_prunes_the_remote_and_pull_fetches_a_named_bundle() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    let remote = host.tmp.path().join("remote");
+    let mut pushed = Vec::new();
+    for _ in 0..3 {
+        files_backup(&host);
+        let b = host.latest();
+        push(&b, &server, &remote, &["--keep", "2"]).code(0);
+        pushed.push(b.file_name().unwrap().to_string_lossy().into_owned());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    assert_eq!(names(&remote), pushed[1..].to_vec());
+    // Pushing the same bundle again sends nothing.
+    push(&host.latest(), &server, &remote, &[])
+        .code(0)
+        .stdout_has("already on");
+
+    let dir = host.tmp.path().join("pulled");
+    pull(&server, &remote, &dir, &["--bundle", &pushed[1]])
+        .code(0)
+        .stdout_has(&pushed[1]);
+    assert_eq!(
+        tree_hashes(&dir.join(&pushed[1])),
+        tree_hashes(&host.bundles.join(&pushed[1]))
+    );
+    pull(&server, &remote, &dir, &["--bundle", &pushed[0]])
+        .code(1)
+        .stderr_has("has no complete bundle named")
+        .stderr_has(&pushed[2]);
+    // Newest by default; `latest` follows.
+    pull(&server, &remote, &dir, &[])
+        .code(0)
+        .stdout_has(&pushed[2]);
+    assert_eq!(
+        std::fs::read_link(dir.join("latest")).unwrap(),
+        PathBuf::from(&pushed[2])
+    );
+    // Never over an existing copy.
+    pull(&server, &remote, &dir, &[])
+        .code(1)
+        .stderr_has("already exists");
+}
+
+#[test]
+fn a_damaged_remote_copy_is_not_kept_by_pull() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    files_backup(&host);
+    let remote = host.tmp.path().join("remote");
+    push(&host.latest(), &server, &remote, &[]).code(0);
+    let name = complete_names(&remote).remove(0);
+    std::fs::write(remote.join(&name).join("files/etc/hosts"), "tampered\n").unwrap();
+    let dir = host.tmp.path().join("pulled");
+    pull(&server, &remote, &dir, &[])
+        .code(1)
+        .stderr_has("does not verify")
+        .stderr_has("files/etc/hosts");
+    assert!(complete_names(&dir).is_empty(), "{:?}", names(&dir));
+    assert!(!names(&dir).iter().any(|n| n.starts_with(".incomplete-")));
+}
+
+#[test]
+fn a_wrong_host_key_and_an_unreachable_target_are_refused() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    files_backup(&host);
+    let bundle = host.latest();
+    let before = tree_hashes(&bundle);
+    let remote = host.tmp.path().join("remote");
+
+    // known_hosts vouches for another key under this host's name.
+    let wrong = host.tmp.path().join("known_hosts.wrong");
+    let other = host.tmp.path().join("other_key");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let fields: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    std::fs::write(
+        &wrong,
+        format!("[{}]:{} {}\n", server.ip, server.port, fields.join(" ")),
+    )
+    .unwrap();
+    Imlrecover::new()
+        .arg("push")
+        .arg(&bundle)
+        .arg(server.url(&remote))
+        .args(["--identity"])
+        .arg(&server.identity)
+        .arg("--known-hosts")
+        .arg(&wrong)
+        .run()
+        .code(1)
+        .stderr_has("HOST KEY MISMATCH");
+    assert!(!remote.exists(), "nothing was created before the key check");
+
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind((server.ip, 0)).unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    Imlrecover::new()
+        .arg("push")
+        .arg(&bundle)
+        .arg(format!(
+            "sftp://root@{}:{port}{}",
+            server.ip,
+            remote.display()
+        ))
+        .args(server.ssh_args())
+        .run()
+        .code(1)
+        .stderr_has("refused");
+    Imlrecover::new()
+        .arg("push")
+        .arg(&bundle)
+        .arg("ftp://example/x")
+        .run()
+        .code(1)
+        .stderr_has("is not an SFTP target");
+    assert_eq!(
+        tree_hashes(&bundle),
+        before,
+        "the local bundle is untouched"
+    );
+}
+
+/// A recipe of the fixture host's files plus one big file, so a push takes
+/// long enough to be killed in the middle.
+fn big_bundle(host: &Host, mib: usize) -> PathBuf {
+    let big = host.file("/var/lib/big.bin");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    let mut data = vec![0u8; mib << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        // xorshift: incompressible, so nothing on the way shortens it.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&big, &data).unwrap();
+    let recipe = host.tmp.path().join("big.hcl");
+    let mut text = std::fs::read_to_string(host.files_recipe()).unwrap();
+    text.push_str("\nfile \"big\" {\n  path = \"/var/lib/big.bin\"\n}\n");
+    std::fs::write(&recipe, text).unwrap();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(0);
+    host.latest()
+}
+
+#[test]
+fn a_push_killed_midway_leaves_nothing_that_looks_complete() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    let bundle = big_bundle(&host, 256);
+    let before = tree_hashes(&bundle);
+    let remote = host.tmp.path().join("remote");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .arg("push")
+        .arg(&bundle)
+        .arg(server.url(&remote))
+        .args(server.ssh_args())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as its temporary directory exists.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if names(&remote).iter().any(|n| n.starts_with(".incomplete-")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the push never started");
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("push ended before it could be killed: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = names(&remote);
+    assert!(
+        left.iter().all(|n| n.starts_with(".incomplete-")),
+        "{left:?}"
+    );
+    assert!(complete_names(&remote).is_empty());
+    // pull finds nothing to restore from, and says why.
+    let dir = host.tmp.path().join("pulled");
+    pull(&server, &remote, &dir, &[])
+        .code(1)
+        .stderr_has("holds no complete bundle")
+        .stderr_has("incomplete");
+    // A new push completes beside the leftover.
+    push(&bundle, &server, &remote, &[]).code(0);
+    assert_eq!(complete_names(&remote).len(), 1);
+    assert_eq!(
+        tree_hashes(&bundle),
+        before,
+        "the local bundle is untouched"
+    );
+}
+
+#[test]
+fn a_full_remote_disk_fails_cleanly() {
+    let host = Host::new();
+    let bundle = big_bundle(&host, 8);
+    let before = tree_hashes(&bundle);
+    let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), "2m");
+    let server = SftpServer::start();
+    let remote = disk.dir.join("iml");
+    push(&bundle, &server, &remote, &[])
+        .code(1)
+        .stderr_has("SFTP error")
+        .stderr_has("disk may be full");
+    assert!(complete_names(&remote).is_empty(), "{:?}", names(&remote));
+    assert!(
+        names(&remote).is_empty(),
+        "the incomplete copy was removed: {:?}",
+        names(&remote)
+    );
+    assert_eq!(
+        tree_hashes(&bundle),
+        before,
+        "the local bundle is untouched"
+    );
+}

@@ -1,0 +1,236 @@
+//! Test harness: a real OpenSSH server with its `internal-sftp` subsystem
+//! on a loopback address (127.0.0.100 and up), the off-host store that
+//! `push` and `pull` talk to. Root logs in with a generated ed25519 key;
+//! remote paths are paths on this machine. Only loopback addresses.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ensure_sshd() {
+    if !Path::new("/usr/sbin/sshd").exists() {
+        let install = || {
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "openssh-server"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        if !install() {
+            let _ = Command::new("apt-get").arg("update").status();
+            assert!(install(), "cannot install openssh-server");
+        }
+    }
+    fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+    fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755)).expect("chmod /run/sshd");
+}
+
+fn keygen(path: &Path) {
+    run(Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "imlrecover-test",
+            "-f",
+        ])
+        .arg(path));
+}
+
+/// One sshd serving SFTP, killed on drop.
+pub struct SftpServer {
+    pub dir: tempfile::TempDir,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    /// The client's private key (authorized for root).
+    pub identity: PathBuf,
+    /// A known_hosts file holding this server's key as `[ip]:port`.
+    pub known_hosts: PathBuf,
+    child: Option<Child>,
+}
+
+impl SftpServer {
+    pub fn start() -> SftpServer {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the SFTP test server needs root (sshd privilege separation)"
+        );
+        ensure_sshd();
+        let mut last = String::new();
+        for _ in 0..5 {
+            match SftpServer::try_start() {
+                Ok(s) => return s,
+                Err(log) => last = log,
+            }
+        }
+        panic!("sshd (sftp) did not come up; last log:\n{last}");
+    }
+
+    fn try_start() -> Result<SftpServer, String> {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id() as usize;
+        let ip = Ipv4Addr::new(127, 0, 2, (100 + (pid + n * 7) % 150) as u8);
+        let mut port = (20000 + (pid * 137 + n * 11) % 40000) as u16;
+        while TcpListener::bind((ip, port)).is_err() {
+            port = if port >= 60000 { 20000 } else { port + 1 };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("imlrecover-sftp-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        keygen(&d.join("hostkey"));
+        keygen(&d.join("id_ed25519"));
+        let client_pub = fs::read_to_string(d.join("id_ed25519.pub")).expect("client key");
+        fs::write(d.join("authorized_keys"), client_pub).expect("authorized_keys");
+        let host_pub = fs::read_to_string(d.join("hostkey.pub")).expect("host key");
+        let fields: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+        fs::write(
+            d.join("known_hosts"),
+            format!("[{ip}]:{port} {}\n", fields.join(" ")),
+        )
+        .expect("known_hosts");
+        let config = d.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress {ip}\nHostKey {dir}/hostkey\nPidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\nUsePAM no\nStrictModes no\n\
+                 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UseDNS no\nMaxStartups 100:30:200\nSubsystem sftp internal-sftp\n",
+                dir = d.display()
+            ),
+        )
+        .expect("sshd_config");
+        let log = fs::File::create(d.join("sshd.log")).expect("log");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot spawn sshd: {e}"))?;
+        let mut s = SftpServer {
+            identity: d.join("id_ed25519"),
+            known_hosts: d.join("known_hosts"),
+            dir,
+            ip,
+            port,
+            child: Some(child),
+        };
+        for _ in 0..200 {
+            if let Some(c) = s.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    s.child = None;
+                    return Err(s.log());
+                }
+            }
+            if TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_millis(200))
+                .is_ok()
+            {
+                return Ok(s);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(format!("sshd never listened on {ip}:{port}\n{}", s.log()))
+    }
+
+    /// `sftp://root@IP:PORT/PATH`.
+    pub fn url(&self, path: &Path) -> String {
+        format!("sftp://root@{}:{}{}", self.ip, self.port, path.display())
+    }
+
+    /// `--identity F --known-hosts F`.
+    pub fn ssh_args(&self) -> Vec<String> {
+        vec![
+            "--identity".into(),
+            self.identity.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+        ]
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SftpServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Names in `dir`, sorted (empty when it does not exist).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Whether a name is a complete bundle's (timestamp) name.
+pub fn is_bundle_name(name: &str) -> bool {
+    imlrecover::bundle::parse_bundle_name(name).is_some()
+}
+
+/// A tmpfs of `size` (e.g. `2m`) mounted at `dir`, unmounted on drop: a
+/// remote disk that fills up.
+pub struct TinyDisk {
+    pub dir: PathBuf,
+}
+
+impl TinyDisk {
+    pub fn mount(dir: &Path, size: &str) -> TinyDisk {
+        fs::create_dir_all(dir).expect("mkdir");
+        run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir));
+        TinyDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
