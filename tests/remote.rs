@@ -35,6 +35,8 @@ struct Knobs<'a> {
     parallelism: Option<usize>,
     timeout: Option<&'a str>,
     check: Option<&'a str>,
+    /// Listed after the fleet's hosts (addresses no fleet member has).
+    extra_hosts: &'a [&'a str],
 }
 
 impl Rig {
@@ -51,7 +53,13 @@ impl Rig {
             .install_client(&root)
             .expect("install the client key");
         let vars = tmp.path().join("vars.hcl");
-        let list: Vec<String> = agents.hosts().iter().map(|h| format!("{h:?}")).collect();
+        let list: Vec<String> = agents
+            .hosts()
+            .iter()
+            .map(String::as_str)
+            .chain(knobs.extra_hosts.iter().copied())
+            .map(|h| format!("{h:?}"))
+            .collect();
         let mut text = format!(
             "agents = [{}]\nssh_port = {}\noptional = {}\n",
             list.join(", "),
@@ -459,4 +467,82 @@ fn thirty_two_hosts_at_parallelism_32_are_each_restarted_once() {
     for i in 0..32 {
         assert_eq!(rig.agents.actions(i), vec![format!("restart oss{}", i + 1)]);
     }
+}
+
+#[test]
+fn a_host_that_accepts_and_never_speaks_fails_on_its_own() {
+    // A listener that never accepts, on the fleet's port and an address no
+    // fleet uses: the kernel completes the TCP handshake (backlog), but no
+    // SSH server ever sends a banner.
+    let silent_ip = "127.0.0.254";
+    let rig = Rig::with(
+        2,
+        Knobs {
+            timeout: Some("3s"),
+            extra_hosts: &[silent_ip],
+            ..Knobs::default()
+        },
+    );
+    let _silent = std::net::TcpListener::bind((silent_ip, rig.agents.port()))
+        .expect("bind a silent listener");
+    let silent = format!("{silent_ip}:{}", rig.agents.port());
+    rig.drift();
+
+    rig.plan(&[]).code(2).stdout_has(&format!(
+        "{silent_ip}: UNREACHABLE: SSH handshake with {silent} timed out after 1s"
+    ));
+
+    let apply = rig.apply(&[]);
+    apply.code(1);
+    let all = format!("{}{}", apply.stdout, apply.stderr);
+    for needle in [
+        format!("restart chroma-agent failed on 1 of 3 hosts: {silent_ip}"),
+        format!("SSH handshake with {silent} timed out after 1s"),
+    ] {
+        assert!(all.contains(&needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_counts(&rig, &[1, 1]);
+}
+
+#[test]
+fn a_key_the_hosts_do_not_accept_fails_every_host_naming_the_key() {
+    let rig = Rig::with(
+        2,
+        Knobs {
+            optional: true,
+            ..Knobs::default()
+        },
+    );
+    // root's key on the manager is not the one the storage servers trust.
+    let other = tempfile::tempdir().expect("tempdir");
+    let key =
+        imlrecover::sandbox::agents::keygen(other.path(), "id_rsa", "ed25519", "").expect("keygen");
+    std::fs::copy(&key, rig.root.join("root/.ssh/id_rsa")).expect("replace the key");
+    rig.drift();
+
+    let plan = rig.plan(&[]);
+    plan.code(2);
+    for i in 0..2 {
+        plan.stdout_has(&format!(
+            "{}: AUTHENTICATION FAILED: authentication as `root` on {}:{} failed",
+            rig.host(i),
+            rig.host(i),
+            rig.agents.port()
+        ));
+    }
+
+    // optional: warnings, exit 0, and nothing restarted.
+    let apply = rig.apply(&[]);
+    apply
+        .code(0)
+        .stdout_has(&format!(
+            "Warning: restart chroma-agent failed on 2 of 2 hosts: {}, {}",
+            rig.host(0),
+            rig.host(1)
+        ))
+        .stdout_has(&format!(
+            "{} (rejected: ",
+            rig.root.join("root/.ssh/id_rsa").display()
+        ));
+    assert_counts(&rig, &[0, 0]);
 }
