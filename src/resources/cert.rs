@@ -73,23 +73,33 @@ impl super::kind::Kind for CertKind {
         use crate::bundle::normalize;
         let cert = observe(address, &normalize(&spec.cert), cx)?;
         let key = observe(address, &normalize(&spec.key), cx)?;
-        let serial = spec.serial.as_ref().map(|s| observe(address, &normalize(s), cx)).transpose()?;
+        let serial = spec
+            .serial
+            .as_ref()
+            .map(|s| observe(address, &normalize(s), cx))
+            .transpose()?;
         let x509 = read_live(cx, &cert.path).and_then(|b| crate::x509::parse_cert(&b).ok());
         let pkey = read_live(cx, &key.path).and_then(|b| crate::x509::parse_key(&b).ok());
         let key_matches = match (&x509, &pkey) {
             (Some(c), Some(k)) => Some(crate::x509::key_matches(c, k)),
             _ => None,
         };
-        let ca_cert = spec.ca.as_ref().and_then(|ca| match cx.recipe.resource(ca).map(|r| &r.spec) {
-            Some(crate::recipe::Spec::Cert(c)) => read_live(cx, &normalize(&c.cert)).and_then(|b| crate::x509::parse_cert(&b).ok()),
-            _ => None,
-        });
+        let ca_cert =
+            spec.ca
+                .as_ref()
+                .and_then(|ca| match cx.recipe.resource(ca).map(|r| &r.spec) {
+                    Some(crate::recipe::Spec::Cert(c)) => read_live(cx, &normalize(&c.cert))
+                        .and_then(|b| crate::x509::parse_cert(&b).ok()),
+                    _ => None,
+                });
         let chain = match (&x509, &ca_cert, &spec.ca) {
             (Some(leaf), Some(ca), Some(_)) => Some(match crate::x509::verify_chain(leaf, ca) {
                 Ok(()) => "verified".to_string(),
                 Err(e) => e,
             }),
-            (Some(_), None, Some(ca)) => Some(format!("cannot check: {ca}'s certificate is missing or unreadable")),
+            (Some(_), None, Some(ca)) => Some(format!(
+                "cannot check: {ca}'s certificate is missing or unreadable"
+            )),
             _ => None,
         };
         Ok(Observed {
@@ -119,7 +129,10 @@ impl super::kind::Kind for CertKind {
         let mut files = Vec::new();
         for (s, secret) in pairs {
             let Some(e) = content::entry(cx, address, &s.path) else {
-                return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+                return Ok(Verdict::no_op(
+                    "not in the bundle (it was made from another recipe)",
+                    serde_json::Value::Null,
+                ));
             };
             let o = Overrides {
                 sensitive: secret,
@@ -138,7 +151,10 @@ impl super::kind::Kind for CertKind {
         match &seen.info {
             Some(i) => {
                 details.push(format!("live:   {} (sha256 {})", i.subject, i.sha256));
-                details.push(format!("        expires {} ({} days)", i.not_after, i.days_left));
+                details.push(format!(
+                    "        expires {} ({} days)",
+                    i.not_after, i.days_left
+                ));
             }
             None if seen.cert.exists => details.push("live:   not a readable certificate".into()),
             None => details.push("live:   missing".into()),
@@ -158,11 +174,27 @@ impl super::kind::Kind for CertKind {
             "cert": seen.cert.path,
             "sha256": bundle_info.as_ref().map(|b| b.sha256.clone()),
         });
-        let differ: Vec<&str> = files.iter().filter(|f| f.action != Action::NoOp).map(|f| f.path.as_str()).collect();
+        let differ: Vec<&str> = files
+            .iter()
+            .filter(|f| f.action != Action::NoOp)
+            .map(|f| f.path.as_str())
+            .collect();
         let mut v = if differ.is_empty() {
             Verdict::no_op("certificate, key and serial match the bundle", after)
         } else {
-            Verdict::new(Action::Restore, format!("{} {} from the bundle", differ.join(", "), if differ.len() == 1 { "differs" } else { "differ" }), after)
+            Verdict::new(
+                Action::Restore,
+                format!(
+                    "{} {} from the bundle",
+                    differ.join(", "),
+                    if differ.len() == 1 {
+                        "differs"
+                    } else {
+                        "differ"
+                    }
+                ),
+                after,
+            )
         };
         v.details = details;
         v.files = files;

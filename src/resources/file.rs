@@ -49,7 +49,10 @@ impl super::kind::Kind for FileKind {
         use super::kind::Verdict;
         let path = crate::bundle::normalize(&spec.path);
         let Some(entry) = content::entry(cx, address, &path) else {
-            return Ok(Verdict::no_op("not in the bundle (it was made from another recipe)", serde_json::Value::Null));
+            return Ok(Verdict::no_op(
+                "not in the bundle (it was made from another recipe)",
+                serde_json::Value::Null,
+            ));
         };
         let after = serde_json::to_value(entry).unwrap_or_default();
         let overrides = content::Overrides {

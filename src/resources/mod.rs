@@ -70,10 +70,7 @@ pub enum CaptureError {
     },
     #[error("{address}: {error}")]
     #[diagnostic(code(imlrecover::host))]
-    Fs {
-        address: Address,
-        error: FsError,
-    },
+    Fs { address: Address, error: FsError },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Write(#[from] WriteError),
