@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Symlink hops allowed while resolving one path (Linux's own limit).
@@ -185,7 +185,9 @@ impl Root {
         let rel = path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
         let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            // O_NONBLOCK: a FIFO at a recipe path must not hang us (the
+            // caller sees its type); reads of regular files ignore it.
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         match openat2(fd.as_raw_fd(), rel, how) {
             // SAFETY: a fresh descriptor from openat2, owned by the File now.
@@ -282,7 +284,11 @@ impl Root {
             return Ok(Some((file, Meta::from_std(&meta))));
         }
         let host = self.path(path)?;
-        let file = match File::open(&host) {
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&host)
+        {
             Ok(f) => f,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(FsError::io(host, e)),
@@ -507,6 +513,15 @@ mod tests {
             hash,
             blake3::hash(b"127.0.0.1 localhost\n").to_hex().to_string()
         );
+    }
+
+    #[test]
+    fn a_fifo_does_not_block_open() {
+        let (_t, root) = tree();
+        let fifo = root.dir().join("etc/fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (_, meta) = root.open("/etc/fifo").unwrap().unwrap();
+        assert_eq!(meta.kind, FileKind::Other);
     }
 
     #[test]
