@@ -426,7 +426,7 @@ fn a_hanging_check_fails_that_host_within_its_timeout() {
     let rig = Rig::with(
         3,
         Knobs {
-            timeout: Some("3s"),
+            timeout: Some("6s"),
             // Only oss2 hangs; the others answer at once.
             check: Some(
                 r#"if [ "$(hostname)" = oss2 ]; then echo waiting; sleep 60; fi; service chroma-agent status"#,
@@ -442,7 +442,7 @@ fn a_hanging_check_fails_that_host_within_its_timeout() {
     let all = format!("{}{}", apply.stdout, apply.stderr);
     for needle in [
         format!("restart chroma-agent failed on 1 of 3 hosts: {h1}"),
-        "did not finish within the 3s timeout (it may still be running there); last output: waiting".to_string(),
+        "did not finish within the 6s timeout (it may still be running there); last output: waiting".to_string(),
     ] {
         assert!(all.contains(&needle), "missing {needle:?} in:\n{all}");
     }
@@ -478,7 +478,7 @@ fn a_host_that_accepts_and_never_speaks_fails_on_its_own() {
     let rig = Rig::with(
         2,
         Knobs {
-            timeout: Some("3s"),
+            timeout: Some("6s"),
             extra_hosts: &[silent_ip],
             ..Knobs::default()
         },
@@ -489,7 +489,7 @@ fn a_host_that_accepts_and_never_speaks_fails_on_its_own() {
     rig.drift();
 
     rig.plan(&[]).code(2).stdout_has(&format!(
-        "{silent_ip}: UNREACHABLE: SSH handshake with {silent} timed out after 1s"
+        "{silent_ip}: UNREACHABLE: SSH handshake with {silent} timed out after 2s"
     ));
 
     let apply = rig.apply(&[]);
@@ -497,7 +497,7 @@ fn a_host_that_accepts_and_never_speaks_fails_on_its_own() {
     let all = format!("{}{}", apply.stdout, apply.stderr);
     for needle in [
         format!("restart chroma-agent failed on 1 of 3 hosts: {silent_ip}"),
-        format!("SSH handshake with {silent} timed out after 1s"),
+        format!("SSH handshake with {silent} timed out after 2s"),
     ] {
         assert!(all.contains(&needle), "missing {needle:?} in:\n{all}");
     }
