@@ -185,7 +185,11 @@ impl Kind for RemoteServiceKind {
                 after,
             )
         } else if !causes.is_empty() {
-            let names: Vec<String> = causes.iter().map(|a| a.to_string()).collect();
+            let direct: Vec<&Address> = cx
+                .recipe
+                .resource(address)
+                .map(|r| r.depends_on().collect())
+                .unwrap_or_default();
             Verdict::new(
                 Action::Run,
                 format!(
@@ -193,7 +197,7 @@ impl Kind for RemoteServiceKind {
                     spec.action.as_str(),
                     spec.name,
                     hosts_word(spec.hosts.len()),
-                    names.join(", ")
+                    causes_text(&causes, &direct)
                 ),
                 after,
             )
@@ -286,6 +290,28 @@ impl Kind for RemoteServiceKind {
         ))
     }
 }
+
+/// At most [`MAX_CAUSES`] of the changed resources, its own `depends_on`
+/// first: after a restore, nearly everything before the agents changes.
+fn causes_text(causes: &[&Address], direct: &[&Address]) -> String {
+    let mut ordered: Vec<&Address> = causes
+        .iter()
+        .copied()
+        .filter(|c| direct.contains(c))
+        .collect();
+    ordered.extend(causes.iter().copied().filter(|c| !direct.contains(c)));
+    let names: Vec<String> = ordered
+        .iter()
+        .take(MAX_CAUSES)
+        .map(|a| a.to_string())
+        .collect();
+    match ordered.len().saturating_sub(MAX_CAUSES) {
+        0 => names.join(", "),
+        more => format!("{} and {more} more", names.join(", ")),
+    }
+}
+
+const MAX_CAUSES: usize = 3;
 
 /// `1 host`, `3 hosts`.
 fn hosts_word(n: usize) -> String {
@@ -476,6 +502,23 @@ mod tests {
     fn last_line_skips_blank_lines() {
         assert_eq!(last_line("a\nb  \n\n"), "b");
         assert_eq!(last_line(""), "");
+    }
+
+    #[test]
+    fn causes_name_its_own_dependencies_first_and_at_most_three() {
+        let a = |s: &str| -> Address { s.parse().expect("address") };
+        let (f, g, h, db, sup) = (
+            a("file.hosts"),
+            a("file.passwd"),
+            a("exec.installer"),
+            a("database.chroma"),
+            a("service.chroma_supervisor"),
+        );
+        assert_eq!(causes_text(&[&f], &[]), "file.hosts");
+        assert_eq!(
+            causes_text(&[&f, &g, &h, &db, &sup], &[&db, &sup]),
+            "database.chroma, service.chroma_supervisor, file.hosts and 2 more"
+        );
     }
 
     #[test]
