@@ -398,3 +398,87 @@ fn a_full_disk_fails_cleanly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ctrl_c_during_the_dump_removes_the_incomplete_bundle() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let host = Host::new();
+    let source = ChromaCluster::start();
+    let t = source.target();
+    // A session holding an exclusive lock makes pg_dump wait: the backup is
+    // reliably in the middle of its dump when Ctrl-C comes.
+    let mut locker = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--", "psql", "-X", "-q", "-h"])
+        .arg(t.host.clone().unwrap())
+        .args(["-p", &t.port.unwrap().to_string(), "chroma"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = locker.stdin.take().unwrap();
+    stdin
+        .write_all(b"BEGIN; LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let waiting = |sql: &str| {
+        for _ in 0..6000 {
+            let rows = imlrecover::host::postgres::query(&t, "postgres", sql).unwrap();
+            if rows
+                .first()
+                .and_then(|r| r.first())
+                .is_some_and(|n| n != "0")
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("never: {sql}");
+    };
+    waiting("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted AND relation IS NOT NULL");
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .arg("backup")
+        .arg("-r")
+        .arg(support::host::recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(source.vars())
+        .env("NO_COLOR", "1")
+        .process_group(0) // Ctrl-C reaches the whole foreground group
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    waiting("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+    let incomplete: Vec<_> = std::fs::read_dir(&host.bundles)
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(
+        incomplete.len(),
+        1,
+        "the temporary bundle exists while dumping"
+    );
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the incomplete bundle"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&host.bundles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    drop(stdin);
+    let _ = locker.wait();
+}

@@ -9,8 +9,6 @@ use super::{Bundle, MANIFEST};
 use crate::host::postgres::{self as pg, TempCluster};
 use crate::printer::Printer;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// On success a one-line summary; otherwise every problem found.
@@ -26,7 +24,7 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>>
         .open_file(&db.file)
         .map_err(|e| vec![problem(&db.file, format!("cannot open the dump: {e}"))])?;
 
-    stop_clusters_on_interrupt();
+    super::interrupt::install();
     let mut cluster = TempCluster::start().map_err(|e| {
         vec![problem(
             &db.file,
@@ -100,46 +98,11 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>>
 fn problem(path: &str, message: impl Into<String>) -> Problem {
     // A failure caused by Ctrl-C (psql or the postmaster got the signal too)
     // is not the bundle's fault: let the watcher finish and exit 130.
-    while INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    super::interrupt::wait_if_interrupted();
     Problem {
         path: path.to_string(),
         kind: ProblemKind::Drill,
         address: None,
         message: message.into(),
     }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: nix::libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do.
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// SIGINT/SIGTERM would kill us before `TempCluster`'s `Drop` runs, leaving
-/// a postmaster and its directory behind; a watcher thread stops them first.
-fn stop_clusters_on_interrupt() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-        let action = SigAction::new(
-            SigHandler::Handler(on_interrupt),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        for sig in [Signal::SIGINT, Signal::SIGTERM] {
-            // SAFETY: the handler only stores to an atomic.
-            let _ = unsafe { sigaction(sig, &action) };
-        }
-        std::thread::spawn(|| loop {
-            std::thread::sleep(Duration::from_millis(50));
-            if INTERRUPTED.load(Ordering::SeqCst) {
-                let n = pg::cleanup_all();
-                eprintln!("interrupted: stopped and removed {n} throwaway PostgreSQL cluster(s)");
-                std::process::exit(130);
-            }
-        });
-    });
 }

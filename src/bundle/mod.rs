@@ -8,6 +8,7 @@
 //! rename is the completeness marker. docs/bundle.md documents every field.
 
 pub mod drill;
+pub mod interrupt;
 pub mod read;
 pub mod verify;
 pub mod write;

@@ -142,6 +142,7 @@ impl BundleWriter {
             .mode(DIR_MODE)
             .create(&tmp)
             .map_err(dir_err)?;
+        super::interrupt::register(&tmp);
         // The umask may have narrowed it; never widen beyond 0700.
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(DIR_MODE))
             .map_err(dir_err)?;
@@ -302,7 +303,7 @@ impl BundleWriter {
         for d in self.dirs.iter().chain(std::iter::once(&self.tmp)) {
             fsync_dir(d).map_err(write_err(d))?;
         }
-        let final_path = self.rename_into_place()?;
+        let final_path = super::interrupt::while_renaming(&self.tmp, || self.rename_into_place())?;
         self.committed = true;
         fsync_dir(&self.parent).map_err(write_err(&self.parent))?;
         let manifest = std::mem::replace(&mut self.manifest, empty_manifest());
@@ -361,7 +362,11 @@ impl BundleWriter {
 impl Drop for BundleWriter {
     fn drop(&mut self) {
         if !self.committed {
+            // Interrupted: the watcher removes the directory and exits 130;
+            // the error that brought us here is a symptom, not the cause.
+            super::interrupt::wait_if_interrupted();
             let _ = std::fs::remove_dir_all(&self.tmp);
+            super::interrupt::unregister(&self.tmp);
             if self.created_parent {
                 // Only succeeds while empty: never removes anything else.
                 let _ = std::fs::remove_dir(&self.parent);
