@@ -70,6 +70,29 @@ fn backup_captures_every_file_with_metadata() {
     assert_eq!(keytab.kind, EntryKind::Absent);
     assert!(!bundle.join("files/etc/krb5.keytab").exists());
 
+    // Optional sets: what matched is captured (sensitive: 0600), an empty
+    // match is an empty member list, not an error.
+    let members = |addr: &str| {
+        m.resources
+            .iter()
+            .find_map(|r| match r {
+                ResourceRecord::Files {
+                    address, members, ..
+                } if address.to_string() == addr => Some(members.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        members("files.ssh_host_keys"),
+        ["/etc/ssh/ssh_host_rsa_key.pub"]
+    );
+    assert_eq!(
+        mode(&bundle.join("files/etc/ssh/ssh_host_rsa_key.pub")),
+        0o600
+    );
+    assert!(members("files.root_ssh_keys").is_empty());
+
     // A `files` resource lists its members.
     let ifcfg = m
         .resources
