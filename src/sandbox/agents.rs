@@ -13,7 +13,11 @@
 //! print into, remote commands), and the PID namespace makes cleanup
 //! complete: killing `unshare` kills sshd (`--kill-child`), the namespace's
 //! init, and the kernel then kills everything left in it (a `sleep 30`
-//! whose client gave up, say).
+//! whose client gave up, say). `unshare` itself runs under
+//! `setpriv --pdeathsig KILL`, so a process that dies without dropping its
+//! hosts (SIGKILL, abort) leaves no sshd behind. The parent death signal
+//! follows the *thread* that started a host: drop hosts on, or before the
+//! end of, the thread that started them (a test, the demo's main thread).
 //!
 //! Only loopback addresses are used: no traffic leaves the machine. Needs
 //! root (sshd's privilege separation, namespaces) and OpenSSH
@@ -327,8 +331,13 @@ impl AgentHost {
         let log2 = log
             .try_clone()
             .map_err(io_err("duplicating the log file".into()))?;
-        let child = Command::new("unshare")
+        // setpriv: should this process die without dropping the host (a
+        // SIGKILL), the kernel kills `unshare`, and with it the namespace.
+        let child = Command::new("setpriv")
             .args([
+                "--pdeathsig",
+                "KILL",
+                "unshare",
                 "--uts",
                 "--mount",
                 "--pid",
@@ -351,7 +360,7 @@ impl AgentHost {
             .stdout(log2)
             .stderr(log)
             .spawn()
-            .map_err(io_err("cannot start `unshare` (util-linux)".into()))?;
+            .map_err(io_err("cannot start `setpriv`/`unshare` (util-linux)".into()))?;
         Ok(AgentHost {
             dir: dir.to_path_buf(),
             ip: config.ip,
