@@ -49,7 +49,9 @@ fn a_fresh_bundle_verifies_by_path_latest_and_bundle_dir() {
     verify(&bundle)
         .code(0)
         .stdout_has("Bundle intact:")
-        .stdout_has("23 files");
+        .stdout_has("23 files")
+        .stdout_has("cert.authority: the key matches the certificate")
+        .stdout_has("cert.manager: the certificate verifies against cert.authority's");
     verify(&host.bundles.join("latest")).code(0);
     verify(&host.bundles)
         .code(0)

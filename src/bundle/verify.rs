@@ -103,6 +103,8 @@ pub struct Report {
     pub files: usize,
     /// Bytes read to check them.
     pub bytes: u64,
+    /// What the certificate checks confirmed, for the summary.
+    pub certs: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -177,7 +179,9 @@ pub fn verify(bundle: &Bundle) -> Report {
     let expected: BTreeSet<&str> = jobs.iter().map(|j| j.rel).collect();
     problems.extend(find_extra(&bundle.dir, &expected));
     problems.extend(check_dir_mode(&bundle.dir));
-    problems.extend(check_certs(bundle));
+    let (cert_problems, certs) = check_certs(bundle);
+    problems.extend(cert_problems);
+    report.certs = certs;
     problems.sort();
     problems.dedup();
     report.problems = problems;
@@ -480,7 +484,7 @@ fn check_dir_mode(dir: &Path) -> Vec<Problem> {
 /// Each `cert`: the key matches the certificate, and a certificate with a
 /// `ca` verifies against that CA's certificate. Expiry is not checked here:
 /// a bundle stays what it was; `plan` reports expiry.
-fn check_certs(bundle: &Bundle) -> Vec<Problem> {
+fn check_certs(bundle: &Bundle) -> (Vec<Problem>, Vec<String>) {
     let m = &bundle.manifest;
     let entry = |address: &Address, path: &str| -> Option<&Entry> {
         m.entries
@@ -488,6 +492,7 @@ fn check_certs(bundle: &Bundle) -> Vec<Problem> {
             .find(|e| &e.address == address && e.path == path && e.kind == EntryKind::File)
     };
     let mut problems = Vec::new();
+    let mut confirmed = Vec::new();
     let mut certs: BTreeMap<&Address, X509> = BTreeMap::new();
     for r in &m.resources {
         let ResourceRecord::Cert {
@@ -517,7 +522,9 @@ fn check_certs(bundle: &Bundle) -> Vec<Problem> {
             continue;
         };
         match x509.public_key() {
-            Ok(public) if public.public_eq(&pkey) => {}
+            Ok(public) if public.public_eq(&pkey) => {
+                confirmed.push(format!("{address}: the key matches the certificate"));
+            }
             _ => problems.push(
                 Problem::new(
                     key_rel,
@@ -563,9 +570,13 @@ fn check_certs(bundle: &Bundle) -> Vec<Problem> {
                 )
                 .at(address),
             );
+        } else {
+            confirmed.push(format!(
+                "{address}: the certificate verifies against {ca}'s"
+            ));
         }
     }
-    problems
+    (problems, confirmed)
 }
 
 fn load<T>(

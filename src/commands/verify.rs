@@ -47,6 +47,9 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
         plural(report.files, "file", "files"),
         HumanBytes(report.bytes)
     ))?;
+    for c in &report.certs {
+        printer.line(&format!("  {} {c}", printer.green("✓")))?;
+    }
     if let Some(s) = drill_summary {
         printer.line(&format!("{} {s}", printer.green("Drill passed:")))?;
     }
