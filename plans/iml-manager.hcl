@@ -115,6 +115,13 @@ files "root_ssh_dsa_keys" {
   optional  = true
 }
 
+# Not in the runbook: the storage servers' host keys as root knows them. A
+# rebuilt manager needs them to talk to its agents (remote_service pins them).
+file "root_known_hosts" {
+  path     = "/root/.ssh/known_hosts"
+  optional = true
+}
+
 # ---- Re-install IML: run the installer on the rebuilt OS --------------------
 # Skipped when IML is already installed. Its answers do not matter: the
 # database restore overwrites them.
@@ -219,7 +226,7 @@ remote_service "chroma_agent" {
   parallelism = 32
   timeout     = "60s"
   check       = "service chroma-agent status"
-  depends_on  = [database.chroma, service.chroma_supervisor]
+  depends_on  = [database.chroma, service.chroma_supervisor, files.root_ssh_keys, file.root_known_hosts]
 
   ssh {
     user          = "root"

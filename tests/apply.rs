@@ -14,8 +14,10 @@ use support::cli::{Imlrecover, Output};
 const PLAN: &str = "plans/iml-manager.hcl";
 
 struct Drill {
-    _tmp: tempfile::TempDir,
+    // Fields drop in order: the sandbox (which stops its daemons by their
+    // pid files) before the directory holding those files.
     sb: Sandbox,
+    _tmp: tempfile::TempDir,
     bundle: String,
     rows: BTreeMap<String, u64>,
     files: BTreeMap<String, Vec<u8>>,

@@ -7,7 +7,6 @@ use support::cli::Imlrecover;
 
 #[test]
 fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
-    let before = daemons();
     let out = Imlrecover::new().arg("demo").run();
     out.code(0);
     for phase in [
@@ -41,28 +40,50 @@ fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
         !std::path::Path::new(sandbox).exists(),
         "the sandbox {sandbox} was removed"
     );
-    // No service daemon and no postmaster of the sandbox is left running.
-    assert_eq!(
-        daemons(),
-        before,
-        "a process of the sandbox outlived the demo"
-    );
-}
-
-/// (sandbox service daemons, postmasters) running now.
-fn daemons() -> (usize, usize) {
+    // No service daemon of the sandbox is left running.
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&ps.stdout).into_owned();
-    let services = text
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
         .lines()
-        .filter(|l| l.trim() == "/bin/sleep 86400")
-        .count();
-    let postmasters = text
+        .filter(|l| l.starts_with("imlrecover-sandbox ") && l.contains(sandbox))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "daemons outlived the demo: {left:?}");
+}
+
+fn sandbox_daemons(root: &std::path::Path) -> usize {
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let marker = imlrecover::sandbox::initd::marker(root, "httpd");
+    String::from_utf8_lossy(&ps.stdout)
         .lines()
-        .filter(|l| l.contains("postgres") && l.contains(" -D "))
-        .count();
-    (services, postmasters)
+        .filter(|l| l.starts_with(&marker))
+        .count()
+}
+
+#[test]
+fn sandbox_daemons_can_be_told_by_their_sandbox() {
+    // What the demo test relies on: `ps` shows whose a daemon is.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let script = imlrecover::sandbox::initd::write_service(&root, "httpd").unwrap();
+    let run = |a: &str| {
+        std::process::Command::new(&script)
+            .arg(a)
+            .output()
+            .unwrap()
+            .status
+    };
+    assert!(run("start").success());
+    assert_eq!(sandbox_daemons(&root), 1);
+    assert!(run("stop").success());
+    assert_eq!(sandbox_daemons(&root), 0);
+    assert_eq!(
+        imlrecover::sandbox::initd::actions(&root, "httpd"),
+        ["start", "stop"]
+    );
 }

@@ -13,8 +13,9 @@ const PLAN: &str = "plans/iml-manager.hcl";
 
 /// A golden sandbox manager with a bundle of itself.
 struct Manager {
-    _tmp: tempfile::TempDir,
+    // The sandbox stops its daemons by their pid files: drop it first.
     sb: Sandbox,
+    _tmp: tempfile::TempDir,
     bundle: String,
 }
 
@@ -436,12 +437,22 @@ fn a_bundle_from_another_recipe_warns_and_names_what_it_lacks() {
         .stdout_has("not in the bundle, left unplanned: file.motd");
 }
 
-fn fixture_host() -> (support::host::Host, PathBuf) {
+/// Kills the fixture host's ntpd when the test ends, pass or fail.
+struct Ntpd(PathBuf);
+
+impl Drop for Ntpd {
+    fn drop(&mut self) {
+        imlrecover::sandbox::initd::kill(&self.0, "ntpd");
+    }
+}
+
+fn fixture_host() -> (support::host::Host, PathBuf, Ntpd) {
     let host = support::host::Host::new();
     // The checkout's umask must not change the snapshot: modes as on a host.
     normalise_modes(&host.root);
     let recipe = fixtures().join("plan/files.hcl");
     imlrecover::sandbox::initd::write_service(&host.root, "ntpd").unwrap();
+    let guard = Ntpd(host.root.clone());
     let out = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
         .arg("start")
         .output()
@@ -456,12 +467,12 @@ fn fixture_host() -> (support::host::Host, PathBuf) {
         .arg(&host.bundles)
         .run()
         .code(0);
-    (host, recipe)
+    (host, recipe, guard)
 }
 
 #[test]
 fn rendered_plans_plain_and_coloured() {
-    let (host, recipe) = fixture_host();
+    let (host, recipe, _ntpd) = fixture_host();
     std::fs::write(
         host.file("/etc/ntp.conf"),
         "driftfile /var/lib/ntp/drift\nserver 192.0.2.1 iburst\n",
@@ -489,9 +500,6 @@ fn rendered_plans_plain_and_coloured() {
     let coloured = run("always");
     assert!(coloured.contains("\u{1b}[32m+"), "green + for creations");
     insta::assert_snapshot!("plan_coloured", coloured);
-    let _ = std::process::Command::new(host.root.join("etc/init.d/ntpd"))
-        .arg("stop")
-        .output();
 }
 
 fn normalise_modes(dir: &Path) {

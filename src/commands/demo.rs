@@ -8,6 +8,7 @@ use crate::bundle::{Bundle, EntryKind};
 use crate::cli::DemoArgs;
 use crate::host::postgres as pg;
 use crate::printer::Printer;
+use crate::sandbox::agents::{Agents, AgentsError};
 use crate::sandbox::manager::Sandbox;
 use miette::{miette, IntoDiagnostic};
 use std::path::Path;
@@ -47,6 +48,28 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
 
     phase(printer, 1, "A working IML manager")?;
     let mut sb = Sandbox::golden_with(dir, have_pg)?;
+    // Three storage servers whose chroma-agent the restore restarts.
+    let agents = match Agents::start(&dir.join("agents"), 3) {
+        Ok(a) => {
+            a.install_client(&sb.root)?;
+            Some(a)
+        }
+        Err(AgentsError::NoSshd) => {
+            printer.line(&format!(
+                "{} no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.",
+                printer.yellow("Missing part:")
+            ))?;
+            None
+        }
+        Err(e) => {
+            printer.line(&format!(
+                "{} the fake storage servers could not start ({e}): the demo runs without agents.",
+                printer.yellow("Missing part:")
+            ))?;
+            None
+        }
+    };
+    let agent_args = agents.as_ref().map(Agents::var_args).unwrap_or_default();
     let recipe = dir.join("iml-manager.hcl");
     let text = if have_pg {
         PLAN.to_string()
@@ -60,6 +83,12 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         crate::sandbox::manager::SERVICES.join(", ")
     ))?;
     let rows_before = if have_pg { Some(sb.rows()?) } else { None };
+    if let Some(a) = &agents {
+        printer.line(&format!(
+            "  storage servers: {} (real sshd on loopback, each with its own chroma-agent)",
+            a.hosts().join(", ")
+        ))?;
+    }
     if let Some(rows) = &rows_before {
         printer.line(&format!(
             "  PostgreSQL cluster: database chroma, {} tables, {} rows",
@@ -75,7 +104,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         "Backup (the runbook's \"Creating a Backup Manifest\")",
     )?;
     let backup = {
-        let mut c = base(printer, &sb, &recipe, "backup");
+        let mut c = base(printer, &sb, &recipe, "backup", &agent_args);
         c.arg("--bundle-dir").arg(&sb.bundles);
         c
     };
@@ -87,13 +116,13 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     printer.line("  new OS from kickstart (a few default files), no IML, services gone, PostgreSQL re-initialised; the bundle was kept off the host")?;
 
     phase(printer, 4, "Plan: what a restore would change")?;
-    let mut plan = base(printer, &sb, &recipe, "plan");
+    let mut plan = base(printer, &sb, &recipe, "plan", &agent_args);
     plan.arg("--bundle").arg(&bundle);
     step(printer, plan, &[0])?;
 
     phase(printer, 5, "Apply: reinstall, quiesce, restore, restart")?;
     let restore_started = Instant::now();
-    let mut apply = base(printer, &sb, &recipe, "apply");
+    let mut apply = base(printer, &sb, &recipe, "apply", &agent_args);
     apply.arg("--bundle").arg(&bundle).arg("--auto-approve");
     step(printer, apply, &[0])?;
     let restored_in = restore_started.elapsed();
@@ -103,7 +132,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         6,
         "Check: the host matches, and what came back is the original",
     )?;
-    let mut again = base(printer, &sb, &recipe, "plan");
+    let mut again = base(printer, &sb, &recipe, "plan", &agent_args);
     again
         .arg("--bundle")
         .arg(&bundle)
@@ -117,6 +146,18 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
             "the restored manager differs from the original (certificates equal and verifying: {certs_ok}; {})",
             chain.err().unwrap_or_default()
         ));
+    }
+    if let Some(a) = &agents {
+        let counts = a.restart_counts();
+        if counts.iter().any(|c| *c != 1) {
+            return Err(miette!(
+                "each agent should have restarted once; counts: {counts:?}"
+            ));
+        }
+        printer.line(&format!(
+            "  chroma-agent restarted once on each of {} storage servers",
+            counts.len()
+        ))?;
     }
     let opened = Bundle::open(&bundle)?;
     let files = opened
@@ -142,6 +183,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         ))
     ))?;
     drop(sb);
+    drop(agents);
     if args.keep {
         let kept = tmp.keep();
         printer.line(&format!("Sandbox kept at {} (--keep).", kept.display()))?;
@@ -151,7 +193,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
 
 /// This binary's `sub` command against the sandbox (its variables change
 /// after the disaster: a new cluster listens elsewhere).
-fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str) -> Command {
+fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str, agents: &[String]) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap_or_else(|_| "imlrecover".into()));
     c.args([
         "--color",
@@ -162,7 +204,8 @@ fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str) -> Command {
     .arg(recipe)
     .arg("--root")
     .arg(&sb.root)
-    .args(sb.var_args());
+    .args(sb.var_args())
+    .args(agents);
     c
 }
 
@@ -253,6 +296,6 @@ mod tests {
         assert!(!text.contains("database.chroma"));
         assert!(!text.contains("database \"chroma\""));
         let recipe = crate::recipe::load_str("demo.hcl", text, &Default::default()).unwrap();
-        assert_eq!(recipe.resources.len(), 27);
+        assert_eq!(recipe.resources.len(), 28);
     }
 }

@@ -656,6 +656,8 @@ impl Decoder {
     fn bool(&mut self, attr: &Attribute) -> Option<bool> {
         match self.eval(attr)? {
             hcl::Value::Bool(b) => Some(b),
+            // `--var x=true` arrives as a string, as in Terraform.
+            hcl::Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
             other => {
                 self.wrong_type(attr, "true or false", &other, None);
                 None

@@ -13,10 +13,10 @@
 //! The action and the checks then share what is left of `timeout`; a host
 //! with nothing left fails at once instead of starting a command. A command
 //! still running at the deadline is abandoned and the host fails with a
-//! timeout error; abandoning its channel costs up to 2 s more
-//! ([`ssh::Connection::run`] gives libssh2 1 s to close the channel and 1 s
-//! to free it, and a peer whose command still runs answers neither). `plan`
-//! uses the same connect bound.
+//! timeout error; abandoning its channel costs up to 0.4 s more
+//! ([`ssh::Connection::run`] gives libssh2 200 ms to close the channel and
+//! 200 ms to free it, and a peer whose command still runs answers neither).
+//! `plan` uses the same connect bound.
 
 use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
 use crate::host::ssh::{self, SshError, SshTarget};

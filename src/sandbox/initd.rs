@@ -35,11 +35,12 @@ pub fn script_text(root: &Path, name: &str) -> String {
 mkdir -p '{run}' '{logdir}'
 PIDFILE='{pid}'
 LOG='{log}'
-DAEMON=/bin/sleep
 
 do_start() {{
+    # The daemon's argv[0] names the sandbox, so that `ps` tells whose it is.
     start-stop-daemon --start --quiet --oknodo --background --make-pidfile \
-        --pidfile "$PIDFILE" --exec "$DAEMON" -- 86400 || return 1
+        --pidfile "$PIDFILE" --startas /bin/bash -- \
+        -c "exec -a '{marker}' /bin/sleep 86400" || return 1
     echo start >> "$LOG"
 }}
 
@@ -68,8 +69,14 @@ esac
         pid = root.join("var/run").join(format!("{name}.pid")).display(),
         run = root.join("var/run").display(),
         logdir = root.join("var/log/sandbox").display(),
+        marker = marker(root, name),
         log = log_path(root, name).display(),
     )
+}
+
+/// The argv[0] of a sandbox service's daemon: `imlrecover-sandbox ROOT NAME`.
+pub fn marker(root: &Path, name: &str) -> String {
+    format!("imlrecover-sandbox {} {name}", root.display())
 }
 
 pub fn log_path(root: &Path, name: &str) -> PathBuf {

@@ -908,8 +908,10 @@ impl Connection {
         let (exit_status, exit_signal) = match result {
             Ok(r) => r,
             Err(e) => {
-                // Give up on the channel without waiting long for the peer.
-                self.session.set_timeout(1000);
+                // Give up on the channel without waiting for the peer: a
+                // peer still running the command answers neither close
+                // nor free, and 200 ms keeps the overrun small.
+                self.session.set_timeout(200);
                 let _ = channel.close();
                 return Err(e);
             }
