@@ -180,10 +180,20 @@ fn assert_counts(rig: &Rig, want: &[usize]) {
 fn plan_lists_every_host_with_its_verified_key_and_runs_nothing() {
     let rig = Rig::new(3);
 
-    // A clean host: nothing to do, nothing done.
-    rig.plan(&[])
+    // A clean host: nothing to do, nothing done, and still every host
+    // listed with whether it is reachable with a verified key.
+    let clean = rig.plan(&[]);
+    clean
         .code(0)
-        .stdout_has("No changes. The host matches the recipe.");
+        .stdout_has("No changes. The host matches the recipe.")
+        .stdout_has("remote_service.chroma_agent (no action: nothing it depends on changes)");
+    for i in 0..3 {
+        clean.stdout_has(&format!(
+            "{}: reachable, host key verified (ssh-ed25519 {})",
+            rig.host(i),
+            rig.fingerprint(i)
+        ));
+    }
 
     rig.drift();
     let plan = rig.plan(&[]);

@@ -14,6 +14,7 @@ pub fn plan(p: &Printer, plan: &Plan) -> String {
         out.push('\n');
     }
     if !plan.has_changes() {
+        remote_hosts(p, &mut out, plan);
         let _ = writeln!(
             out,
             "{}",
@@ -33,6 +34,7 @@ pub fn plan(p: &Printer, plan: &Plan) -> String {
     for c in plan.resource_changes.iter().filter(|c| c.changed()) {
         resource(p, &mut out, c);
     }
+    remote_hosts(p, &mut out, plan);
     let _ = writeln!(out, "{}", p.bold("Steps, in order:"));
     let width = plan.steps.len().to_string().len();
     for s in &plan.steps {
@@ -40,6 +42,28 @@ pub fn plan(p: &Printer, plan: &Plan) -> String {
     }
     let _ = writeln!(out, "\n{}", summary_line(plan));
     out
+}
+
+/// Remote services with no action planned still show their hosts: which
+/// are reachable with a verified host key is worth knowing before a restore.
+fn remote_hosts(p: &Printer, out: &mut String, plan: &Plan) {
+    let quiet = plan.resource_changes.iter().filter(|c| {
+        !c.changed()
+            && c.address.kind == crate::recipe::ResourceType::RemoteService
+            && !c.details.is_empty()
+    });
+    for c in quiet {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            p.bold(&c.address.to_string()),
+            p.dim(&format!("(no action: {})", c.reason))
+        );
+        for d in &c.details {
+            let _ = writeln!(out, "      {d}");
+        }
+        out.push('\n');
+    }
 }
 
 fn symbol(p: &Printer, a: Action) -> String {
