@@ -68,7 +68,11 @@ pub fn target(
         .with_port(spec.ssh.port)
         .with_connect_timeout(connect_timeout(spec.timeout));
     if let Some(id) = &spec.ssh.identity_file {
-        t = t.with_identity_file(cx_root.path(id).map_err(|e| e.to_string())?);
+        let path = cx_root.path(id).map_err(|e| e.to_string())?;
+        if let Some(p) = ssh::prompt_passphrase(&path) {
+            t = t.with_passphrase(p);
+        }
+        t = t.with_identity_file(path);
     }
     Ok(t)
 }

@@ -962,6 +962,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tells_encrypted_keys_from_clear_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, kind, pass, encrypted) in [
+            ("clear_ed", "ed25519", "", false),
+            ("locked_ed", "ed25519", "s3cret", true),
+            ("clear_rsa", "rsa", "", false),
+            ("locked_rsa", "rsa", "s3cret", true),
+        ] {
+            let key = dir.path().join(name);
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", pass, "-f"])
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ssh-keygen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(key_is_encrypted(&key).unwrap(), encrypted, "{name}");
+        }
+        // A legacy PEM key with a passphrase.
+        let pem = dir.path().join("locked_pem");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-m", "PEM", "-N", "s3cret", "-f"])
+            .arg(&pem)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(key_is_encrypted(&pem).unwrap());
+    }
+
+    #[test]
     fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
         assert_eq!(shell_quote("chroma-agent"), "chroma-agent");
         assert_eq!(shell_quote("/tmp/known_hosts"), "/tmp/known_hosts");
@@ -987,4 +1020,58 @@ mod tests {
         // Results of SshError travel through fan-out vectors of hundreds.
         assert!(std::mem::size_of::<SshError>() <= 128);
     }
+}
+
+/// Does this private key file need a passphrase? OpenSSH's own format
+/// names its cipher (`none` when clear); PEM keys say `ENCRYPTED`.
+pub fn key_is_encrypted(path: &Path) -> io::Result<bool> {
+    let text = std::fs::read_to_string(path)?;
+    if text.contains("ENCRYPTED") {
+        return Ok(true);
+    }
+    let Some(body) = text
+        .split("-----BEGIN OPENSSH PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END").next())
+    else {
+        return Ok(false);
+    };
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let raw = openssl::base64::decode_block(&b64).map_err(io::Error::other)?;
+    // "openssh-key-v1\0", then a length-prefixed cipher name.
+    let rest = raw.strip_prefix(b"openssh-key-v1\0").unwrap_or(&[]);
+    let len = rest
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    Ok(rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none"))
+}
+
+/// The passphrase for an encrypted identity file when none is in
+/// [`PASSPHRASE_ENV`]: asked once per file on a terminal (the first host to
+/// need it asks; the others wait for the answer), never without one.
+pub fn prompt_passphrase(path: &Path) -> Option<String> {
+    use std::io::IsTerminal;
+    type Cache = std::sync::Mutex<std::collections::HashMap<PathBuf, Option<String>>>;
+    static ASKED: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    if std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    if !key_is_encrypted(path).unwrap_or(false) {
+        return None;
+    }
+    let mut cache = ASKED.get_or_init(Default::default).lock().ok()?;
+    if let Some(known) = cache.get(path) {
+        return known.clone();
+    }
+    let answer = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        dialoguer::Password::new()
+            .with_prompt(format!("Passphrase for {}", path.display()))
+            .allow_empty_password(true)
+            .interact()
+            .ok()
+    } else {
+        None
+    };
+    cache.insert(path.to_path_buf(), answer.clone());
+    answer
 }
