@@ -100,7 +100,7 @@ fn disaster_drill_restores_the_manager() {
         "! service.httpd",
         "not installed yet; exec.installer runs first",
         "start service.chroma_supervisor (desired state is running (after the database.chroma restore))",
-        "! remote_service.chroma_agent (run: restart chroma-agent on 3 hosts because database.chroma, service.chroma_supervisor, ",
+        "! remote_service.chroma_agent (run: restart chroma-agent on 3 hosts because files.root_ssh_keys, database.chroma, service.chroma_supervisor and ",
         "/root/.ssh/id_rsa is missing now; files.root_ssh_keys restores it earlier in this run",
     ] {
         plan.stdout_has(expected);

@@ -269,28 +269,7 @@ fn report_failure(printer: &Printer, plan: &Plan, failed: usize) -> miette::Resu
 
 /// `Apply complete! 3 restored, 2 updated, 4 service actions.`
 pub fn summary_line(plan: &Plan) -> String {
-    let s = &plan.summary;
-    let mut parts = vec![format!("{} restored", s.restore)];
-    if s.create > 0 {
-        parts.push(format!("{} created", s.create));
-    }
-    parts.push(format!("{} updated", s.update));
-    if s.remove > 0 {
-        parts.push(format!("{} removed", s.remove));
-    }
-    if s.run > 0 {
-        parts.push(format!("{} run", s.run));
-    }
-    parts.push(format!(
-        "{} service {}",
-        s.service_actions,
-        if s.service_actions == 1 {
-            "action"
-        } else {
-            "actions"
-        }
-    ));
-    format!("Apply complete! {}.", parts.join(", "))
+    format!("Apply complete! {}.", plan.summary.phrases(true))
 }
 
 /// Resources whose live state moved since `saved` was planned.

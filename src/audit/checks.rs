@@ -6,7 +6,7 @@ use super::{check, BundleRef, Finding, Limits, RecipeRef, Report, Suite, Summary
 use crate::bundle::{normalize, verify, Bundle, ResourceRecord};
 use crate::host::fs::{FileKind, FsError, Root};
 use crate::plan::{Action, Plan};
-use crate::recipe::{Address, CertSpec, Recipe, ResourceType, Spec};
+use crate::recipe::{Address, CertSpec, Recipe, Spec};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
@@ -214,22 +214,7 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
             "the bundle was made from this recipe".to_string(),
         ));
     } else {
-        let captured: Vec<&Address> = m.resources.iter().map(ResourceRecord::address).collect();
-        let missing: Vec<String> = i
-            .recipe
-            .resources
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.address.kind,
-                    ResourceType::File
-                        | ResourceType::Files
-                        | ResourceType::Cert
-                        | ResourceType::Database
-                ) && !captured.contains(&&r.address)
-            })
-            .map(|r| r.address.to_string())
-            .collect();
+        let missing = crate::plan::missing_from_bundle(i.recipe, m);
         let mut msg = format!(
             "the bundle was made from another recipe ({}, blake3 {}…), not this one (blake3 {}…)",
             m.recipe.path,

@@ -9,10 +9,7 @@ use super::{Entry, EntryKind, ResourceRecord, MANIFEST};
 use crate::recipe::Address;
 use flate2::read::MultiGzDecoder;
 use openssl::pkey::{PKey, Private};
-use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509StoreContext, X509};
+use openssl::x509::X509;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -521,18 +518,17 @@ fn check_certs(bundle: &Bundle) -> (Vec<Problem>, Vec<String>) {
         }) else {
             continue;
         };
-        match x509.public_key() {
-            Ok(public) if public.public_eq(&pkey) => {
-                confirmed.push(format!("{address}: the key matches the certificate"));
-            }
-            _ => problems.push(
+        if crate::x509::key_matches(&x509, &pkey) {
+            confirmed.push(format!("{address}: the key matches the certificate"));
+        } else {
+            problems.push(
                 Problem::new(
                     key_rel,
                     ProblemKind::Cert,
                     format!("this private key does not belong to the certificate {crt_rel}"),
                 )
                 .at(address),
-            ),
+            );
         }
     }
     for r in &m.resources {
@@ -558,7 +554,7 @@ fn check_certs(bundle: &Bundle) -> (Vec<Problem>, Vec<String>) {
             }
             continue;
         };
-        if let Err(why) = verify_chain(leaf, ca_cert) {
+        if let Err(why) = crate::x509::verify_chain(leaf, ca_cert) {
             let rel = entry(address, cert)
                 .and_then(|e| e.file.clone())
                 .unwrap_or_else(|| cert.clone());
@@ -609,24 +605,4 @@ fn load<T>(
             None
         }
     }
-}
-
-fn verify_chain(leaf: &X509, ca: &X509) -> Result<(), String> {
-    let err = |e: openssl::error::ErrorStack| e.to_string();
-    let mut store = X509StoreBuilder::new().map_err(err)?;
-    store.add_cert(ca.clone()).map_err(err)?;
-    store
-        .set_flags(X509VerifyFlags::NO_CHECK_TIME)
-        .map_err(err)?;
-    let store = store.build();
-    let chain = Stack::new().map_err(err)?;
-    let mut ctx = X509StoreContext::new().map_err(err)?;
-    ctx.init(&store, leaf, &chain, |c| {
-        Ok(if c.verify_cert()? {
-            Ok(())
-        } else {
-            Err(c.error().error_string().to_string())
-        })
-    })
-    .map_err(err)?
 }

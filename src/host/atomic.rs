@@ -38,18 +38,9 @@ pub fn uid_for(
     name: Option<&str>,
     recorded: Option<u32>,
 ) -> Result<Option<u32>, AtomicError> {
-    match name {
-        Some(n) if n.chars().all(|c| c.is_ascii_digit()) => Ok(n.parse().ok()),
-        Some(n) => match User::from_name(n) {
-            Ok(Some(u)) => Ok(Some(u.uid.as_raw())),
-            _ => Err(AtomicError::UnknownId {
-                path: path.into(),
-                what: "user",
-                name: n.into(),
-            }),
-        },
-        None => Ok(recorded),
-    }
+    id_for(path, "user", name, recorded, |n| {
+        User::from_name(n).ok().flatten().map(|u| u.uid.as_raw())
+    })
 }
 
 /// The gid for a group name, else the recorded gid.
@@ -58,16 +49,27 @@ pub fn gid_for(
     name: Option<&str>,
     recorded: Option<u32>,
 ) -> Result<Option<u32>, AtomicError> {
+    id_for(path, "group", name, recorded, |n| {
+        Group::from_name(n).ok().flatten().map(|g| g.gid.as_raw())
+    })
+}
+
+/// Names win over recorded ids (ids differ between installs); a numeric
+/// "name" is an id; an unknown name is an error, never root by accident.
+fn id_for(
+    path: &str,
+    what: &'static str,
+    name: Option<&str>,
+    recorded: Option<u32>,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Result<Option<u32>, AtomicError> {
     match name {
         Some(n) if n.chars().all(|c| c.is_ascii_digit()) => Ok(n.parse().ok()),
-        Some(n) => match Group::from_name(n) {
-            Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
-            _ => Err(AtomicError::UnknownId {
-                path: path.into(),
-                what: "group",
-                name: n.into(),
-            }),
-        },
+        Some(n) => lookup(n).map(Some).ok_or_else(|| AtomicError::UnknownId {
+            path: path.into(),
+            what,
+            name: n.into(),
+        }),
         None => Ok(recorded),
     }
 }

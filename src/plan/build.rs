@@ -28,27 +28,32 @@ pub struct PlanErrors {
     pub errors: Vec<ResourceError>,
 }
 
+/// Resources of the recipe that capture something but that the bundle does
+/// not hold (it was made from another recipe).
+pub fn missing_from_bundle(recipe: &Recipe, m: &crate::bundle::Manifest) -> Vec<String> {
+    let captured: Vec<&Address> = m.resources.iter().map(ResourceRecord::address).collect();
+    recipe
+        .resources
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.address.kind,
+                ResourceType::File
+                    | ResourceType::Files
+                    | ResourceType::Cert
+                    | ResourceType::Database
+            ) && !captured.contains(&&r.address)
+        })
+        .map(|r| r.address.to_string())
+        .collect()
+}
+
 pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
     let graph = Graph::build(i.recipe);
     let mut warnings = Vec::new();
     let m = &i.bundle.manifest;
     if m.recipe.blake3 != i.recipe.hash {
-        let captured: Vec<&Address> = m.resources.iter().map(ResourceRecord::address).collect();
-        let missing: Vec<String> = i
-            .recipe
-            .resources
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.address.kind,
-                    ResourceType::File
-                        | ResourceType::Files
-                        | ResourceType::Cert
-                        | ResourceType::Database
-                ) && !captured.contains(&&r.address)
-            })
-            .map(|r| r.address.to_string())
-            .collect();
+        let missing = missing_from_bundle(i.recipe, m);
         let mut w = format!(
             "the bundle was made from a different recipe ({} at blake3 {}…), not this one (blake3 {}…)",
             m.recipe.path,

@@ -6,7 +6,7 @@
 pub mod build;
 mod steps;
 
-pub use build::{build, Inputs, PlanErrors};
+pub use build::{build, missing_from_bundle, Inputs, PlanErrors};
 pub use steps::derive_steps;
 
 use crate::recipe::Address;
@@ -203,6 +203,40 @@ impl Summary {
 
     pub fn is_empty(&self) -> bool {
         *self == Summary::default()
+    }
+
+    /// "3 to restore, 2 to update, …" (planned) or "3 restored, 2 updated, …"
+    /// (done). Restores, updates and service actions always show; a plan
+    /// also always shows removals, as Terraform does.
+    pub fn phrases(&self, done: bool) -> String {
+        let word = |n: usize, todo: &str, past: &str| {
+            if done {
+                format!("{n} {past}")
+            } else {
+                format!("{n} to {todo}")
+            }
+        };
+        let mut parts = vec![word(self.restore, "restore", "restored")];
+        if self.create > 0 {
+            parts.push(word(self.create, "create", "created"));
+        }
+        parts.push(word(self.update, "update", "updated"));
+        if self.remove > 0 || !done {
+            parts.push(word(self.remove, "remove", "removed"));
+        }
+        if self.run > 0 {
+            parts.push(word(self.run, "run", "run"));
+        }
+        parts.push(format!(
+            "{} service {}",
+            self.service_actions,
+            if self.service_actions == 1 {
+                "action"
+            } else {
+                "actions"
+            }
+        ));
+        parts.join(", ")
     }
 }
 

@@ -812,22 +812,43 @@ impl Decoder {
     }
 
     fn backend(&mut self, attr: &Attribute) -> Option<ServiceBackend> {
+        self.one_of(
+            attr,
+            "service backend",
+            &[
+                ("sysv", ServiceBackend::Sysv),
+                ("systemd", ServiceBackend::Systemd),
+            ],
+        )
+    }
+
+    /// A string that must be one of a few words.
+    fn one_of<T: Copy>(
+        &mut self,
+        attr: &Attribute,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
         let v = self.eval(attr)?;
-        match self.as_string(attr, v)?.as_str() {
-            "sysv" => Some(ServiceBackend::Sysv),
-            "systemd" => Some(ServiceBackend::Systemd),
-            other => {
-                let help = suggest(other, ["sysv", "systemd"]);
-                self.err(
-                    ErrorKind::InvalidValue,
-                    format!("unknown service backend `{other}`"),
-                    span_of(&attr.value),
-                    "expected \"sysv\" or \"systemd\"",
-                )
-                .help = help;
-                None
-            }
+        let word = self.as_string(attr, v)?;
+        if let Some((_, t)) = choices.iter().find(|(w, _)| *w == word) {
+            return Some(*t);
         }
+        let quoted: Vec<String> = choices.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+        let expected = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let help = suggest(&word, choices.iter().map(|(w, _)| *w));
+        self.err(
+            ErrorKind::InvalidValue,
+            format!("unknown {what} `{word}`"),
+            span_of(&attr.value),
+            &format!("expected {expected}"),
+        )
+        .help = help;
+        None
     }
 
     /// `[service.httpd, file.x]`: bare references (or strings), with spans.
@@ -1102,22 +1123,14 @@ impl Decoder {
                         None => Some(name.clone()),
                     };
                     let state = attrs.get("state").and_then(|a| {
-                        let v = self.eval(a)?;
-                        match self.as_string(a, v)?.as_str() {
-                            "running" => Some(ServiceState::Running),
-                            "stopped" => Some(ServiceState::Stopped),
-                            other => {
-                                let help = suggest(other, ["running", "stopped"]);
-                                self.err(
-                                    ErrorKind::InvalidValue,
-                                    format!("unknown service state `{other}`"),
-                                    span_of(&a.value),
-                                    "expected \"running\" or \"stopped\"",
-                                )
-                                .help = help;
-                                None
-                            }
-                        }
+                        self.one_of(
+                            a,
+                            "service state",
+                            &[
+                                ("running", ServiceState::Running),
+                                ("stopped", ServiceState::Stopped),
+                            ],
+                        )
                     });
                     Spec::Service(ServiceSpec {
                         name: svc_name?,
@@ -1162,25 +1175,15 @@ impl Decoder {
         let hosts = attrs.get("hosts").and_then(|a| self.string_list(a));
         let action = match attrs.get("action") {
             None => Some(RemoteAction::Restart),
-            Some(a) => {
-                let v = self.eval(a)?;
-                match self.as_string(a, v)?.as_str() {
-                    "restart" => Some(RemoteAction::Restart),
-                    "start" => Some(RemoteAction::Start),
-                    "stop" => Some(RemoteAction::Stop),
-                    other => {
-                        let help = suggest(other, ["restart", "start", "stop"]);
-                        self.err(
-                            ErrorKind::InvalidValue,
-                            format!("unknown action `{other}`"),
-                            span_of(&a.value),
-                            "expected \"restart\", \"start\" or \"stop\"",
-                        )
-                        .help = help;
-                        None
-                    }
-                }
-            }
+            Some(a) => self.one_of(
+                a,
+                "action",
+                &[
+                    ("restart", RemoteAction::Restart),
+                    ("start", RemoteAction::Start),
+                    ("stop", RemoteAction::Stop),
+                ],
+            ),
         };
         let optional = attrs
             .get("optional")

@@ -139,24 +139,5 @@ fn step(p: &Printer, plan: &Plan, s: &Step) -> String {
 }
 
 pub fn summary_line(plan: &Plan) -> String {
-    let s = &plan.summary;
-    let mut parts = vec![format!("{} to restore", s.restore)];
-    if s.create > 0 {
-        parts.push(format!("{} to create", s.create));
-    }
-    parts.push(format!("{} to update", s.update));
-    parts.push(format!("{} to remove", s.remove));
-    if s.run > 0 {
-        parts.push(format!("{} to run", s.run));
-    }
-    parts.push(format!(
-        "{} service {}",
-        s.service_actions,
-        if s.service_actions == 1 {
-            "action"
-        } else {
-            "actions"
-        }
-    ));
-    format!("Plan: {}.", parts.join(", "))
+    format!("Plan: {}.", plan.summary.phrases(false))
 }
