@@ -214,7 +214,9 @@ fn a_saved_plan_runs_as_planned_and_a_stale_one_is_refused() {
     );
 
     d.cmd("plan").arg("--out").arg(&planfile).run().code(0);
+    // From another directory: the plan names the recipe by absolute path.
     Imlrecover::new()
+        .current_dir(dir.path())
         .arg("apply")
         .arg(&planfile)
         .run()

@@ -109,7 +109,11 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         recipe: RecipeRef {
-            path: i.recipe.path.display().to_string(),
+            // Absolute, so `apply PLANFILE` works from any directory.
+            path: std::fs::canonicalize(&i.recipe.path)
+                .unwrap_or_else(|_| i.recipe.path.clone())
+                .display()
+                .to_string(),
             hash: i.recipe.hash.clone(),
         },
         variables: i
