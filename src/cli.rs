@@ -20,6 +20,16 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 
+    /// age identity file (AGE-SECRET-KEY-1…) that decrypts encrypted bundle files,
+    /// for verify, plan, apply, audit and the drill. Repeatable.
+    #[arg(
+        long = "age-identity",
+        value_name = "FILE",
+        env = "IMLRECOVER_AGE_IDENTITY",
+        global = true
+    )]
+    pub age_identity: Vec<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -112,6 +122,20 @@ pub struct BackupArgs {
     /// With --push: keep only the newest N complete bundles on the remote side.
     #[arg(long = "push-keep", value_name = "N", requires = "push", value_parser = clap::value_parser!(u32).range(1..))]
     pub push_keep: Option<u32>,
+
+    /// Encrypt sensitive entries with age to this recipient (age1…), besides
+    /// the recipe's `recipients`. Repeatable.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+
+    /// Encrypt every entry and the database dump too, not only sensitive entries.
+    #[arg(long = "encrypt-all")]
+    pub encrypt_all: bool,
+
+    /// Store the dump, and any file larger than SIZE, as numbered parts of at
+    /// most SIZE (64M, 2G, 512K): for file systems with a file size limit.
+    #[arg(long = "split-size", value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
+    pub split_size: Option<u64>,
 
     #[command(flatten)]
     pub ssh: SftpArgs,

@@ -7,9 +7,11 @@
 //! directory with a timestamp name and a manifest is a complete bundle; the
 //! rename is the completeness marker. docs/bundle.md documents every field.
 
+pub mod crypt;
 pub mod drill;
 pub mod interrupt;
 pub mod read;
+pub mod split;
 pub mod verify;
 pub mod write;
 
@@ -21,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The manifest schema this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest manifest schema this build reads. A bundle is written as
+/// version 1 unless it stores files encrypted or split (`stored`), which an
+/// older imlrecover could not read: then it is version 2.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 /// Captured files live under this directory, at their absolute paths.
 pub const FILES_DIR: &str = "files";
@@ -47,6 +51,36 @@ pub struct Manifest {
     /// The cluster dump, when the recipe declares a `database`.
     #[serde(default)]
     pub database: Option<DatabaseRecord>,
+    /// How a file is stored when not as itself (age-encrypted and/or split
+    /// into parts), by its plain bundle path (`files/etc/shadow`, the dump's
+    /// name). Entries and the database record keep the plaintext's size and
+    /// blake3; [`Stored`] has the stored bytes' and every part's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stored: BTreeMap<String, Stored>,
+    /// The age recipients the encrypted files were encrypted to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+/// A file stored as one or more parts, possibly age-encrypted: the parts,
+/// concatenated in order, are the stored stream (the age file when
+/// `encrypted`, else the plaintext itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub encrypted: bool,
+    /// Size and blake3 of the whole stored stream (the ciphertext when encrypted).
+    pub size: u64,
+    pub blake3: String,
+    pub parts: Vec<Part>,
+}
+
+/// One file of a [`Stored`] stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Relative to the bundle: `pgbackup-….sql.gz.000`, `files/etc/shadow.age`.
+    pub file: String,
+    pub size: u64,
+    pub blake3: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 
 use super::{Manifest, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -73,9 +73,28 @@ impl Bundle {
     }
 
     /// Opens a manifest-relative path for reading (see [`Bundle::file`]).
-    pub fn open_file(&self, rel: &str) -> Result<File, BundleFileError> {
+    /// A file stored encrypted or split (`manifest.stored`) reads as its
+    /// plaintext: the parts chained and checked, then age-decrypted with the
+    /// identity given (see [`super::crypt`]).
+    pub fn open_file(&self, rel: &str) -> Result<Content, BundleFileError> {
+        if let Some(stored) = self.manifest.stored.get(rel) {
+            return super::crypt::open_stored(self, stored)
+                .map(Content)
+                .map_err(|f| BundleFileError::Stored(super::crypt::describe(rel, &f)));
+        }
         let path = self.file(rel).map_err(BundleFileError::Unsafe)?;
-        File::open(&path).map_err(|e| BundleFileError::Io(path, e))
+        File::open(&path)
+            .map(|f| Content(Box::new(f)))
+            .map_err(|e| BundleFileError::Io(path, e))
+    }
+}
+
+/// The plaintext of a bundle file (see [`Bundle::open_file`]).
+pub struct Content(Box<dyn Read + Send>);
+
+impl Read for Content {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
     }
 }
 
@@ -85,6 +104,9 @@ pub enum BundleFileError {
     Unsafe(UnsafePath),
     #[error("cannot read {path}: {error}", path = .0.display(), error = .1)]
     Io(PathBuf, io::Error),
+    /// An encrypted or split file that cannot be opened, and why.
+    #[error("{0}")]
+    Stored(String),
 }
 
 /// The directory to read: `path` itself if it holds a manifest, else its

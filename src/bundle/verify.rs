@@ -37,6 +37,8 @@ pub enum ProblemKind {
     Permissions,
     Cert,
     Drill,
+    /// An encrypted file the given age identity does not open.
+    Unreadable,
 }
 
 impl ProblemKind {
@@ -53,6 +55,7 @@ impl ProblemKind {
             ProblemKind::Permissions => "permissions",
             ProblemKind::Cert => "certificate",
             ProblemKind::Drill => "drill",
+            ProblemKind::Unreadable => "cannot decrypt",
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct Report {
     /// What the certificate checks confirmed, for the summary.
     pub certs: Vec<String>,
     pub problems: Vec<Problem>,
+    /// Encrypted files checked as ciphertext only: no age identity was given.
+    pub sealed: Vec<String>,
 }
 
 /// One file to re-read.
@@ -113,6 +118,55 @@ struct Job<'a> {
     blake3: &'a str,
     sensitive: bool,
     dump: bool,
+    /// Read the plaintext through [`Bundle::open_file`] (a stored file),
+    /// not the file named `rel` on disk.
+    stream: bool,
+}
+
+/// The jobs for one file: itself, or its parts plus its plaintext stream.
+fn jobs_for<'a>(
+    m: &'a super::Manifest,
+    rel: &'a str,
+    address: &'a Address,
+    size: u64,
+    blake3: &'a str,
+    sensitive: bool,
+    dump: bool,
+) -> Vec<Job<'a>> {
+    let Some(stored) = m.stored.get(rel) else {
+        return vec![Job {
+            rel,
+            address,
+            size,
+            blake3,
+            sensitive,
+            dump,
+            stream: false,
+        }];
+    };
+    let mut jobs: Vec<Job> = stored
+        .parts
+        .iter()
+        .map(|p| Job {
+            rel: &p.file,
+            address,
+            size: p.size,
+            blake3: &p.blake3,
+            sensitive,
+            dump: false,
+            stream: false,
+        })
+        .collect();
+    jobs.push(Job {
+        rel,
+        address,
+        size,
+        blake3,
+        sensitive,
+        dump,
+        stream: true,
+    });
+    jobs
 }
 
 /// Checks everything but the drill.
@@ -129,14 +183,7 @@ pub fn verify(bundle: &Bundle) -> Report {
             (Some(rel), Some(size), Some(hash)) => {
                 // Two resources may share one captured file.
                 if seen.insert((rel, hash)) {
-                    jobs.push(Job {
-                        rel,
-                        address: &e.address,
-                        size,
-                        blake3: hash,
-                        sensitive: e.sensitive,
-                        dump: false,
-                    });
+                    jobs.extend(jobs_for(m, rel, &e.address, size, hash, e.sensitive, false));
                 }
             }
             _ => problems.push(
@@ -150,22 +197,42 @@ pub fn verify(bundle: &Bundle) -> Report {
         }
     }
     if let Some(db) = &m.database {
-        jobs.push(Job {
-            rel: &db.file,
-            address: &db.address,
-            size: db.size,
-            blake3: &db.blake3,
-            sensitive: true,
-            dump: true,
-        });
+        jobs.extend(jobs_for(
+            m,
+            &db.file,
+            &db.address,
+            db.size,
+            &db.blake3,
+            true,
+            true,
+        ));
     }
 
+    // Encrypted files without an identity: their parts are checked, their
+    // plaintext cannot be.
+    let mut sealed = Vec::new();
+    jobs.retain(|j| {
+        let locked = j.stream
+            && !super::crypt::have_identity()
+            && m.stored.get(j.rel).is_some_and(|s| s.encrypted);
+        if locked {
+            sealed.push(j.rel.to_string());
+        }
+        !locked
+    });
     let results: Vec<(u64, Vec<Problem>)> = jobs
         .par_iter()
-        .map(|job| check_file(&bundle.dir, job))
+        .map(|job| {
+            if job.stream {
+                check_stream(bundle, job)
+            } else {
+                check_file(&bundle.dir, job)
+            }
+        })
         .collect();
     let mut report = Report {
-        files: jobs.len(),
+        files: jobs.iter().filter(|j| !j.stream).count(),
+        sealed,
         ..Report::default()
     };
     for (bytes, p) in results {
@@ -173,7 +240,7 @@ pub fn verify(bundle: &Bundle) -> Report {
         problems.extend(p);
     }
 
-    let expected: BTreeSet<&str> = jobs.iter().map(|j| j.rel).collect();
+    let expected: BTreeSet<&str> = jobs.iter().filter(|j| !j.stream).map(|j| j.rel).collect();
     problems.extend(find_extra(&bundle.dir, &expected));
     problems.extend(check_dir_mode(&bundle.dir));
     let (cert_problems, certs) = check_certs(bundle);
@@ -183,6 +250,42 @@ pub fn verify(bundle: &Bundle) -> Report {
     problems.dedup();
     report.problems = problems;
     report
+}
+
+/// A stored file's plaintext: its parts chained (each checked as it is
+/// read), decrypted, hashed — and for the dump, gzip-decoded to its end.
+fn check_stream(bundle: &Bundle, job: &Job) -> (u64, Vec<Problem>) {
+    let p = |kind, msg: String| Problem::new(job.rel, kind, msg).at(job.address);
+    let reader = match bundle.open_file(job.rel) {
+        Ok(r) => r,
+        Err(e) => return (0, vec![p(ProblemKind::Unreadable, e.to_string())]),
+    };
+    let mut problems = Vec::new();
+    if job.dump {
+        check_dump(reader, job, true, &mut problems);
+        // Part errors surface as gzip read errors: name them as such.
+        for pr in &mut problems {
+            if pr.kind == ProblemKind::Gzip && pr.message.contains("part ") {
+                pr.kind = ProblemKind::Modified;
+            }
+        }
+        return (0, problems);
+    }
+    match crate::host::fs::hash_reader(reader) {
+        Ok((hash, n)) => {
+            if n != job.size || hash != job.blake3 {
+                problems.push(p(
+                    ProblemKind::Modified,
+                    format!(
+                        "the plaintext ({n} bytes) differs from the manifest ({} bytes, blake3 mismatch)",
+                        job.size
+                    ),
+                ));
+            }
+        }
+        Err(e) => problems.push(p(ProblemKind::Modified, e.to_string())),
+    }
+    (0, problems)
 }
 
 fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
@@ -338,7 +441,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// One pass over the `.gz`: hash the compressed bytes and decode the gzip
 /// stream to its end, keeping the SQL's tail to check pg_dumpall finished.
-fn check_dump(file: File, job: &Job, size_ok: bool, problems: &mut Vec<Problem>) -> u64 {
+fn check_dump(file: impl Read, job: &Job, size_ok: bool, problems: &mut Vec<Problem>) -> u64 {
     let mut hashing = HashingReader {
         inner: io::BufReader::with_capacity(1 << 20, file),
         hasher: blake3::Hasher::new(),
@@ -583,10 +686,10 @@ fn load<T>(
     parse: impl Fn(&[u8]) -> Result<T, openssl::error::ErrorStack>,
 ) -> Option<(String, T)> {
     let rel = e.file.clone()?;
-    // Missing or unsafe files were already reported by their entry.
-    let path = safe_join(&bundle.dir, &rel).ok()?;
+    // Missing, unsafe or sealed files were already reported by their entry.
     let mut bytes = Vec::new();
-    File::open(&path)
+    bundle
+        .open_file(&rel)
         .ok()?
         .take(1 << 20)
         .read_to_end(&mut bytes)

@@ -4,9 +4,10 @@
 //! (with `RENAME_NOREPLACE`), `latest` swapped by rename, and old bundles
 //! pruned. Dropping an uncommitted writer removes the temporary directory.
 
+use super::split::PartWriter;
 use super::{
     bundle_file_for, normalize, parse_bundle_name, DatabaseRecord, Entry, Manifest, RecipeRef,
-    ResourceRecord, Stamp, Tool, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST,
+    ResourceRecord, Stamp, Stored, Tool, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST,
 };
 use crate::host::fs::{HashingWriter, CHUNK};
 use nix::fcntl::{renameat2, RenameFlags};
@@ -15,6 +16,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -56,6 +58,135 @@ const FILE_MODE: u32 = 0o644;
 const SENSITIVE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
 
+/// How files are stored: `backup --recipient/--encrypt-all/--split-size`.
+#[derive(Default)]
+pub struct StoreOptions {
+    /// age recipients; empty: nothing is encrypted.
+    pub recipients: Vec<Box<dyn age::Recipient + Send>>,
+    /// Their text, recorded in the manifest.
+    pub recipient_names: Vec<String>,
+    /// Encrypt every entry and the dump, not only sensitive entries.
+    pub encrypt_all: bool,
+    /// Split the dump, and any file larger than this, into parts.
+    pub split_size: Option<u64>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("recipients", &self.recipient_names)
+            .field("encrypt_all", &self.encrypt_all)
+            .field("split_size", &self.split_size)
+            .finish()
+    }
+}
+
+impl StoreOptions {
+    fn encrypts(&self, sensitive: bool) -> bool {
+        !self.recipients.is_empty() && (sensitive || self.encrypt_all)
+    }
+}
+
+/// The stored form of a file, written through age and/or into parts.
+pub struct StoreWriter {
+    inner: StoreInner,
+    /// The plain bundle path it stands for.
+    rel: String,
+    encrypted: bool,
+}
+
+enum StoreInner {
+    Plain(HashingWriter<PartWriter>),
+    Age(age::stream::StreamWriter<HashingWriter<PartWriter>>),
+}
+
+impl StoreWriter {
+    /// `dir/rel[.age][.NNN]`.
+    fn new(
+        dir: &Path,
+        rel: &str,
+        opts: &StoreOptions,
+        encrypt: bool,
+        split: Option<u64>,
+        mode: u32,
+    ) -> io::Result<StoreWriter> {
+        let base = if encrypt {
+            format!("{rel}{}", super::crypt::AGE_SUFFIX)
+        } else {
+            rel.to_string()
+        };
+        let parts = HashingWriter::new(PartWriter::new(dir, &base, split, mode));
+        let inner = if encrypt {
+            StoreInner::Age(super::crypt::encrypt_to(&opts.recipients, parts)?)
+        } else {
+            StoreInner::Plain(parts)
+        };
+        Ok(StoreWriter {
+            inner,
+            rel: rel.to_string(),
+            encrypted: encrypt,
+        })
+    }
+
+    fn finish(self) -> io::Result<(String, Stored)> {
+        let hashing = match self.inner {
+            StoreInner::Plain(h) => h,
+            StoreInner::Age(a) => a.finish()?,
+        };
+        let (parts, blake3, size) = hashing.finish();
+        let parts = parts.finish()?;
+        Ok((
+            self.rel,
+            Stored {
+                encrypted: self.encrypted,
+                size,
+                blake3,
+                parts,
+            },
+        ))
+    }
+}
+
+impl Write for StoreWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            StoreInner::Plain(w) => w.write(buf),
+            StoreInner::Age(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            StoreInner::Plain(w) => w.flush(),
+            StoreInner::Age(w) => w.flush(),
+        }
+    }
+}
+
+/// Where the dump's gzip bytes go: the plain file, or its stored form.
+pub enum DumpSink {
+    Plain(BufWriter<File>),
+    Stored(Box<StoreWriter>),
+}
+
+impl Write for DumpSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            DumpSink::Plain(w) => w.write(buf),
+            DumpSink::Stored(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            DumpSink::Plain(w) => w.flush(),
+            DumpSink::Stored(w) => w.flush(),
+        }
+    }
+}
+
+type PendingStored = Arc<Mutex<Vec<(String, Stored)>>>;
+
 /// A bundle being written. Build it up, then [`BundleWriter::commit`].
 #[derive(Debug)]
 pub struct BundleWriter {
@@ -71,6 +202,9 @@ pub struct BundleWriter {
     /// We created the bundle dir: a failed first backup removes it again.
     created_parent: bool,
     committed: bool,
+    store: StoreOptions,
+    /// Stored forms finished outside the writer (the dump).
+    pending: PendingStored,
 }
 
 /// A finished bundle.
@@ -86,11 +220,13 @@ pub struct Committed {
 pub struct DumpFile {
     pub name: String,
     path: PathBuf,
-    writer: HashingWriter<BufWriter<File>>,
+    writer: HashingWriter<DumpSink>,
+    pending: PendingStored,
 }
 
 impl DumpFile {
-    pub fn writer(&mut self) -> &mut HashingWriter<BufWriter<File>> {
+    /// Hashes the plaintext `.gz`; stores it plain, split and/or encrypted.
+    pub fn writer(&mut self) -> &mut HashingWriter<DumpSink> {
         &mut self.writer
     }
 
@@ -100,12 +236,22 @@ impl DumpFile {
 
     /// Flushes and fsyncs; returns (blake3, size) of the `.gz`.
     pub fn finish(self) -> Result<(String, u64), WriteError> {
-        let (buf, hash, len) = self.writer.finish();
-        let file = buf.into_inner().map_err(|e| WriteError::Write {
-            path: self.path.clone(),
-            error: e.into_error(),
-        })?;
-        file.sync_all().map_err(write_err(&self.path))?;
+        let (sink, hash, len) = self.writer.finish();
+        match sink {
+            DumpSink::Plain(buf) => {
+                let file = buf.into_inner().map_err(|e| WriteError::Write {
+                    path: self.path.clone(),
+                    error: e.into_error(),
+                })?;
+                file.sync_all().map_err(write_err(&self.path))?;
+            }
+            DumpSink::Stored(w) => {
+                let stored = w.finish().map_err(write_err(&self.path))?;
+                if let Ok(mut p) = self.pending.lock() {
+                    p.push(stored);
+                }
+            }
+        }
         Ok((hash, len))
     }
 }
@@ -155,6 +301,8 @@ impl BundleWriter {
             entries: Vec::new(),
             resources: Vec::new(),
             database: None,
+            stored: BTreeMap::new(),
+            recipients: Vec::new(),
         };
         Ok(BundleWriter {
             parent,
@@ -165,7 +313,15 @@ impl BundleWriter {
             dirs: Vec::new(),
             created_parent,
             committed: false,
+            store: StoreOptions::default(),
+            pending: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Encryption and splitting for every file written from now on.
+    pub fn set_store_options(&mut self, store: StoreOptions) {
+        self.manifest.recipients = store.recipient_names.clone();
+        self.store = store;
     }
 
     pub fn stamp(&self) -> &Stamp {
@@ -192,6 +348,12 @@ impl BundleWriter {
         let rel = bundle_file_for(path);
         let dest = self.tmp.join(&rel);
         if let Some((hash, size)) = self.written.get(&rel).cloned() {
+            let encrypted = self.manifest.stored.get(&rel).is_some_and(|s| s.encrypted);
+            if self.store.encrypts(sensitive) && !encrypted {
+                // First captured as non-sensitive, now named sensitive:
+                // store it encrypted instead.
+                return self.restore_encrypted(rel);
+            }
             if sensitive {
                 set_mode(&dest, SENSITIVE_MODE)
                     .map_err(|e| ReadOrWrite::Write(write_err(&dest)(e)))?;
@@ -202,6 +364,9 @@ impl BundleWriter {
             self.mkdirs(dir).map_err(ReadOrWrite::Write)?;
         }
         let mode = if sensitive { SENSITIVE_MODE } else { FILE_MODE };
+        if self.store.encrypts(sensitive) || self.store.split_size.is_some() {
+            return self.write_stored(rel, reader, sensitive, mode);
+        }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -229,10 +394,114 @@ impl BundleWriter {
         Ok((rel, hash, size))
     }
 
-    /// Creates the dump file (`0600`: it holds password hashes).
+    /// Writes `reader` as `rel`'s stored form (encrypted and/or split); a
+    /// file that fits in one part and is not encrypted stays as itself.
+    fn write_stored(
+        &mut self,
+        rel: String,
+        mut reader: impl Read,
+        sensitive: bool,
+        mode: u32,
+    ) -> Result<(String, String, u64), ReadOrWrite> {
+        let encrypt = self.store.encrypts(sensitive);
+        let w = StoreWriter::new(
+            &self.tmp,
+            &rel,
+            &self.store,
+            encrypt,
+            self.store.split_size,
+            mode,
+        )
+        .map_err(|e| ReadOrWrite::Write(write_err(self.tmp.join(&rel))(e)))?;
+        let mut out = HashingWriter::new(w);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadOrWrite::Read(e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| ReadOrWrite::Write(write_err(self.tmp.join(&rel))(e)))?;
+        }
+        let (w, hash, size) = out.finish();
+        let (_, mut stored) = w
+            .finish()
+            .map_err(|e| ReadOrWrite::Write(write_err(self.tmp.join(&rel))(e)))?;
+        if !encrypt && stored.parts.len() == 1 {
+            // Small enough: keep it as itself, under its plain name.
+            let part = self.tmp.join(&stored.parts[0].file);
+            if stored.parts[0].file != rel {
+                std::fs::rename(&part, self.tmp.join(&rel))
+                    .map_err(|e| ReadOrWrite::Write(write_err(&part)(e)))?;
+            }
+        } else {
+            if !encrypt && stored.parts.len() > 1 {
+                stored.encrypted = false;
+            }
+            self.manifest.stored.insert(rel.clone(), stored);
+        }
+        self.written.insert(rel.clone(), (hash.clone(), size));
+        Ok((rel, hash, size))
+    }
+
+    fn restore_encrypted(&mut self, rel: String) -> Result<(String, String, u64), ReadOrWrite> {
+        let werr = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e| ReadOrWrite::Write(write_err(p)(e))
+        };
+        let old: Vec<PathBuf> = match self.manifest.stored.remove(&rel) {
+            Some(s) => s.parts.iter().map(|p| self.tmp.join(&p.file)).collect(),
+            None => vec![self.tmp.join(&rel)],
+        };
+        // Move the plain copy aside, then write the encrypted one from it.
+        let aside: Vec<PathBuf> = old
+            .iter()
+            .map(|p| {
+                let mut a = p.clone().into_os_string();
+                a.push(".plain");
+                PathBuf::from(a)
+            })
+            .collect();
+        for (o, a) in old.iter().zip(&aside) {
+            std::fs::rename(o, a).map_err(werr(o))?;
+        }
+        let mut chain: Box<dyn Read> = Box::new(io::empty());
+        for a in &aside {
+            chain = Box::new(chain.chain(File::open(a).map_err(werr(a))?));
+        }
+        self.written.remove(&rel);
+        let out = self.write_stored(rel, chain, true, SENSITIVE_MODE);
+        for a in &aside {
+            let _ = std::fs::remove_file(a);
+        }
+        out
+    }
+
+    /// Creates the dump file (`0600`: it holds password hashes), stored
+    /// encrypted with `--encrypt-all` and as parts with `--split-size`.
     pub fn create_dump(&mut self) -> Result<DumpFile, WriteError> {
         let name = self.stamp.dump_name();
         let path = self.tmp.join(&name);
+        let encrypt = !self.store.recipients.is_empty() && self.store.encrypt_all;
+        if encrypt || self.store.split_size.is_some() {
+            let w = StoreWriter::new(
+                &self.tmp,
+                &name,
+                &self.store,
+                encrypt,
+                self.store.split_size,
+                SENSITIVE_MODE,
+            )
+            .map_err(write_err(&path))?;
+            return Ok(DumpFile {
+                name,
+                path,
+                writer: HashingWriter::new(DumpSink::Stored(Box::new(w))),
+                pending: self.pending.clone(),
+            });
+        }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -243,7 +512,8 @@ impl BundleWriter {
         Ok(DumpFile {
             name,
             path,
-            writer: HashingWriter::new(BufWriter::with_capacity(CHUNK, file)),
+            writer: HashingWriter::new(DumpSink::Plain(BufWriter::with_capacity(CHUNK, file))),
+            pending: self.pending.clone(),
         })
     }
 
@@ -291,6 +561,16 @@ impl BundleWriter {
     /// Writes the manifest, fsyncs, renames into place, points `latest` at
     /// the result, and then (only then) prunes to the newest `keep` bundles.
     pub fn commit(mut self, keep: Option<usize>) -> Result<Committed, WriteError> {
+        if let Ok(mut p) = self.pending.lock() {
+            self.manifest.stored.extend(p.drain(..));
+        }
+        // Readers older than `stored` must refuse such a bundle, not
+        // misread it: only then is it version 2.
+        self.manifest.format_version = if self.manifest.stored.is_empty() {
+            1
+        } else {
+            FORMAT_VERSION
+        };
         let manifest_path = self.tmp.join(MANIFEST);
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| WriteError::Write {
             path: manifest_path.clone(),
@@ -396,6 +676,8 @@ fn empty_manifest() -> Manifest {
         entries: Vec::new(),
         resources: Vec::new(),
         database: None,
+        stored: BTreeMap::new(),
+        recipients: Vec::new(),
     }
 }
 

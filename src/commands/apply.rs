@@ -125,6 +125,7 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
         ));
     }
     let bundle = Bundle::open(std::path::Path::new(&saved.bundle.path))?;
+    crate::bundle::crypt::check_readable(&bundle)?;
     if bundle.name() != saved.bundle.id {
         return Err(miette!(
             "the plan was made from bundle {}, but {} is now bundle {}",
@@ -195,6 +196,7 @@ fn finish(
     previous: Option<&run::Unfinished>,
 ) -> CmdResult {
     let bundle = Bundle::open(&t.bundle)?;
+    crate::bundle::crypt::check_readable(&bundle)?;
     let services = Services::new(recipe.settings.services, root.dir());
     let target = apply::Target {
         recipe,

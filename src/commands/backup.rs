@@ -22,6 +22,7 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         .transpose()
         .map_err(Report::new)?;
     let recipe = load_recipe(&args.recipe)?;
+    let store = store_options(&recipe, args)?;
     let root = Root::new(&args.root).map_err(Report::new)?;
     let databases: Vec<_> = recipe
         .resources
@@ -52,6 +53,7 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         SystemTime::now(),
     )
     .map_err(Report::new)?;
+    bundle.set_store_options(store);
     let mut total = Captured::default();
     let mut resources_done = 0usize;
     {
@@ -134,6 +136,30 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         )?;
     }
     Ok(Outcome::Clean)
+}
+
+/// Recipients from the recipe and `--recipient`; `--encrypt-all`, `--split-size`.
+fn store_options(
+    recipe: &crate::recipe::Recipe,
+    args: &BackupArgs,
+) -> miette::Result<crate::bundle::write::StoreOptions> {
+    use crate::bundle::crypt;
+    let mut names: Vec<String> = recipe.settings.recipients.clone();
+    for r in &args.recipient {
+        if !names.contains(r) {
+            names.push(r.clone());
+        }
+    }
+    let recipients = crypt::recipients(&names).map_err(Report::new)?;
+    if args.encrypt_all && recipients.is_empty() {
+        return Err(Report::new(crypt::CryptError::NoRecipients));
+    }
+    Ok(crate::bundle::write::StoreOptions {
+        recipients,
+        recipient_names: names,
+        encrypt_all: args.encrypt_all,
+        split_size: args.split_size,
+    })
 }
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {

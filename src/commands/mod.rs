@@ -43,6 +43,10 @@ pub fn run() -> ExitCode {
     };
     let printer = Printer::detect(cli.color);
     install_hook(&printer);
+    if let Err(e) = crate::bundle::crypt::load_identities(&cli.age_identity) {
+        eprintln!("{:?}", miette::Report::new(e));
+        return ExitCode::from(1);
+    }
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&printer, args),
         Command::Graph(args) => graph::run(&printer, args),

@@ -45,6 +45,7 @@ pub(crate) fn make_plan(recipe: &Recipe, t: &TargetArgs) -> miette::Result<Plan>
     let replace = replace_addresses(recipe, &t.replace)?;
     let root = Root::new(&t.root)?;
     let bundle = Bundle::open(&t.bundle)?;
+    crate::bundle::crypt::check_readable(&bundle)?;
     let state = State::load(root.dir())?;
     let services = Services::new(recipe.settings.services, root.dir());
     let plan = plan::build(&plan::Inputs {

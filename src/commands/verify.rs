@@ -39,6 +39,15 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
             plural(n, "problem", "problems")
         ));
     }
+    if !report.sealed.is_empty() {
+        printer.line(&format!(
+            "{} {} age-encrypted {} checked as ciphertext only (no --age-identity / IMLRECOVER_AGE_IDENTITY): {}",
+            printer.yellow("note:"),
+            report.sealed.len(),
+            plural(report.sealed.len(), "file", "files"),
+            report.sealed.join(", ")
+        ))?;
+    }
     printer.line(&format!(
         "{} {}: {} {} ({}) match the manifest",
         printer.green("Bundle intact:"),

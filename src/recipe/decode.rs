@@ -521,6 +521,11 @@ impl Decoder {
                     settings.services = b;
                 }
             }
+            if let Some(a) = attrs.get("recipients") {
+                if let Some(list) = self.string_list(a) {
+                    settings.recipients = list;
+                }
+            }
         }
         settings
     }

@@ -52,12 +52,15 @@ pub enum ServiceBackend {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub services: ServiceBackend,
+    /// age recipients (`age1…`) that `backup` encrypts sensitive entries to.
+    pub recipients: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             services: ServiceBackend::Sysv,
+            recipients: Vec::new(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub const VARIABLE: BlockSchema = BlockSchema {
 };
 
 pub const SETTINGS: BlockSchema = BlockSchema {
-    attrs: &[("services", false)],
+    attrs: &[("services", false), ("recipients", false)],
     blocks: &[],
 };
 

@@ -168,9 +168,24 @@ pub struct StoredFile {
 pub fn stored_files(m: &Manifest) -> Vec<StoredFile> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut add = |f: StoredFile| {
-        if seen.insert(f.rel.clone()) {
-            out.push(f);
+    // A file stored encrypted or split travels as its parts.
+    let mut add = |f: StoredFile| match m.stored.get(&f.rel) {
+        Some(stored) => {
+            for p in &stored.parts {
+                if seen.insert(p.file.clone()) {
+                    out.push(StoredFile {
+                        rel: p.file.clone(),
+                        size: p.size,
+                        blake3: p.blake3.clone(),
+                        sensitive: f.sensitive,
+                    });
+                }
+            }
+        }
+        None => {
+            if seen.insert(f.rel.clone()) {
+                out.push(f);
+            }
         }
     };
     for e in &m.entries {
