@@ -283,7 +283,15 @@ fn check_stream(bundle: &Bundle, job: &Job) -> (u64, Vec<Problem>) {
                 ));
             }
         }
-        Err(e) => problems.push(p(ProblemKind::Modified, e.to_string())),
+        Err(e) => {
+            let msg = e.to_string();
+            let kind = if msg.ends_with("): missing") {
+                ProblemKind::Missing
+            } else {
+                ProblemKind::Modified
+            };
+            problems.push(p(kind, msg))
+        }
     }
     (0, problems)
 }

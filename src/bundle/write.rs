@@ -437,8 +437,15 @@ impl BundleWriter {
                     .map_err(|e| ReadOrWrite::Write(write_err(&part)(e)))?;
             }
         } else {
-            if !encrypt && stored.parts.len() > 1 {
-                stored.encrypted = false;
+            if stored.parts.len() == 1 {
+                // One part: no number (`files/etc/shadow.age`).
+                let part = &mut stored.parts[0];
+                if let Some(base) = part.file.strip_suffix(".000").map(str::to_string) {
+                    let from = self.tmp.join(&part.file);
+                    std::fs::rename(&from, self.tmp.join(&base))
+                        .map_err(|e| ReadOrWrite::Write(write_err(&from)(e)))?;
+                    part.file = base;
+                }
             }
             self.manifest.stored.insert(rel.clone(), stored);
         }

@@ -118,6 +118,25 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             plural(rows as usize, "row", "rows"),
         ))?;
     }
+    let encrypted = m.stored.values().filter(|s| s.encrypted).count();
+    if encrypted > 0 {
+        printer.line(&format!(
+            "  {} {} age-encrypted to {} {}",
+            encrypted,
+            plural(encrypted, "file", "files"),
+            m.recipients.len(),
+            plural(m.recipients.len(), "recipient", "recipients"),
+        ))?;
+    }
+    let split: Vec<String> = m
+        .stored
+        .iter()
+        .filter(|(_, s)| s.parts.len() > 1)
+        .map(|(rel, s)| format!("{rel} in {} parts", s.parts.len()))
+        .collect();
+    if !split.is_empty() {
+        printer.line(&format!("  split: {}", split.join(", ")))?;
+    }
     for old in &committed.pruned {
         printer.line(&format!("  pruned {}", old.display()))?;
     }
@@ -133,7 +152,14 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             target,
             &args.ssh,
             args.push_keep.map(|k| k as usize),
-        )?;
+        )
+        .map_err(|e| {
+            e.wrap_err(format!(
+                "the backup {} is complete, but pushing it failed (retry with `imlrecover push {} TARGET`)",
+                committed.path.display(),
+                committed.path.display()
+            ))
+        })?;
     }
     Ok(Outcome::Clean)
 }

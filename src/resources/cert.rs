@@ -143,8 +143,13 @@ impl super::kind::Kind for CertKind {
         }
         let bundle_info = content::entry(cx, address, &seen.cert.path)
             .and_then(|e| e.file.as_deref())
-            .and_then(|rel| cx.bundle.file(rel).ok())
-            .and_then(|p| std::fs::read(p).ok())
+            // Through open_file: the copy may be stored encrypted or split.
+            .and_then(|rel| cx.bundle.open_file(rel).ok())
+            .and_then(|f| {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut b).ok()?;
+                Some(b)
+            })
             .and_then(|b| crate::x509::parse_cert(&b).ok())
             .map(|c| crate::x509::info(&c));
         let mut details = Vec::new();
