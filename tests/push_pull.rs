@@ -356,9 +356,11 @@ fn a_push_killed_midway_leaves_nothing_that_looks_complete() {
         .code(1)
         .stderr_has("holds no complete bundle")
         .stderr_has("incomplete");
-    // A new push completes beside the leftover.
+    // A new push from this host completes and removes the dead push's
+    // leftover (its pid is gone).
     push(&bundle, &server, &remote, &[]).code(0);
     assert_eq!(complete_names(&remote).len(), 1);
+    assert_eq!(names(&remote), complete_names(&remote), "leftover removed");
     assert_eq!(
         tree_hashes(&bundle),
         before,

@@ -377,6 +377,7 @@ pub fn push(
 
     let remote = Remote::open(target, opts)?;
     remote.mkdir_p(Path::new(&target.path))?;
+    remove_stale_incomplete(&remote);
     let final_dir = target.join(&name);
     if remote.stat(&final_dir)?.is_some() {
         if matches!(remote.stat(&final_dir.join(MANIFEST))?, Some(s) if s.is_file()) {
@@ -501,6 +502,38 @@ pub fn push(
         already_there: false,
         pruned,
     })
+}
+
+/// `.incomplete-*` directories left on the remote side by pushes from this
+/// host that were killed (their pid is gone): removed, as `backup` does
+/// locally. Other hosts' and live pushes' directories are left alone.
+fn remove_stale_incomplete(remote: &Remote) {
+    let dir = PathBuf::from(&remote.target.path);
+    let Ok(listing) = remote.sftp.readdir(&dir) else {
+        return;
+    };
+    let suffix_host = format!("-{}", hostname());
+    for (path, stat) in listing {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.starts_with(INCOMPLETE_PREFIX) || !stat.is_dir() {
+            continue;
+        }
+        let Some((rest, pid)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if !rest.ends_with(&suffix_host) || pid <= 0 {
+            continue;
+        }
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            let _ = remote.remove_tree(&path);
+        }
+    }
 }
 
 fn mkdirs_below(
