@@ -523,6 +523,17 @@ impl Decoder {
             }
             if let Some(a) = attrs.get("recipients") {
                 if let Some(list) = self.string_list(a) {
+                    // Refused here, with the line and column, not at backup.
+                    for r in &list {
+                        if let Err(e) = r.trim().parse::<age::x25519::Recipient>() {
+                            self.err(
+                                ErrorKind::InvalidValue,
+                                format!("`{r}` is not an age recipient ({e})"),
+                                span_of(&a.value),
+                                "expected public keys like \"age1…\" (from `age-keygen`)",
+                            );
+                        }
+                    }
                     settings.recipients = list;
                 }
             }
