@@ -144,11 +144,11 @@ pub struct BackupArgs {
 /// How to reach an SFTP target (defaults as ssh: the invoking user's ~/.ssh).
 #[derive(Debug, Clone, Args)]
 pub struct SftpArgs {
-    /// SSH private key (default: ~/.ssh/id_ed25519, then ~/.ssh/id_rsa; ssh-agent is tried first).
+    /// SSH private key for the SFTP target (given: only this key; default: ssh-agent, then ~/.ssh/id_ed25519, then ~/.ssh/id_rsa).
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
 
-    /// known_hosts file the server's host key must be in (default: ~/.ssh/known_hosts).
+    /// known_hosts file the SFTP server's host key must be in (default: ~/.ssh/known_hosts).
     #[arg(long = "known-hosts", value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
 }
