@@ -50,14 +50,11 @@ pub(crate) fn push_bundle(
     } else {
         let secs = started.elapsed().as_secs_f64().max(0.001);
         printer.line(&format!(
-            "{} {} → {}:{}",
+            "{} {} → {}/{}",
             printer.green("Push complete:"),
             printer.bold(&bundle.name()),
-            target,
-            pushed
-                .remote
-                .strip_prefix(&target.path)
-                .unwrap_or(&pushed.remote),
+            target.to_string().trim_end_matches('/'),
+            bundle.name(),
         ))?;
         printer.line(&format!(
             "  {} files, {} sent and verified (blake3 of every byte, remote sizes) in {} ({}/s)",
