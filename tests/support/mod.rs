@@ -7,5 +7,5 @@ pub mod chroma;
 pub mod cli;
 pub mod host;
 pub mod pg;
-pub mod sshd;
 pub mod sftp;
+pub mod sshd;
