@@ -957,6 +957,60 @@ pub fn run_on_all<P: FnMut(Progress)>(
     )
 }
 
+/// Does this private key file need a passphrase? OpenSSH's own format
+/// names its cipher (`none` when clear); PEM keys say `ENCRYPTED`.
+pub fn key_is_encrypted(path: &Path) -> io::Result<bool> {
+    let text = std::fs::read_to_string(path)?;
+    if text.contains("ENCRYPTED") {
+        return Ok(true);
+    }
+    let Some(body) = text
+        .split("-----BEGIN OPENSSH PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END").next())
+    else {
+        return Ok(false);
+    };
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let raw = openssl::base64::decode_block(&b64).map_err(io::Error::other)?;
+    // "openssh-key-v1\0", then a length-prefixed cipher name.
+    let rest = raw.strip_prefix(b"openssh-key-v1\0").unwrap_or(&[]);
+    let len = rest
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    Ok(rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none"))
+}
+
+/// The passphrase for an encrypted identity file when none is in
+/// [`PASSPHRASE_ENV`]: asked once per file on a terminal (the first host to
+/// need it asks; the others wait for the answer), never without one.
+pub fn prompt_passphrase(path: &Path) -> Option<String> {
+    use std::io::IsTerminal;
+    type Cache = std::sync::Mutex<std::collections::HashMap<PathBuf, Option<String>>>;
+    static ASKED: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    if std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    if !key_is_encrypted(path).unwrap_or(false) {
+        return None;
+    }
+    let mut cache = ASKED.get_or_init(Default::default).lock().ok()?;
+    if let Some(known) = cache.get(path) {
+        return known.clone();
+    }
+    let answer = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        dialoguer::Password::new()
+            .with_prompt(format!("Passphrase for {}", path.display()))
+            .allow_empty_password(true)
+            .interact()
+            .ok()
+    } else {
+        None
+    };
+    cache.insert(path.to_path_buf(), answer.clone());
+    answer
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1020,58 +1074,4 @@ mod tests {
         // Results of SshError travel through fan-out vectors of hundreds.
         assert!(std::mem::size_of::<SshError>() <= 128);
     }
-}
-
-/// Does this private key file need a passphrase? OpenSSH's own format
-/// names its cipher (`none` when clear); PEM keys say `ENCRYPTED`.
-pub fn key_is_encrypted(path: &Path) -> io::Result<bool> {
-    let text = std::fs::read_to_string(path)?;
-    if text.contains("ENCRYPTED") {
-        return Ok(true);
-    }
-    let Some(body) = text
-        .split("-----BEGIN OPENSSH PRIVATE KEY-----")
-        .nth(1)
-        .and_then(|rest| rest.split("-----END").next())
-    else {
-        return Ok(false);
-    };
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let raw = openssl::base64::decode_block(&b64).map_err(io::Error::other)?;
-    // "openssh-key-v1\0", then a length-prefixed cipher name.
-    let rest = raw.strip_prefix(b"openssh-key-v1\0").unwrap_or(&[]);
-    let len = rest
-        .get(..4)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    Ok(rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none"))
-}
-
-/// The passphrase for an encrypted identity file when none is in
-/// [`PASSPHRASE_ENV`]: asked once per file on a terminal (the first host to
-/// need it asks; the others wait for the answer), never without one.
-pub fn prompt_passphrase(path: &Path) -> Option<String> {
-    use std::io::IsTerminal;
-    type Cache = std::sync::Mutex<std::collections::HashMap<PathBuf, Option<String>>>;
-    static ASKED: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    if std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    if !key_is_encrypted(path).unwrap_or(false) {
-        return None;
-    }
-    let mut cache = ASKED.get_or_init(Default::default).lock().ok()?;
-    if let Some(known) = cache.get(path) {
-        return known.clone();
-    }
-    let answer = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        dialoguer::Password::new()
-            .with_prompt(format!("Passphrase for {}", path.display()))
-            .allow_empty_password(true)
-            .interact()
-            .ok()
-    } else {
-        None
-    };
-    cache.insert(path.to_path_buf(), answer.clone());
-    answer
 }
