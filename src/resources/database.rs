@@ -309,9 +309,25 @@ impl super::kind::Kind for DatabaseKind {
 
         // 2. Nothing may stay connected: DROP DATABASE would fail and psql
         // would still exit 0 with the old data in place.
-        let names: Vec<&str> = db.fingerprint.keys().map(String::as_str).collect();
-        let ended = pg::terminate_backends(&target, &names)
-            .map_err(|e| err("cannot end the remaining sessions", e))?;
+        // A backend outlives its client for a moment (even our own earlier
+        // queries), and a terminated one until it has exited: end them, then
+        // wait (bounded) until none is left, as the restore will check.
+        let mut ended = Vec::new();
+        for _ in 0..50 {
+            let left = pg::connected_backends(&target, &[])
+                .map_err(|e| err("cannot list the sessions on the cluster", e))?;
+            if left.is_empty() {
+                break;
+            }
+            for b in pg::terminate_backends(&target, &[])
+                .map_err(|e| err("cannot end the remaining sessions", e))?
+            {
+                if !ended.iter().any(|e: &pg::Backend| e.pid == b.pid) {
+                    ended.push(b);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         for b in &ended {
             applied.details.push(format!("ended session: {b}"));
         }
