@@ -45,10 +45,36 @@ pub fn capture(
 /// one; live files the bundle does not hold are reported and left alone.
 pub struct FilesKind;
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct Observed {
     pub glob: String,
     pub members: Vec<super::content::Seen>,
+}
+
+/// In a plan a set is summarised — its size and one digest over every
+/// member's path, content hash, mode and owner — not listed: a set can be
+/// thousands of files, and the digest still tells a stale plan.
+impl serde::Serialize for Observed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut h = blake3::Hasher::new();
+        for m in &self.members {
+            let line = format!(
+                "{}\0{}\0{}\0{}\0{}\n",
+                m.path,
+                m.blake3.as_deref().unwrap_or("-"),
+                m.mode.map(|x| x.to_string()).unwrap_or_default(),
+                m.owner.as_deref().unwrap_or(""),
+                m.group.as_deref().unwrap_or("")
+            );
+            h.update(line.as_bytes());
+        }
+        let mut st = s.serialize_struct("Observed", 4)?;
+        st.serialize_field("glob", &self.glob)?;
+        st.serialize_field("members", &self.members.iter().filter(|m| m.exists).count())?;
+        st.serialize_field("digest", &h.finalize().to_hex().to_string())?;
+        st.end()
+    }
 }
 
 impl super::kind::Kind for FilesKind {
@@ -154,7 +180,7 @@ impl super::kind::Kind for FilesKind {
         let mut v = Verdict::new(
             action,
             reason,
-            serde_json::json!({ "glob": spec.glob, "members": members }),
+            serde_json::json!({ "glob": spec.glob, "members": members.len() }),
         );
         for p in extra {
             v.details.push(format!(
@@ -162,7 +188,11 @@ impl super::kind::Kind for FilesKind {
             ));
         }
         v.sensitive = spec.sensitive;
-        v.files = files;
+        // Only what differs: unchanged members are the digest's business.
+        v.files = files
+            .into_iter()
+            .filter(|f| f.action != Action::NoOp)
+            .collect();
         Ok(v)
     }
 
