@@ -441,12 +441,31 @@ fn an_unknown_owner_in_the_bundle_is_a_clear_error() {
 
 /// Crash (SIGKILL) at a point, then apply again: the end state is the
 /// uninterrupted one and nothing is lost.
-fn crash_then_converge(fault: &str) {
+/// The id of the step doing `op` on `address` in the plan apply will run.
+fn step_id(d: &Drill, op: &str, address: &str) -> usize {
+    let out = d.cmd("plan").arg("--json").run();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["op"] == op && s["address"] == address)
+        .and_then(|s| s["id"].as_u64())
+        .unwrap_or_else(|| panic!("no step {op} {address}")) as usize
+}
+
+/// Dies right after the step doing `op` on `address`.
+fn crash_after(op: &str, address: &str) {
+    crash_then_converge(|d| format!("after-step:{}", step_id(d, op, address)));
+}
+
+fn crash_then_converge(fault: impl Fn(&Drill) -> String) {
     let d = Drill::after_disaster();
+    let fault = fault(&d);
     let out = d
         .cmd("apply")
         .arg("--auto-approve")
-        .env("IMLRECOVER_FAULT", fault)
+        .env("IMLRECOVER_FAULT", &fault)
         .run();
     assert_eq!(
         out.code, -1,
@@ -475,32 +494,37 @@ fn crash_then_converge(fault: &str) {
 
 #[test]
 fn killed_after_the_installer() {
-    crash_then_converge("after-step:1");
+    crash_after("run", "exec.installer");
 }
 
 #[test]
 fn killed_between_file_writes() {
-    crash_then_converge("after-step:8");
+    crash_after("write", "file.resolv_conf");
+}
+
+#[test]
+fn killed_after_the_quiesce_stops() {
+    crash_after("stop", "service.rabbitmq_server");
 }
 
 #[test]
 fn killed_after_the_certificates() {
-    crash_then_converge("after-step:17");
+    crash_after("restore", "cert.manager");
 }
 
 #[test]
 fn killed_after_the_database_restore() {
-    crash_then_converge("after-step:19");
+    crash_after("restore", "database.chroma");
 }
 
 #[test]
 fn killed_between_service_starts() {
-    crash_then_converge("after-step:22");
+    crash_after("start", "service.httpd");
 }
 
 #[test]
 fn killed_in_the_middle_of_the_restore() {
-    crash_then_converge("restore:1");
+    crash_then_converge(|_| "restore:1".to_string());
 }
 
 #[test]

@@ -173,7 +173,12 @@ impl Services {
     /// `Ok(false)`: a start or stop found the service already so (LSB makes
     /// them idempotent; the installer may have started it since the plan).
     pub fn act(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
-        if action != Action::Restart && self.status(name)? == action.expected() {
+        let now = match self.status(name) {
+            // Nothing to stop where nothing is installed.
+            Err(ServiceError::NotInstalled { .. }) if action == Action::Stop => return Ok(false),
+            other => other?,
+        };
+        if action != Action::Restart && now == action.expected() {
             return Ok(false);
         }
         let out = process::run(&mut self.command(name, action.as_str())?, self.timeout)?;

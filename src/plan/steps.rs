@@ -51,13 +51,17 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
             })
     };
     let services: Vec<&Address> = of_kind(ResourceType::Service).collect();
+    // A service not installed yet is started by the installer before the
+    // restore: it must be stopped too.
+    let not_installed = |a: &Address| {
+        change(a).is_some_and(|c| {
+            c.before.get("status").and_then(|s| s.as_str()) == Some("not_installed")
+        })
+    };
     for s in services.iter().rev() {
-        if !running(s) {
-            continue;
-        }
-        if let Some(db) = quiesced_by(s) {
+        if let Some(db) = quiesced_by(s).filter(|_| running(s) || not_installed(s)) {
             push(Op::Stop, s, format!("quiesce for the {db} restore"));
-        } else if desired(s) == Some(ServiceState::Stopped) {
+        } else if running(s) && desired(s) == Some(ServiceState::Stopped) {
             push(Op::Stop, s, "desired state is stopped".into());
         }
     }
@@ -76,6 +80,19 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         push(Op::Remove, a, reason_of(change(a)));
     }
 
+    // Every change that notifies a service, by name.
+    let causes_of = |s: &Address| -> Vec<String> {
+        order
+            .iter()
+            .filter(|a| changed(a))
+            .filter(|a| {
+                recipe
+                    .resource(a)
+                    .is_some_and(|r| r.notify().any(|n| n == s))
+            })
+            .map(|a| a.to_string())
+            .collect()
+    };
     let mut started: Vec<&Address> = Vec::new();
     for s in &services {
         if desired(s) != Some(ServiceState::Running) {
@@ -90,7 +107,21 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
             push(Op::Start, s, why);
             started.push(s);
         } else if !running(s) {
-            push(Op::Start, s, "desired state is running".into());
+            // Something else (the installer) may start it before this step,
+            // with the old configuration: a notified service is restarted.
+            let causes = causes_of(s);
+            if causes.is_empty() {
+                push(Op::Start, s, "desired state is running".into());
+            } else {
+                push(
+                    Op::Restart,
+                    s,
+                    format!(
+                        "because {} changed (not running when planned)",
+                        causes.join(", ")
+                    ),
+                );
+            }
             started.push(s);
         }
     }
@@ -100,16 +131,7 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         if started.contains(s) || desired(s) != Some(ServiceState::Running) {
             continue;
         }
-        let causes: Vec<String> = order
-            .iter()
-            .filter(|a| changed(a))
-            .filter(|a| {
-                recipe
-                    .resource(a)
-                    .is_some_and(|r| r.notify().any(|n| n == *s))
-            })
-            .map(|a| a.to_string())
-            .collect();
+        let causes = causes_of(s);
         if !causes.is_empty() {
             push(
                 Op::Restart,
