@@ -552,3 +552,54 @@ fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
     assert_eq!(starts(&d.sb.root), before + 1, "the owed restart ran once");
     d.assert_restored();
 }
+
+#[test]
+fn a_full_disk_fails_the_step_and_keeps_the_old_file() {
+    let host = support::host::Host::new();
+    let recipe = host.files_recipe();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(0);
+    let repos = host.file("/etc/yum.repos.d");
+    let saved = host.tmp.path().join("repos-saved");
+    std::fs::create_dir(&saved).unwrap();
+    for e in std::fs::read_dir(&repos).unwrap().flatten() {
+        std::fs::copy(e.path(), saved.join(e.file_name())).unwrap();
+    }
+    std::fs::write(saved.join("chroma.repo"), "[chroma]\nbaseurl=OLD-CONTENT\n").unwrap();
+    // In a private mount namespace: yum.repos.d becomes a full 16 KiB tmpfs
+    // holding the drifted repo file; apply must fail on it and leave it be.
+    let script = format!(
+        "mount -t tmpfs -o size=16k tmpfs '{repos}' && cp '{saved}'/* '{repos}'/ && \
+         (dd if=/dev/zero of='{repos}/filler' bs=1k count=64 2>/dev/null; true) && \
+         '{bin}' apply -r '{recipe}' --root '{root}' --bundle '{bundle}' --auto-approve; \
+         echo \"exit=$?\"; cat '{repos}/chroma.repo'",
+        repos = repos.display(),
+        saved = saved.display(),
+        bin = env!("CARGO_BIN_EXE_imlrecover"),
+        recipe = recipe.display(),
+        root = host.root.display(),
+        bundle = host.latest().display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("exit=1"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("/etc/yum.repos.d/chroma.repo"), "{stderr}");
+    assert!(
+        stdout.contains("baseurl=OLD-CONTENT"),
+        "the old file is intact:\n{stdout}"
+    );
+    assert!(stdout.contains("Not attempted ("), "{stdout}");
+}
