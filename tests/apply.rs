@@ -557,15 +557,7 @@ fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
 fn a_full_disk_fails_the_step_and_keeps_the_old_file() {
     let host = support::host::Host::new();
     let recipe = host.files_recipe();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&recipe);
     let repos = host.file("/etc/yum.repos.d");
     let saved = host.tmp.path().join("repos-saved");
     std::fs::create_dir(&saved).unwrap();

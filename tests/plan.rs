@@ -411,15 +411,7 @@ fn bad_inputs_are_errors_and_never_drift() {
 fn a_bundle_from_another_recipe_warns_and_names_what_it_lacks() {
     let host = support::host::Host::new();
     let recipe = host.files_recipe();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&recipe);
     let extra = host.tmp.path().join("more.hcl");
     let mut text = std::fs::read_to_string(&recipe).unwrap();
     text.push_str("\nfile \"motd\" {\n  path = \"/etc/motd\"\n  optional = true\n}\n");
@@ -458,15 +450,7 @@ fn fixture_host() -> (support::host::Host, PathBuf, Ntpd) {
         .output()
         .unwrap();
     assert!(out.status.success());
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&recipe);
     (host, recipe, guard)
 }
 

@@ -301,15 +301,7 @@ fn big_bundle(host: &Host, mib: usize) -> PathBuf {
     let mut text = std::fs::read_to_string(host.files_recipe()).unwrap();
     text.push_str("\nfile \"big\" {\n  path = \"/var/lib/big.bin\"\n}\n");
     std::fs::write(&recipe, text).unwrap();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&recipe);
     host.latest()
 }
 

@@ -18,6 +18,19 @@ impl Host {
         Host { tmp, root, bundles }
     }
 
+    /// `imlrecover backup -r RECIPE` of this host into its bundle dir; must succeed.
+    pub fn backup(&self, recipe: &Path) {
+        super::cli::Imlrecover::new()
+            .args(["backup", "-r"])
+            .arg(recipe)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--bundle-dir")
+            .arg(&self.bundles)
+            .run()
+            .code(0);
+    }
+
     /// fixtures/backup/el6.hcl without its `database` block, for tests that
     /// need no PostgreSQL.
     pub fn files_recipe(&self) -> PathBuf {
