@@ -157,6 +157,98 @@ fn fingerprints_count_every_row_and_the_dump_scan_agrees() {
     );
 }
 
+/// The view and the fingerprint read every database in one psql session
+/// each, hopping with `\connect`: a name psql or libpq could misread (a
+/// quote, a backslash, `=`, a URI prefix, a newline, non-ASCII) must still
+/// be listed and counted as itself.
+#[test]
+fn databases_with_awkward_names_are_listed_and_counted_as_themselves() {
+    let cluster = harness::fresh();
+    let t = cluster.target();
+    let names = ["we ird'd=b\\x", "postgresql://x", "line\nbreak", "Ünï cödé"];
+    for (i, name) in names.iter().enumerate() {
+        let ident = format!("\"{}\"", name.replace('"', "\"\""));
+        pg::execute(&t, "postgres", &format!("CREATE DATABASE {ident}")).expect("create db");
+        pg::execute(
+            &t,
+            name,
+            &format!(
+                "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, {});",
+                i + 1
+            ),
+        )
+        .expect("seed db");
+    }
+    let view = pg::cluster_view(&t).expect("cluster_view");
+    assert_eq!(
+        view.identity,
+        pg::cluster_identity(&t).expect("cluster_identity")
+    );
+    for name in names {
+        assert!(
+            view.databases.iter().any(|d| d == name),
+            "{name:?} missing from {:?}",
+            view.databases
+        );
+    }
+    let fp = pg::fingerprint(&t).expect("fingerprint");
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            fp.databases.get(*name).and_then(|t| t.get("public.t")),
+            Some(&(i as u64 + 1)),
+            "rows of {name:?} in {fp:?}"
+        );
+    }
+    assert_eq!(fp.databases.get("postgres"), Some(&Default::default()));
+    assert_eq!(fp.databases.len(), names.len() + 1);
+}
+
+/// Client programs run as `run_as` (uid, groups, HOME switched in the
+/// child): with `peer` authentication on the socket only the OS user
+/// `postgres` may log in as role `postgres`, so the query proves the switch;
+/// an unknown user is named in the error.
+#[test]
+fn client_programs_run_as_the_recipes_os_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let cluster = harness::fresh();
+    let t = cluster.target();
+    assert_eq!(t.run_as.as_deref(), Some("postgres"));
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all all peer\n",
+    )
+    .expect("write pg_hba.conf");
+    pg::query(&t, "postgres", "SELECT pg_reload_conf()").expect("reload");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let view = pg::cluster_view(&t).expect("as postgres, peer authentication passes");
+    assert!(view.databases.contains(&"postgres".to_string()));
+
+    let as_root = pg::PgTarget {
+        run_as: None,
+        ..t.clone()
+    };
+    let err = pg::cluster_view(&as_root).expect_err("root is not postgres to peer auth");
+    assert!(
+        err.to_string().contains("Peer authentication failed"),
+        "{err}"
+    );
+
+    let unknown = pg::PgTarget {
+        run_as: Some("imlrecover-no-such-user".into()),
+        ..t.clone()
+    };
+    let err = pg::cluster_view(&unknown).expect_err("no such OS user");
+    let text = err.to_string();
+    assert!(
+        text.contains("there is no OS user \"imlrecover-no-such-user\"") && text.contains("run_as"),
+        "{text}"
+    );
+}
+
 #[test]
 fn restore_into_a_fresh_cluster_names_the_harmless_errors_and_matches() {
     let source = harness::seeded(SEED_A);

@@ -3,8 +3,8 @@
 //! Everything goes through PostgreSQL's own client programs (`psql`,
 //! `pg_dumpall`, `initdb`, `pg_ctl`) spawned as processes; there is no
 //! PostgreSQL client library. A [`PgTarget`] says how to reach a server and
-//! as which OS user to run the programs (`runuser -u USER --` when we are
-//! root and the user differs).
+//! as which OS user to run the programs (switched to in the child when we
+//! are root and the user differs, as `runuser -u USER` would).
 //!
 //! The traps this module exists for (DESIGN.md §5):
 //! * psql's exit status says nothing about a restore: [`restore`]
@@ -37,7 +37,9 @@ use serde::{Deserialize, Serialize};
 pub use cluster::{cleanup_all, TempCluster};
 pub use dump::{dump_all, dump_all_with, DumpOptions, DumpStats};
 pub use error::{PgError, Result};
-pub use fingerprint::{compare, fingerprint, qualified_name, Fingerprint, FingerprintDiff};
+pub use fingerprint::{
+    compare, fingerprint, fingerprint_of, qualified_name, Fingerprint, FingerprintDiff,
+};
 pub use process::{find_program, ENV_BINDIR};
 pub use restore::{
     restore, restore_with, AllowedError, HarmlessError, RestoreMessage, RestoreOptions,
@@ -45,8 +47,8 @@ pub use restore::{
 };
 pub use scan::{fingerprint_from_dump, DumpScanner};
 pub use sql::{
-    cluster_identity, connected_backends, execute, list_databases, ping, query, terminate_backends,
-    Backend, ClusterIdentity,
+    cluster_identity, cluster_view, connected_backends, execute, list_databases, ping, query,
+    terminate_backends, Backend, ClusterIdentity, ClusterView,
 };
 
 /// How to reach a PostgreSQL server and run its client programs.

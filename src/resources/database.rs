@@ -131,12 +131,11 @@ impl super::kind::Kind for DatabaseKind {
             super::kind::ResourceError::new(address, e.to_string())
                 .help("is PostgreSQL running, and do host/port/run_as in the recipe point at it? Nothing was changed")
         };
-        let id = pg::cluster_identity(&target).map_err(err)?;
-        let databases = pg::list_databases(&target).map_err(err)?;
+        let view = pg::cluster_view(&target).map_err(err)?;
         Ok(Observed {
-            system_identifier: id.system_identifier,
-            server_version: id.server_version,
-            databases,
+            system_identifier: view.identity.system_identifier,
+            server_version: view.identity.server_version,
+            databases: view.databases,
         })
     }
 
@@ -312,21 +311,20 @@ impl super::kind::Kind for DatabaseKind {
         // A backend outlives its client for a moment (even our own earlier
         // queries), and a terminated one until it has exited: end them, then
         // wait (bounded) until none is left, as the restore will check.
-        let mut ended = Vec::new();
+        // terminate_backends waits until the ones it ended are gone; a
+        // client may reconnect meanwhile, so go again (bounded).
+        let mut ended: Vec<pg::Backend> = Vec::new();
         for _ in 0..50 {
-            let left = pg::connected_backends(&target, &[])
-                .map_err(|e| err("cannot list the sessions on the cluster", e))?;
-            if left.is_empty() {
+            let gone = pg::terminate_backends(&target, &[])
+                .map_err(|e| err("cannot end the sessions on the cluster", e))?;
+            if gone.is_empty() {
                 break;
             }
-            for b in pg::terminate_backends(&target, &[])
-                .map_err(|e| err("cannot end the remaining sessions", e))?
-            {
-                if !ended.iter().any(|e: &pg::Backend| e.pid == b.pid) {
+            for b in gone {
+                if !ended.iter().any(|e| e.pid == b.pid) {
                     ended.push(b);
                 }
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         for b in &ended {
             applied.details.push(format!("ended session: {b}"));
@@ -358,34 +356,35 @@ impl super::kind::Kind for DatabaseKind {
             applied.warnings.push(format!("psql: {w}"));
         }
 
-        // 4. Trust rows, not exit codes: the result must equal the bundle.
+        // 4. Trust rows, not exit codes: restore() compared the live cluster
+        // with the dump's own row counts; those must be the bundle's.
         let expected = pg::Fingerprint {
             databases: db.fingerprint.clone(),
         };
-        let actual =
-            pg::fingerprint(&target).map_err(|e| err("cannot count the restored rows", e))?;
-        let diffs: Vec<String> = pg::compare(&expected, &actual)
+        let diffs: Vec<String> = pg::compare(&expected, &report.dump_fingerprint)
             .into_iter()
-            .filter(|d| !d.is_extra_database())
             .map(|d| d.to_string())
             .collect();
-        if !diffs.is_empty() || !report.verified {
+        let identity = report.identity.clone().filter(|_| report.verified);
+        let (true, Some(id)) = (diffs.is_empty(), identity) else {
             return Err(ResourceError::new(
                 address,
                 format!(
                     "the restored cluster does not match the bundle: {}",
-                    diffs.join("; ")
+                    if diffs.is_empty() {
+                        "it was not verified".to_string()
+                    } else {
+                        diffs.join("; ")
+                    }
                 ),
             )
             .help(format!(
                 "psql's exit status is not trusted; the safety dump {} holds the cluster as it was",
                 safety_path.display()
             )));
-        }
+        };
 
         // 5. Remember it, so the next plan shows no change.
-        let id = pg::cluster_identity(&target)
-            .map_err(|e| err("cannot read the cluster identity", e))?;
         let mut state = cx.state.borrow_mut();
         state.record(crate::state::RestoreRecord {
             address: address.to_string(),

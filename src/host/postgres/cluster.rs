@@ -31,7 +31,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::error::{PgError, Result};
-use super::process::{find_program, indent, os_user_command, tail_of, TAIL_LINES};
+use super::process::{find_program, indent, os_user_command, tail_of, OsUser, TAIL_LINES};
 use super::PgTarget;
 
 /// The database superuser (and, when we are root, OS user) of a throwaway cluster.
@@ -74,6 +74,7 @@ pub struct TempCluster {
     port: u16,
     bin_dir: PathBuf,
     os_user: Option<String>,
+    os_id: Option<OsUser>,
     running: bool,
 }
 
@@ -108,6 +109,7 @@ impl TempCluster {
             port: 0,
             bin_dir,
             os_user: None,
+            os_id: None,
             running: false,
         };
         cluster.init()?;
@@ -145,6 +147,13 @@ impl TempCluster {
                     "run on a filesystem that supports ownership (not a FAT/SMB mount)",
                 )
             })?;
+            self.os_id = Some(OsUser::lookup(SUPERUSER).map_err(|e| {
+                self.fail(
+                    "looking up the OS user \"postgres\"",
+                    e.to_string(),
+                    "install the PostgreSQL server package (it creates the user)",
+                )
+            })?);
             self.os_user = Some(SUPERUSER.into());
         }
         let mut last_error = String::new();
@@ -203,7 +212,7 @@ impl TempCluster {
     }
 
     fn server_command(&self, program: &str) -> std::process::Command {
-        os_user_command(self.os_user.as_deref(), &self.bin_dir.join(program))
+        os_user_command(self.os_id.as_ref(), &self.bin_dir.join(program))
     }
 
     /// Runs a server program; on failure returns its status and output.

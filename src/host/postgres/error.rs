@@ -25,13 +25,13 @@ pub enum PgError {
     /// A program could not be started at all.
     #[error(
         "cannot start `{program}` for {target}: {source}\n  \
-         hint: check that {program} is executable{runuser_hint}"
+         hint: check that {program} is executable{user_hint}"
     )]
     #[diagnostic(code(imlrecover::pg::spawn))]
     Spawn {
         program: String,
         target: String,
-        runuser_hint: String,
+        user_hint: String,
         #[source]
         source: std::io::Error,
     },

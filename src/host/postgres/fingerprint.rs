@@ -7,7 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{PgError, Result};
-use super::sql::{list_databases, query};
+use super::process::conninfo_dbname;
+use super::sql::{list_databases, query_with};
 use super::PgTarget;
 
 /// `databases[db][table] = rows`, tables named `schema.table` (each part
@@ -182,19 +183,61 @@ fn quote_part(s: &str) -> String {
 /// The tables are those pg_dump writes data for: ordinary tables (leaf
 /// partitions, not their parents), not temporary, not owned by extensions.
 pub fn fingerprint(target: &PgTarget) -> Result<Fingerprint> {
+    fingerprint_of(target, &list_databases(target)?)
+}
+
+/// [`fingerprint`] of the given databases, all counted in one psql session
+/// (`\connect` from one to the next): one process, not one per database.
+pub fn fingerprint_of(target: &PgTarget, databases: &[String]) -> Result<Fingerprint> {
     let mut fp = Fingerprint::default();
-    for db in list_databases(target)? {
-        let tables = count_tables(target, &db)?;
-        fp.databases.insert(db, tables);
+    let Some(first) = databases.first() else {
+        return Ok(fp);
+    };
+    let mut script = String::new();
+    let mut vars = Vec::new();
+    for (i, db) in databases.iter().enumerate() {
+        fp.databases.insert(db.clone(), BTreeMap::new());
+        if i > 0 {
+            // The conninfo travels in a psql variable: no quoting to get wrong.
+            vars.push((format!("db{i}"), conninfo_dbname(db)));
+            script.push_str(&format!("\\connect -reuse-previous=on :db{i}\n"));
+        }
+        script.push_str(&count_sql(i));
+    }
+    let rows = query_with(target, first, &script, &vars)?;
+    for row in rows {
+        let parsed = match row.as_slice() {
+            [i, ns, rel, n] => match (
+                i.parse::<usize>().ok().and_then(|i| databases.get(i)),
+                unhex(ns),
+                unhex(rel),
+                n.parse::<u64>(),
+            ) {
+                (Some(db), Some(ns), Some(rel), Ok(n)) => Some((db, qualified_name(&ns, &rel), n)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((db, name, n)) = parsed else {
+            return Err(PgError::UnexpectedOutput {
+                program: "psql".into(),
+                target: target.to_string(),
+                doing: "counting rows".into(),
+                output: format!("{row:?}"),
+            });
+        };
+        fp.databases.entry(db.clone()).or_default().insert(name, n);
     }
     Ok(fp)
 }
 
-fn count_tables(target: &PgTarget, db: &str) -> Result<BTreeMap<String, u64>> {
+/// Counts every table of the current database, tagged with `index`.
+fn count_sql(index: usize) -> String {
     // \gexec runs one count per table inside the same transaction as the
     // listing; names travel hex-encoded so no character can break parsing.
-    let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
-        SELECT format('SELECT %L, %L, count(*) FROM ONLY %I.%I', \
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
+        SELECT format('SELECT {index}, %L, %L, count(*) FROM ONLY %I.%I', \
         encode(convert_to(n.nspname::text, 'UTF8'), 'hex'), \
         encode(convert_to(c.relname::text, 'UTF8'), 'hex'), n.nspname, c.relname) \
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -204,31 +247,11 @@ fn count_tables(target: &PgTarget, db: &str) -> Result<BTreeMap<String, u64>> {
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
                         AND d.objid = c.oid AND d.deptype = 'e') \
         ORDER BY n.nspname, c.relname \\gexec\n\
-        COMMIT;\n";
-    let rows = query(target, db, sql)?;
-    let mut tables = BTreeMap::new();
-    for row in rows {
-        let parsed = match row.as_slice() {
-            [ns, rel, n] => match (unhex(ns), unhex(rel), n.parse::<u64>()) {
-                (Some(ns), Some(rel), Ok(n)) => Some((qualified_name(&ns, &rel), n)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some((name, n)) = parsed else {
-            return Err(PgError::UnexpectedOutput {
-                program: "psql".into(),
-                target: target.to_string(),
-                doing: format!("counting rows in database \"{db}\""),
-                output: format!("{row:?}"),
-            });
-        };
-        tables.insert(name, n);
-    }
-    Ok(tables)
+        COMMIT;\n"
+    )
 }
 
-fn unhex(s: &str) -> Option<String> {
+pub(crate) fn unhex(s: &str) -> Option<String> {
     if s.len() % 2 != 0 {
         return None;
     }

@@ -2,8 +2,8 @@
 //! database's OS user, capturing output without deadlocks, killing them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
@@ -132,29 +132,83 @@ impl PgTarget {
     /// Like [`client`](Self::client) without connection arguments.
     pub(crate) fn raw_command(&self, program: &str) -> Result<Command> {
         let bin = find_program(self.bin_dir.as_deref(), program)?;
-        Ok(os_user_command(self.effective_run_as(), &bin))
+        let user = match self.effective_run_as() {
+            Some(name) => Some(
+                OsUser::lookup(name).map_err(|e| spawn_error(&program_name_of(&bin), self, e))?,
+            ),
+            None => None,
+        };
+        Ok(os_user_command(user.as_ref(), &bin))
     }
 
-    pub(crate) fn runuser_hint(&self) -> String {
+    pub(crate) fn user_hint(&self) -> String {
         match self.effective_run_as() {
-            Some(u) => format!(", that `runuser` exists and that OS user \"{u}\" exists"),
+            Some(u) => format!(
+                " and that OS user \"{u}\" exists (imlrecover runs PostgreSQL's programs as that user; set `run_as` in the recipe to change it)"
+            ),
             None => String::new(),
         }
     }
 }
 
-/// `bin`, prefixed with `runuser -u USER --` when a user is given. The
+/// An OS user a program runs as: what `runuser -u USER` would set up
+/// (uid, primary and supplementary groups, HOME/USER/LOGNAME), looked up
+/// once, switched to in the child between fork and exec. Cheaper than a
+/// `runuser` process (and its PAM session) per psql call.
+#[derive(Debug, Clone)]
+pub(crate) struct OsUser {
+    name: String,
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+    groups: Vec<nix::unistd::Gid>,
+    home: PathBuf,
+}
+
+impl OsUser {
+    pub(crate) fn lookup(name: &str) -> io::Result<OsUser> {
+        let user = nix::unistd::User::from_name(name)
+            .map_err(io::Error::from)?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("there is no OS user \"{name}\""),
+                )
+            })?;
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name holds NUL"))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(io::Error::from)?;
+        Ok(OsUser {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            home: user.dir,
+        })
+    }
+}
+
+/// `bin`, run as `user` when one is given (we are root then). The
 /// environment is pinned so that messages are English (they are classified)
 /// and the session is recognisable in pg_stat_activity.
-pub(crate) fn os_user_command(run_as: Option<&str>, bin: &Path) -> Command {
-    let mut cmd = match run_as {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--"]).arg(bin);
-            c
+pub(crate) fn os_user_command(user: Option<&OsUser>, bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    if let Some(u) = user {
+        let (uid, gid, groups) = (u.uid, u.gid, u.groups.clone());
+        cmd.env("HOME", &u.home)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name);
+        // SAFETY: between fork and exec only async-signal-safe syscalls run
+        // (setgroups/setgid/setuid); `groups` was allocated before the fork.
+        // Groups first, uid last: after setuid we could no longer drop them.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setgroups(&groups)?;
+                nix::unistd::setgid(gid)?;
+                nix::unistd::setuid(uid)?;
+                Ok(())
+            });
         }
-        None => Command::new(bin),
-    };
+    }
     // The OS user may not be allowed into our working directory.
     cmd.current_dir("/");
     cmd.env("LC_ALL", "C")
@@ -167,15 +221,12 @@ pub(crate) fn os_user_command(run_as: Option<&str>, bin: &Path) -> Command {
 
 /// Program name of a command, for messages.
 pub(crate) fn program_name(cmd: &Command) -> String {
-    let prog = cmd.get_program();
-    let prog = if prog == OsStr::new("runuser") {
-        cmd.get_args().nth(3).unwrap_or(prog)
-    } else {
-        prog
-    };
-    Path::new(prog)
-        .file_name()
-        .unwrap_or(prog)
+    program_name_of(Path::new(cmd.get_program()))
+}
+
+fn program_name_of(prog: &Path) -> String {
+    prog.file_name()
+        .unwrap_or(prog.as_os_str())
         .to_string_lossy()
         .into_owned()
 }
@@ -191,7 +242,7 @@ pub(crate) fn spawn_error(program: &str, target: &PgTarget, source: io::Error) -
     PgError::Spawn {
         program: program.to_string(),
         target: target.to_string(),
-        runuser_hint: target.runuser_hint(),
+        user_hint: target.user_hint(),
         source,
     }
 }
@@ -354,8 +405,8 @@ impl LineTail {
     }
 }
 
-/// Kills `child` and every process below it (`runuser` forks the real
-/// program), deepest first, then reaps `child`. SIGKILL is deliberate: psql
+/// Kills `child` and every process below it (pg_dumpall forks pg_dump
+/// through a shell), deepest first, then reaps `child`. SIGKILL is deliberate: psql
 /// that sees end-of-input instead would execute a half-received statement
 /// (and end a half-received COPY as if it were complete).
 pub(crate) fn kill_tree(child: &mut Child) {

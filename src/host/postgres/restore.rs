@@ -18,12 +18,12 @@ use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::error::{PgError, Result};
-use super::fingerprint::{fingerprint, Fingerprint, FingerprintDiff};
+use super::fingerprint::{fingerprint_of, Fingerprint, FingerprintDiff};
 use super::process::{
     for_each_line_capped, kill_tree, program_name, spawn_error, truncate, TAIL_LINE_CAP,
 };
 use super::scan::{DumpScanner, COMPLETE_MARKER};
-use super::sql::connected_backends;
+use super::sql::{cluster_view, connected_backends, ClusterIdentity};
 use super::PgTarget;
 
 /// Most psql messages kept (a broken dump can fail on every statement).
@@ -152,6 +152,8 @@ pub struct RestoreReport {
     /// Databases in the cluster that the dump does not mention (a restore
     /// leaves them alone).
     pub extra_databases: Vec<String>,
+    /// The cluster restored into, read while verifying (`None` unverified).
+    pub identity: Option<ClusterIdentity>,
     pub elapsed: Duration,
 }
 
@@ -342,8 +344,12 @@ pub fn restore_with(
     })?;
 
     let mut extra_databases = Vec::new();
+    let mut identity = None;
     if options.verify {
-        let live = fingerprint(target)?;
+        // One session for what the cluster is and holds, one for its rows.
+        let view = cluster_view(target)?;
+        let live = fingerprint_of(target, &view.databases)?;
+        identity = Some(view.identity);
         let mut differences = Vec::new();
         for d in dump_fingerprint.diff(&live) {
             match d {
@@ -366,6 +372,7 @@ pub fn restore_with(
         dump_fingerprint,
         verified: options.verify,
         extra_databases,
+        identity,
         elapsed: started.elapsed(),
     })
 }

@@ -15,13 +15,28 @@ const RECORD_SEP: char = '\x1e';
 /// through stdin, so its size is not limited by the command line, and it
 /// stops at the first error (`ON_ERROR_STOP`).
 pub fn query(target: &PgTarget, database: &str, sql: &str) -> Result<Vec<Vec<String>>> {
+    query_with(target, database, sql, &[])
+}
+
+/// [`query`] with psql variables (`-v NAME=VALUE`): values reach the script
+/// through `:NAME` untouched by any quoting, e.g. a conninfo for `\connect`.
+pub(crate) fn query_with(
+    target: &PgTarget,
+    database: &str,
+    sql: &str,
+    vars: &[(String, String)],
+) -> Result<Vec<Vec<String>>> {
     let mut cmd = target.client("psql")?;
     cmd.args(["-X", "-q", "-A", "-t"])
         .arg("-F")
         .arg(FIELD_SEP.to_string())
         .arg("-R")
         .arg(RECORD_SEP.to_string())
-        .args(["-v", "ON_ERROR_STOP=1", "-d"])
+        .args(["-v", "ON_ERROR_STOP=1"]);
+    for (name, value) in vars {
+        cmd.arg("-v").arg(format!("{name}={value}"));
+    }
+    cmd.arg("-d")
         .arg(conninfo_dbname(database))
         .args(["-f", "-"])
         // Our own conversations are UTF-8 whatever the database encoding.
@@ -84,12 +99,66 @@ pub struct ClusterIdentity {
     pub server_version_num: u32,
 }
 
-/// Reads the cluster's identity (needs PostgreSQL ≥ 9.6 for
-/// `pg_control_system()`).
-pub fn cluster_identity(target: &PgTarget) -> Result<ClusterIdentity> {
-    let sql = "SELECT system_identifier::text, current_setting('server_version'), \
-               current_setting('server_version_num') FROM pg_control_system()";
-    let rows = query(target, "postgres", sql).map_err(|e| match e {
+const IDENTITY_SQL: &str =
+    "SELECT 'i', system_identifier::text, current_setting('server_version'), \
+     current_setting('server_version_num') FROM pg_control_system();\n";
+
+/// The databases a dump covers and a fingerprint counts: connectable, not
+/// templates, not half-dropped (`datconnlimit = -2`). Names travel
+/// hex-encoded, so no character (not even a newline) can break parsing.
+const DATABASES_SQL: &str = "SELECT 'd', encode(convert_to(datname::text, 'UTF8'), 'hex') \
+     FROM pg_database WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2 \
+     ORDER BY datname;\n";
+
+/// What planning and verifying need to know of a cluster, read in one psql
+/// session: which cluster it is and which databases it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub identity: ClusterIdentity,
+    pub databases: Vec<String>,
+}
+
+/// Reads the cluster's identity and its databases in one session (needs
+/// PostgreSQL ≥ 9.6 for `pg_control_system()`).
+pub fn cluster_view(target: &PgTarget) -> Result<ClusterView> {
+    let rows = query(
+        target,
+        "postgres",
+        &format!("{IDENTITY_SQL}{DATABASES_SQL}"),
+    )
+    .map_err(identity_hint)?;
+    let bad = |rows: &[Vec<String>]| PgError::UnexpectedOutput {
+        program: "psql".into(),
+        target: target.to_string(),
+        doing: "reading the cluster identity and its databases".into(),
+        output: format!("{rows:?}"),
+    };
+    let mut identity = None;
+    let mut databases = Vec::new();
+    for row in &rows {
+        match row.as_slice() {
+            [tag, id, version, num] if tag == "i" && !id.is_empty() => {
+                identity = Some(ClusterIdentity {
+                    system_identifier: id.clone(),
+                    server_version: version.clone(),
+                    server_version_num: num.parse().unwrap_or(0),
+                });
+            }
+            [tag, hex] if tag == "d" => {
+                databases.push(super::fingerprint::unhex(hex).ok_or_else(|| bad(&rows))?);
+            }
+            _ => return Err(bad(&rows)),
+        }
+    }
+    let identity = identity.ok_or_else(|| bad(&rows))?;
+    Ok(ClusterView {
+        identity,
+        databases,
+    })
+}
+
+fn identity_hint(e: PgError) -> PgError {
+    match e {
         PgError::Command {
             program,
             target,
@@ -107,35 +176,19 @@ pub fn cluster_identity(target: &PgTarget) -> Result<ClusterIdentity> {
                    system identifier over SQL",
         },
         e => e,
-    })?;
-    match rows.as_slice() {
-        [row] if row.len() == 3 && !row[0].is_empty() => Ok(ClusterIdentity {
-            system_identifier: row[0].clone(),
-            server_version: row[1].clone(),
-            server_version_num: row[2].parse().unwrap_or(0),
-        }),
-        _ => Err(PgError::UnexpectedOutput {
-            program: "psql".into(),
-            target: target.to_string(),
-            doing: "reading the cluster identity".into(),
-            output: format!("{rows:?}"),
-        }),
     }
 }
 
-/// The databases a dump covers and a fingerprint counts: connectable,
-/// not templates, not half-dropped (`datconnlimit = -2`).
+/// Reads the cluster's identity (needs PostgreSQL ≥ 9.6 for
+/// `pg_control_system()`).
+pub fn cluster_identity(target: &PgTarget) -> Result<ClusterIdentity> {
+    cluster_view(target).map(|v| v.identity)
+}
+
+/// The databases a dump covers and a fingerprint counts (see
+/// [`cluster_view`]).
 pub fn list_databases(target: &PgTarget) -> Result<Vec<String>> {
-    let rows = query(
-        target,
-        "postgres",
-        "SELECT datname FROM pg_database \
-         WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2 ORDER BY 1",
-    )?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| r.into_iter().next())
-        .collect())
+    cluster_view(target).map(|v| v.databases)
 }
 
 /// A client session connected to a database.
