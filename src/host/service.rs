@@ -9,8 +9,10 @@
 use super::process::{self, ProcessError};
 use crate::recipe::ServiceBackend;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +93,10 @@ pub struct Services {
     pub timeout: Duration,
     /// How long to wait for the status to follow an action.
     pub settle: Duration,
+    /// Statuses this instance saw settle after its own actions: a start
+    /// after our own verified stop need not ask again. Cleared by
+    /// [`forget`](Self::forget) when something else may have acted.
+    settled: Arc<Mutex<BTreeMap<String, Status>>>,
 }
 
 impl Services {
@@ -100,6 +106,7 @@ impl Services {
             root: root.to_path_buf(),
             timeout: Duration::from_secs(90),
             settle: Duration::from_secs(30),
+            settled: Arc::default(),
         }
     }
 
@@ -169,17 +176,52 @@ impl Services {
         }
     }
 
+    /// Forgets the statuses seen after our own actions: a command (the
+    /// installer) may have started or stopped anything since.
+    pub fn forget(&self) {
+        if let Ok(mut m) = self.settled.lock() {
+            m.clear();
+        }
+    }
+
+    fn settled(&self, name: &str) -> Option<Status> {
+        self.settled.lock().ok()?.get(name).copied()
+    }
+
+    fn remember(&self, name: &str, status: Option<Status>) {
+        if let Ok(mut m) = self.settled.lock() {
+            match status {
+                Some(s) => m.insert(name.to_string(), s),
+                None => m.remove(name),
+            };
+        }
+    }
+
     /// Runs the action, then waits (bounded) until the status matches it.
     /// `Ok(false)`: a start or stop found the service already so (LSB makes
     /// them idempotent; the installer may have started it since the plan).
     pub fn act(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
-        let now = match self.status(name) {
-            // Nothing to stop where nothing is installed.
-            Err(ServiceError::NotInstalled { .. }) if action == Action::Stop => return Ok(false),
-            other => other?,
-        };
-        if action != Action::Restart && now == action.expected() {
-            return Ok(false);
+        let result = self.act_uncached(name, action);
+        self.remember(name, result.as_ref().ok().map(|_| action.expected()));
+        result
+    }
+
+    fn act_uncached(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
+        // A restart does not care; a status this run saw settle is current.
+        if action != Action::Restart {
+            let now = match self.settled(name) {
+                Some(s) => s,
+                None => match self.status(name) {
+                    // Nothing to stop where nothing is installed.
+                    Err(ServiceError::NotInstalled { .. }) if action == Action::Stop => {
+                        return Ok(false)
+                    }
+                    other => other?,
+                },
+            };
+            if now == action.expected() {
+                return Ok(false);
+            }
         }
         let out = process::run(&mut self.command(name, action.as_str())?, self.timeout)?;
         let code = out.status.code().unwrap_or(-1);

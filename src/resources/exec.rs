@@ -106,8 +106,10 @@ impl Kind for ExecKind {
     ) -> Result<Applied, ResourceError> {
         let mut cmd = command(&spec.command, cx.root.dir())
             .ok_or_else(|| ResourceError::new(address, "`command` is empty"))?;
-        let out = process::run(&mut cmd, spec.timeout)
-            .map_err(|e| ResourceError::new(address, e.to_string()))?;
+        let out = process::run(&mut cmd, spec.timeout);
+        // Whatever it ran may have started or stopped services.
+        cx.services.forget();
+        let out = out.map_err(|e| ResourceError::new(address, e.to_string()))?;
         if !out.status.success() {
             let tail: Vec<&str> = out
                 .stderr
