@@ -4,7 +4,7 @@
 # Same steps as `imlrecover apply` of plans/iml-manager.hcl with no agents,
 # without any of its checks: no safety dump, no verification, no re-plan.
 #
-#   ROOT=... BUNDLE=... INSTALLER=... PGHOST=... PGPORT=... seed-restore.sh
+#   ROOT=... BUNDLE=... INSTALLER=... PGHOST=... PGPORT=... [PSQL=...] seed-restore.sh
 #
 # `service NAME ACTION` is `env -i $ROOT/etc/init.d/NAME ACTION` (the sandbox's
 # init scripts live under ROOT, like every path of the recipe).
@@ -42,8 +42,10 @@ for f in authority.crt authority.pem authority.srl manager.crt manager.pem; do
 done
 cp "$B/usr/share/chroma-manager/local_settings.py" "$ROOT/usr/share/chroma-manager/"
 
-# Restore the database.
-zcat "$BUNDLE"/pgbackup-*.sql.gz | runuser -u postgres -- psql -h "$PGHOST" -p "$PGPORT" postgres >/dev/null 2>&1
+# Restore the database, as the runbook types it (`su - postgres -c "psql
+# postgres"`), pointed at the sandbox cluster.
+PSQL=${PSQL:-psql}
+zcat "$BUNDLE"/pgbackup-*.sql.gz | su - postgres -c "$PSQL -h '$PGHOST' -p '$PGPORT' postgres" >/dev/null 2>&1
 
 # Restart the services.
 service rabbitmq-server start
