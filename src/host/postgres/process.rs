@@ -151,6 +151,9 @@ impl PgTarget {
     }
 }
 
+/// `application_name` of our own sessions, as pg_stat_activity shows them.
+pub(crate) const OUR_APP: &str = "imlrecover";
+
 /// An OS user a program runs as: what `runuser -u USER` would set up
 /// (uid, primary and supplementary groups, HOME/USER/LOGNAME), looked up
 /// once, switched to in the child between fork and exec. Cheaper than a
@@ -213,7 +216,7 @@ pub(crate) fn os_user_command(user: Option<&OsUser>, bin: &Path) -> Command {
     cmd.current_dir("/");
     cmd.env("LC_ALL", "C")
         .env_remove("LANGUAGE")
-        .env("PGAPPNAME", "imlrecover")
+        .env("PGAPPNAME", OUR_APP)
         // Server messages in English: restore() classifies them by text.
         .env("PGOPTIONS", "-c lc_messages=C");
     cmd

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{PgError, Result};
 use super::fingerprint::{fingerprint_of, Fingerprint, FingerprintDiff};
 use super::process::{
-    for_each_line_capped, kill_tree, program_name, spawn_error, truncate, TAIL_LINE_CAP,
+    for_each_line_capped, kill_tree, program_name, spawn_error, truncate, OUR_APP, TAIL_LINE_CAP,
 };
 use super::scan::{DumpScanner, COMPLETE_MARKER};
 use super::sql::{cluster_view, connected_backends, ClusterIdentity};
@@ -201,12 +201,23 @@ pub fn restore_with(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     if !options.allow_connected_clients {
-        let backends = connected_backends(target, &[])?;
-        if !backends.is_empty() {
-            return Err(PgError::DatabaseInUse {
-                target: target.to_string(),
-                backends,
-            });
+        // A psql of ours that just exited leaves its backend for a moment:
+        // wait (bounded) for those; anyone else's session refuses at once.
+        let mut tries = 0;
+        loop {
+            let backends = connected_backends(target, &[])?;
+            let lingering = backends.iter().all(|b| b.application_name == OUR_APP);
+            if backends.is_empty() {
+                break;
+            }
+            tries += 1;
+            if !lingering || tries >= 40 {
+                return Err(PgError::DatabaseInUse {
+                    target: target.to_string(),
+                    backends,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
 
