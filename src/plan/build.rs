@@ -1,13 +1,15 @@
-//! Building a plan: observe every resource in graph order, compare it with
-//! the recipe and the bundle, then derive the steps. Read-only.
+//! Building a plan: observe every resource, then compare each with the
+//! recipe and the bundle in graph order, then derive the steps. Read-only.
+//! Comparing may depend on what was planned before it (a service the
+//! installer brings, a restart a changed file causes); observing may not.
 
 use super::{derive_steps, BundleRef, Plan, RecipeRef, ResourceChange, Summary, FORMAT_VERSION};
 use crate::bundle::{Bundle, ResourceRecord};
 use crate::graph::Graph;
 use crate::host::fs::Root;
 use crate::host::service::Services;
-use crate::recipe::{Address, Recipe, ResourceType};
-use crate::resources::kind::{plan_resource, Cx, ResourceError};
+use crate::recipe::{Address, Recipe, Resource, ResourceType};
+use crate::resources::kind::{compare_resource, observe_resource, Cx, Observation, ResourceError};
 use crate::state::State;
 
 pub struct Inputs<'a> {
@@ -68,25 +70,36 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         }
         warnings.push(w);
     }
+    let entries = crate::resources::content::EntryIndex::new(m);
+    // Observing sees no prior changes: there are none yet.
+    let observing = Cx {
+        recipe: i.recipe,
+        graph: &graph,
+        root: i.root,
+        bundle: i.bundle,
+        services: i.services,
+        state: i.state,
+        replace: i.replace,
+        prior: &[],
+        entries: &entries,
+    };
+    let resources: Vec<&Resource> = graph
+        .order()
+        .iter()
+        .filter_map(|a| i.recipe.resource(a))
+        .collect();
+    let observed: Vec<Result<Observation, ResourceError>> = resources
+        .iter()
+        .map(|r| observe_resource(r, &observing))
+        .collect();
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut errors = Vec::new();
-    let entries = crate::resources::content::EntryIndex::new(m);
-    for address in graph.order() {
-        let Some(resource) = i.recipe.resource(&address) else {
-            continue;
-        };
+    for (resource, observation) in resources.into_iter().zip(observed) {
         let cx = Cx {
-            recipe: i.recipe,
-            graph: &graph,
-            root: i.root,
-            bundle: i.bundle,
-            services: i.services,
-            state: i.state,
-            replace: i.replace,
             prior: &changes,
-            entries: &entries,
+            ..observing
         };
-        match plan_resource(resource, &cx) {
+        match observation.and_then(|o| compare_resource(resource, o, &cx)) {
             Ok(c) => changes.push(c),
             Err(e) => errors.push(e),
         }

@@ -1,7 +1,12 @@
 //! The one trait every resource kind implements for `plan` (and `apply`):
 //! observe the live host, compare it with the desired state (recipe +
 //! bundle). A new kind is one new file implementing it, plus its arm in
-//! [`plan_resource`].
+//! [`dispatch`] (and in [`apply_step`]).
+//!
+//! Planning runs in two phases ([`crate::plan::build`]): every resource's
+//! `observe`, concurrently, then every `compare`, one at a time in graph
+//! order. [`observe_resource`] and [`compare_resource`] are the two halves;
+//! an [`Observation`] carries the kind's typed `Observed` between them.
 
 use crate::bundle::Bundle;
 use crate::graph::Graph;
@@ -24,6 +29,8 @@ pub struct Cx<'a> {
     /// `--replace` addresses.
     pub replace: &'a [Address],
     /// Changes of the resources planned before this one (graph order).
+    /// Only `compare` may use them: while observing, this is empty
+    /// (observations run concurrently, before any compare).
     pub prior: &'a [ResourceChange],
     pub entries: &'a super::content::EntryIndex<'a>,
 }
@@ -139,10 +146,13 @@ impl Applied {
 pub trait Kind {
     type Spec;
     /// What was seen on the host; its JSON is the plan's `before` and its
-    /// hash tells a stale saved plan.
-    type Observed: Serialize;
+    /// hash tells a stale saved plan. `Send`: it is made on a worker thread.
+    type Observed: Serialize + Send + 'static;
 
-    /// Reads the live host. Never changes anything.
+    /// Reads the live host. Never changes anything. Runs concurrently with
+    /// other resources' `observe`, before any `compare`: it must not depend
+    /// on other resources (`cx.prior` is empty here) and must give the same
+    /// result whatever else is being observed at the same time.
     fn observe(
         &self,
         address: &Address,
@@ -170,42 +180,77 @@ pub trait Kind {
     ) -> Result<Applied, ResourceError>;
 }
 
-fn plan_with<K: Kind>(
-    kind: K,
-    address: &Address,
-    spec: &K::Spec,
-    cx: &Cx,
-) -> Result<ResourceChange, ResourceError> {
-    let observed = kind.observe(address, spec, cx)?;
-    let verdict = kind.compare(address, spec, &observed, cx)?;
-    let before = serde_json::to_value(&observed).unwrap_or(serde_json::Value::Null);
-    Ok(ResourceChange {
-        address: address.clone(),
-        action: verdict.action,
-        reason: verdict.reason,
-        details: verdict.details,
-        files: verdict.files,
-        observed: fingerprint(&before),
-        before,
-        after: verdict.after,
-        sensitive: verdict.sensitive,
-    })
+/// What a kind's `observe` saw, opaque until its `compare`; `Send`, so that
+/// observations can be made on worker threads.
+pub struct Observation(Box<dyn std::any::Any + Send>);
+
+/// Something to do with a resource's kind and its typed spec.
+trait WithKind {
+    type Out;
+    fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out;
 }
 
-/// Plans one resource with its kind.
-pub fn plan_resource(resource: &Resource, cx: &Cx) -> Result<ResourceChange, ResourceError> {
+/// The one place a resource's kind is chosen, so that its observation and
+/// its comparison always go to the same kind.
+fn dispatch<W: WithKind>(resource: &Resource, w: W) -> W::Out {
     use super::*;
     let a = &resource.address;
     match &resource.spec {
-        Spec::File(s) => plan_with(file::FileKind, a, s, cx),
-        Spec::Files(s) => plan_with(files::FilesKind, a, s, cx),
-        Spec::Absent(s) => plan_with(absent::AbsentKind, a, s, cx),
-        Spec::Cert(s) => plan_with(cert::CertKind, a, s, cx),
-        Spec::Database(s) => plan_with(database::DatabaseKind, a, s, cx),
-        Spec::Service(s) => plan_with(service::ServiceKind, a, s, cx),
-        Spec::Exec(s) => plan_with(exec::ExecKind, a, s, cx),
-        Spec::RemoteService(s) => plan_with(remote_service::RemoteServiceKind, a, s, cx),
+        Spec::File(s) => w.with(file::FileKind, a, s),
+        Spec::Files(s) => w.with(files::FilesKind, a, s),
+        Spec::Absent(s) => w.with(absent::AbsentKind, a, s),
+        Spec::Cert(s) => w.with(cert::CertKind, a, s),
+        Spec::Database(s) => w.with(database::DatabaseKind, a, s),
+        Spec::Service(s) => w.with(service::ServiceKind, a, s),
+        Spec::Exec(s) => w.with(exec::ExecKind, a, s),
+        Spec::RemoteService(s) => w.with(remote_service::RemoteServiceKind, a, s),
     }
+}
+
+/// Observes one resource with its kind. Read-only; `cx.prior` is not used.
+pub fn observe_resource(resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
+    struct Observe<'c, 'a>(&'c Cx<'a>);
+    impl WithKind for Observe<'_, '_> {
+        type Out = Result<Observation, ResourceError>;
+        fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out {
+            Ok(Observation(Box::new(kind.observe(address, spec, self.0)?)))
+        }
+    }
+    dispatch(resource, Observe(cx))
+}
+
+/// Compares one resource's observation with the recipe and the bundle.
+pub fn compare_resource(
+    resource: &Resource,
+    observation: Observation,
+    cx: &Cx,
+) -> Result<ResourceChange, ResourceError> {
+    struct Compare<'c, 'a>(Observation, &'c Cx<'a>);
+    impl WithKind for Compare<'_, '_> {
+        type Out = Result<ResourceChange, ResourceError>;
+        fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out {
+            let Compare(Observation(any), cx) = self;
+            // Cannot fail for an observation `observe_resource` made of this
+            // resource: `dispatch` chooses the same kind for both.
+            let observed = any.downcast::<K::Observed>().map_err(|_| {
+                ResourceError::new(address, "internal error: observed as another kind")
+            })?;
+            let verdict = kind.compare(address, spec, &observed, cx)?;
+            let before = serde_json::to_value(&*observed).unwrap_or(serde_json::Value::Null);
+            Ok(ResourceChange {
+                address: address.clone(),
+                action: verdict.action,
+                reason: verdict.reason,
+                details: verdict.details,
+                files: verdict.files,
+                observed: fingerprint(&before),
+                before,
+                after: verdict.after,
+                sensitive: verdict.sensitive,
+            })
+        }
+    }
+    dispatch(resource, Compare(observation, cx))
 }
 
 /// Applies one step with its resource's kind.
