@@ -1,7 +1,12 @@
-//! Building a plan: observe every resource, then compare each with the
-//! recipe and the bundle in graph order, then derive the steps. Read-only.
-//! Comparing may depend on what was planned before it (a service the
-//! installer brings, a restart a changed file causes); observing may not.
+//! Building a plan: observe every resource, compare each with the recipe and
+//! the bundle in graph order, then derive the steps. Read-only.
+//!
+//! Observing is most of the time a plan takes (files hashed; init scripts'
+//! `status` and `psql`, each a process of 5–12 ms), and no observation
+//! depends on another: they run concurrently on a few threads. Comparing may depend
+//! on what was planned before (a service the installer brings, a restart a
+//! changed file causes): it runs afterwards, one resource at a time in graph
+//! order, as if everything had been observed one by one.
 
 use super::{derive_steps, BundleRef, Plan, RecipeRef, ResourceChange, Summary, FORMAT_VERSION};
 use crate::bundle::{Bundle, ResourceRecord};
@@ -88,10 +93,7 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         .iter()
         .filter_map(|a| i.recipe.resource(a))
         .collect();
-    let observed: Vec<Result<Observation, ResourceError>> = resources
-        .iter()
-        .map(|r| observe_resource(r, &observing))
-        .collect();
+    let observed = observe_all(&resources, &observing);
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut errors = Vec::new();
     for (resource, observation) in resources.into_iter().zip(observed) {
@@ -151,5 +153,83 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         resource_changes: changes,
         steps,
         summary,
+    })
+}
+
+/// Observations in flight at once: they mostly wait for processes (init
+/// scripts, psql) and the disk, so a few more than the cores, but few, so
+/// as not to swamp a small host.
+fn observers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores.saturating_mul(2).clamp(1, 4)
+}
+
+/// Observes every resource, concurrently; the results in the order given.
+/// Workers take the next resource from a shared index; the calling thread is
+/// one of them, so every resource is observed even if no thread can be
+/// started. A panic while observing is that resource's error, not the end
+/// of the plan.
+fn observe_all(resources: &[&Resource], cx: &Cx) -> Vec<Result<Observation, ResourceError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    type Observed = (usize, Result<Observation, ResourceError>);
+    let next = AtomicUsize::new(0);
+    let work = || -> Vec<Observed> {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(resource) = resources.get(k) else {
+                return done;
+            };
+            done.push((k, observe_one(resource, cx)));
+        }
+    };
+    let mut slots: Vec<Option<Result<Observation, ResourceError>>> =
+        resources.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..observers().min(resources.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("observe".into())
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
+            .collect();
+        let mine = work();
+        // A helper cannot panic (observe_one catches it); were one lost all
+        // the same, its resources stay empty and are reported below.
+        let theirs = helpers.into_iter().filter_map(|h| h.join().ok());
+        for (k, result) in std::iter::once(mine).chain(theirs).flatten() {
+            if let Some(slot) = slots.get_mut(k) {
+                *slot = Some(result);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(resources)
+        .map(|(slot, r)| {
+            slot.unwrap_or_else(|| {
+                Err(ResourceError::new(
+                    &r.address,
+                    "internal error: it was not observed",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// One observation; a panic becomes the resource's error.
+fn observe_one(resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
+    let observe = std::panic::AssertUnwindSafe(|| observe_resource(resource, cx));
+    std::panic::catch_unwind(observe).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        let error = format!("internal error while observing it: {what}");
+        Err(ResourceError::new(&resource.address, error).help(
+            "this is a bug in imlrecover; nothing was changed. Please report it with the message above",
+        ))
     })
 }
