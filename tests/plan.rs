@@ -735,3 +735,24 @@ fn compare_still_sees_the_changes_planned_before_it() {
     }
     insta::assert_snapshot!("plan_every_kind", text);
 }
+
+#[test]
+fn a_bug_while_observing_is_that_resources_error_not_a_crash() {
+    let (host, recipe, _ntpd) = fixture_host();
+    let out = Imlrecover::new()
+        .args(["plan", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle")
+        .arg(host.latest())
+        // The second resource in graph order panics while it is observed.
+        .env("IMLRECOVER_FAULT", "observe-panic:1")
+        .run();
+    out.code(1)
+        .stderr_has("cannot plan: 1 resource could not be observed")
+        .stderr_has(
+            "file.ntp_conf: internal error while observing it: fault injected: observe-panic:1",
+        )
+        .stderr_has("this is a bug in imlrecover; nothing was changed");
+}

@@ -1,8 +1,10 @@
 //! Fault injection for the crash tests (tests/apply.rs): with
 //! `IMLRECOVER_FAULT=after-step:N` the process kills itself with SIGKILL
 //! right after step N is journaled; with `IMLRECOVER_FAULT=restore:BYTES`,
-//! once a database restore has streamed that many compressed bytes. Nothing
-//! happens without the variable.
+//! once a database restore has streamed that many compressed bytes; with
+//! `IMLRECOVER_FAULT=observe-panic:N`, observing the Nth resource in graph
+//! order (from 0) panics, as a bug would (tests/plan.rs). Nothing happens
+//! without the variable.
 
 const VAR: &str = "IMLRECOVER_FAULT";
 
@@ -25,5 +27,11 @@ pub fn after_step(id: usize) {
 pub fn restore_progress(bytes: u64) {
     if setting("restore").is_some_and(|n| bytes >= n) {
         die();
+    }
+}
+
+pub fn observe(index: usize) {
+    if setting("observe-panic") == Some(index as u64) {
+        panic!("fault injected: observe-panic:{index}");
     }
 }

@@ -180,7 +180,7 @@ fn observe_all(resources: &[&Resource], cx: &Cx) -> Vec<Result<Observation, Reso
             let Some(resource) = resources.get(k) else {
                 return done;
             };
-            done.push((k, observe_one(resource, cx)));
+            done.push((k, observe_one(k, resource, cx)));
         }
     };
     let mut slots: Vec<Option<Result<Observation, ResourceError>>> =
@@ -218,9 +218,12 @@ fn observe_all(resources: &[&Resource], cx: &Cx) -> Vec<Result<Observation, Reso
         .collect()
 }
 
-/// One observation; a panic becomes the resource's error.
-fn observe_one(resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
-    let observe = std::panic::AssertUnwindSafe(|| observe_resource(resource, cx));
+/// The observation of the `index`th resource; a panic becomes its error.
+fn observe_one(index: usize, resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
+    let observe = std::panic::AssertUnwindSafe(|| {
+        crate::apply::fault::observe(index);
+        observe_resource(resource, cx)
+    });
     std::panic::catch_unwind(observe).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
