@@ -307,17 +307,17 @@ impl super::kind::Kind for DatabaseKind {
         ));
 
         // 2. Nothing may stay connected: DROP DATABASE would fail and psql
-        // would still exit 0 with the old data in place.
-        // A backend outlives its client for a moment (even our own earlier
-        // queries), and a terminated one until it has exited: end them, then
-        // wait (bounded) until none is left, as the restore will check.
-        // terminate_backends waits until the ones it ended are gone; a
-        // client may reconnect meanwhile, so go again (bounded).
+        // would still exit 0 with the old data in place. terminate_backends
+        // ends every client session (a backend of ours may outlive its psql
+        // for a moment) and waits until they are gone; a client may
+        // reconnect meanwhile, so go again until a pass finds none.
         let mut ended: Vec<pg::Backend> = Vec::new();
+        let mut clear = false;
         for _ in 0..50 {
             let gone = pg::terminate_backends(&target, &[])
                 .map_err(|e| err("cannot end the sessions on the cluster", e))?;
             if gone.is_empty() {
+                clear = true;
                 break;
             }
             for b in gone {
@@ -325,6 +325,16 @@ impl super::kind::Kind for DatabaseKind {
                     ended.push(b);
                 }
             }
+        }
+        if !clear {
+            return Err(ResourceError::new(
+                address,
+                format!(
+                    "clients keep connecting to the cluster ({} sessions ended, new ones came); nothing was restored",
+                    ended.len()
+                ),
+            )
+            .help("stop what connects (add its service to the database's `quiesce` list), then run apply again"));
         }
         for b in &ended {
             applied.details.push(format!("ended session: {b}"));
@@ -336,7 +346,12 @@ impl super::kind::Kind for DatabaseKind {
             .open_file(&db.file)
             .map_err(|e| ResourceError::new(address, format!("cannot open the dump: {e}")))?;
         let bar = cx.printer.bytes_bar(Some(db.size), "restore");
-        let report = pg::restore(&target, file, |n| {
+        // The loop above just found no session left: that was the check.
+        let options = pg::RestoreOptions {
+            allow_connected_clients: true,
+            ..pg::RestoreOptions::default()
+        };
+        let report = pg::restore_with(&target, file, &options, |n| {
             bar.set_position(n);
             crate::apply::fault::restore_progress(n);
         });
