@@ -324,6 +324,7 @@ fn a_connected_client_is_ended_and_never_leaves_the_old_data() {
         "DELETE FROM chroma_core_command WHERE id > 10",
     )
     .unwrap();
+    let live_before = imlrecover::host::postgres::fingerprint(&t).unwrap();
     let psql = imlrecover::host::postgres::find_program(None, "psql").unwrap();
     let mut client = std::process::Command::new("runuser")
         .args(["-u", "postgres", "--"])
@@ -370,6 +371,25 @@ fn a_connected_client_is_ended_and_never_leaves_the_old_data() {
         d.rows,
         "the bundle's rows, not the old ones"
     );
+    // The safety dump (taken on its own thread while the file steps ran)
+    // holds the cluster as it was, not the bundle's rows.
+    let runs = d.sb.root.join("var/lib/imlrecover/runs");
+    let safety: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .flat_map(|r| std::fs::read_dir(r.path()).unwrap().flatten())
+        .map(|f| f.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("safety-"))
+        })
+        .collect();
+    assert_eq!(safety.len(), 1, "{safety:?}");
+    let dumped = imlrecover::host::postgres::fingerprint_from_dump(std::io::BufReader::new(
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&safety[0]).unwrap()),
+    ))
+    .unwrap();
+    assert_eq!(dumped, live_before);
     drop(stdin);
     let _ = client.wait();
     d.assert_restored();
@@ -488,6 +508,25 @@ fn crash_then_converge(fault: impl Fn(&Drill) -> String) {
     // and no later apply resumes it again.
     let runs = d.sb.root.join("var/lib/imlrecover/runs");
     assert!(std::fs::read_dir(&runs).unwrap().count() >= 1);
+    // The safety dump runs on a thread beside the file steps: a kill may
+    // leave a `.partial`, never a truncated dump under the final name.
+    for run in std::fs::read_dir(&runs).unwrap().flatten() {
+        for f in std::fs::read_dir(run.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with("safety-") && name.ends_with(".sql.gz") {
+                let mut sql = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(f.path()).unwrap()),
+                    &mut sql,
+                )
+                .unwrap();
+                assert!(
+                    sql.contains("PostgreSQL database cluster dump complete"),
+                    "{name} is truncated"
+                );
+            }
+        }
+    }
     d.apply().code(0).stdout_has("No changes.");
     assert!(!d.apply().stdout.contains("Resuming"));
 }

@@ -99,6 +99,7 @@ pub fn execute(
     let previous_dir = run.previous();
     let run_dir = run.dir.clone();
     let entries = crate::resources::content::EntryIndex::new(&t.bundle.manifest);
+    let safety_dumps = RefCell::new(Vec::new());
     let cx = ApplyCx {
         recipe: t.recipe,
         root: t.root,
@@ -109,12 +110,15 @@ pub fn execute(
         state: &state,
         printer,
         entries: &entries,
+        safety_dumps: &safety_dumps,
     };
     printer.line(&format!("Run directory: {}", run.dir.display()))?;
     let total = plan.steps.len();
     let width = total.to_string().len();
     let mut warnings = Vec::new();
     let mut stopped: Vec<&Step> = Vec::new();
+    let ahead = prepare_points(plan);
+    prepare_after(t, &ahead, 0, &cx);
     for step in &plan.steps {
         let head = format!(
             "[{:>width$}/{total}] {} {}",
@@ -169,6 +173,7 @@ pub fn execute(
                 if step.op == Op::Stop {
                     stopped.push(step);
                 }
+                prepare_after(t, &ahead, step.id, &cx);
             }
             Err(e) => {
                 let _ = run.record(&JournalLine {
@@ -206,6 +211,46 @@ pub fn execute(
         warnings,
         elapsed: start.elapsed(),
     })
+}
+
+/// Steps that only write or remove files under the root (files, sets,
+/// certificates): they cannot change what another step reads from a
+/// database or a service.
+fn only_files(step: &Step) -> bool {
+    use crate::recipe::ResourceType as T;
+    match step.op {
+        Op::Write | Op::Remove => true,
+        Op::Restore => step.address.kind == T::Cert,
+        _ => false,
+    }
+}
+
+/// For each step worth preparing (a database restore), the id of the step
+/// after which it may start: the last one before it that is not
+/// [`only_files`] (0: before the first step).
+fn prepare_points(plan: &Plan) -> Vec<(usize, &Step)> {
+    plan.steps
+        .iter()
+        .filter(|s| s.op == Op::Restore && s.address.kind == crate::recipe::ResourceType::Database)
+        .map(|s| {
+            let after = plan
+                .steps
+                .iter()
+                .filter(|p| p.id < s.id && !only_files(p))
+                .map(|p| p.id)
+                .max()
+                .unwrap_or(0);
+            (after, s)
+        })
+        .collect()
+}
+
+fn prepare_after(t: &Target, points: &[(usize, &Step)], done: usize, cx: &ApplyCx) {
+    for (_, step) in points.iter().filter(|(after, _)| *after == done) {
+        if let Some(resource) = t.recipe.resource(&step.address) {
+            crate::resources::kind::prepare_step(resource, step, cx);
+        }
+    }
 }
 
 /// After a failure: services this run stopped come back, unless the recipe

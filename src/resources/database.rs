@@ -263,47 +263,28 @@ impl super::kind::Kind for DatabaseKind {
         let target = target(spec);
         let mut applied = Applied::default();
 
-        // 1. Never lose the only copy: the live cluster, as it is now.
-        let stamp = crate::bundle::Stamp::new(std::time::SystemTime::now());
-        let safety_path = cx.run_dir.join(format!("safety-{}", stamp.dump_name()));
-        let safety = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&safety_path)
-            .map_err(|e| {
-                ResourceError::new(
-                    address,
-                    format!(
-                        "cannot create the safety dump {}: {e}",
-                        safety_path.display()
-                    ),
-                )
-            })?;
-        let mut safety = std::io::BufWriter::new(safety);
-        let bar = cx.printer.bytes_bar(None, "safety dump");
-        let stats = pg::dump_all(&target, &mut safety, |n| bar.set_position(n));
-        bar.finish_and_clear();
-        let stats = stats.map_err(|e| {
-            err(
-                "the safety dump of the live cluster failed, nothing was restored",
-                e,
-            )
-        })?;
-        std::io::Write::flush(&mut safety)
-            .and_then(|()| safety.get_ref().sync_all())
-            .map_err(|e| {
-                ResourceError::new(
-                    address,
-                    format!(
-                        "cannot write the safety dump {}: {e}",
-                        safety_path.display()
-                    ),
-                )
-            })?;
+        // 1. Never lose the only copy: the live cluster, as it is now
+        // (usually already taken on a thread while the file steps ran).
+        let pending = {
+            let mut dumps = cx.safety_dumps.borrow_mut();
+            let i = dumps.iter().position(|d| &d.address == address);
+            i.map(|i| dumps.remove(i))
+        };
+        let safety = match pending {
+            Some(d) => d.wait(),
+            None => {
+                let bar = cx.printer.bytes_bar(None, "safety dump");
+                let r = take_safety_dump(&target, cx.run_dir, |n| bar.set_position(n));
+                bar.finish_and_clear();
+                r
+            }
+        }
+        .map_err(|e| ResourceError::new(address, e))?;
+        let safety_path = safety.path;
         applied.details.push(format!(
             "safety dump of the live cluster: {} ({} of SQL)",
             safety_path.display(),
-            indicatif::HumanBytes(stats.sql_bytes)
+            indicatif::HumanBytes(safety.sql_bytes)
         ));
 
         // 2. Nothing may stay connected: DROP DATABASE would fail and psql
@@ -417,6 +398,92 @@ impl super::kind::Kind for DatabaseKind {
             expected.total_rows()
         );
         Ok(applied)
+    }
+}
+
+/// A safety dump on disk, complete and synced.
+pub struct SafetyFile {
+    pub path: std::path::PathBuf,
+    pub sql_bytes: u64,
+}
+
+/// `pg_dumpall` of the live cluster into the run directory, written under a
+/// `.partial` name and renamed only once complete and synced, so a crash
+/// never leaves a truncated dump that looks whole.
+fn take_safety_dump(
+    target: &PgTarget,
+    run_dir: &std::path::Path,
+    progress: impl FnMut(u64),
+) -> Result<SafetyFile, String> {
+    let stamp = crate::bundle::Stamp::new(std::time::SystemTime::now());
+    let path = run_dir.join(format!("safety-{}", stamp.dump_name()));
+    let partial = run_dir.join(format!("safety-{}.partial", stamp.dump_name()));
+    let cannot = |what: &str, e: &dyn std::fmt::Display| {
+        format!(
+            "cannot {what} the safety dump {}: {e}; nothing was restored",
+            path.display()
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .map_err(|e| cannot("create", &e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let stats = pg::dump_all(target, &mut out, progress).map_err(|e| {
+        format!("the safety dump of the live cluster failed, nothing was restored: {e}")
+    })?;
+    std::io::Write::flush(&mut out)
+        .and_then(|()| out.get_ref().sync_all())
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .and_then(|()| crate::host::atomic::sync_dir(run_dir))
+        .map_err(|e| cannot("write", &e))?;
+    Ok(SafetyFile {
+        path,
+        sql_bytes: stats.sql_bytes,
+    })
+}
+
+/// A safety dump being taken on its own thread, started by
+/// [`prepare`] as soon as nothing before the restore can change the
+/// cluster any more, so it overlaps the file and certificate steps.
+/// Dropping it waits for the thread: no dump is left half-written by us.
+pub struct SafetyDump {
+    address: Address,
+    handle: Option<std::thread::JoinHandle<Result<SafetyFile, String>>>,
+}
+
+impl SafetyDump {
+    fn wait(mut self) -> Result<SafetyFile, String> {
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err("the safety dump's thread panicked; nothing was restored".into()),
+            None => Err("the safety dump was already collected".into()),
+        }
+    }
+}
+
+impl Drop for SafetyDump {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Starts the safety dump of a database about to be restored.
+pub fn prepare(address: &Address, spec: &DatabaseSpec, cx: &super::kind::ApplyCx) {
+    let target = target(spec);
+    let run_dir = cx.run_dir.to_path_buf();
+    let handle = std::thread::Builder::new()
+        .name("safety-dump".into())
+        .spawn(move || take_safety_dump(&target, &run_dir, |_| {}));
+    // Without a thread the restore step takes the dump itself.
+    if let Ok(h) = handle {
+        cx.safety_dumps.borrow_mut().push(SafetyDump {
+            address: address.clone(),
+            handle: Some(h),
+        });
     }
 }
 

@@ -123,6 +123,8 @@ pub struct ApplyCx<'a> {
     pub state: &'a std::cell::RefCell<State>,
     pub printer: &'a crate::printer::Printer,
     pub entries: &'a super::content::EntryIndex<'a>,
+    /// Safety dumps started ahead of their restore step ([`prepare_step`]).
+    pub safety_dumps: &'a std::cell::RefCell<Vec<super::database::SafetyDump>>,
 }
 
 /// What one step did, in a line, plus anything worth a warning.
@@ -251,6 +253,15 @@ pub fn compare_resource(
         }
     }
     dispatch(resource, Compare(observation, cx))
+}
+
+/// Starts what a step can do ahead of its turn, once the engine knows
+/// nothing before it can change what it reads: the safety dump of a
+/// database restore. Every other step has nothing to prepare.
+pub fn prepare_step(resource: &Resource, step: &crate::plan::Step, cx: &ApplyCx) {
+    if let (Spec::Database(s), crate::plan::Op::Restore) = (&resource.spec, step.op) {
+        super::database::prepare(&resource.address, s, cx);
+    }
 }
 
 /// Applies one step with its resource's kind.
