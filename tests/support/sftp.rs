@@ -234,3 +234,141 @@ impl Drop for TinyDisk {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+/// What a [`Relay`] does with every connection after the first.
+#[derive(Clone, Copy, Debug)]
+pub enum Later {
+    /// Closed at once: a server that takes one connection per client.
+    Refuse,
+    /// Relayed until the client has sent this many bytes, then both ends
+    /// are shut: a connection lost in the middle of a transfer.
+    CutAfter(u64),
+}
+
+/// A TCP relay on another port of the server's loopback address: the first
+/// connection goes through untouched, later ones as [`Later`] says. Stops
+/// accepting on drop.
+pub struct Relay {
+    pub port: u16,
+    ip: Ipv4Addr,
+    known_hosts: PathBuf,
+    identity: PathBuf,
+    connections: std::sync::Arc<AtomicUsize>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(server: &SftpServer, later: Later) -> Relay {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let listener = TcpListener::bind((server.ip, 0)).expect("bind the relay");
+        let port = listener.local_addr().expect("relay address").port();
+        // The server's key, vouched for at the relay's port too.
+        let line = fs::read_to_string(&server.known_hosts).expect("known_hosts");
+        let key = line.split_once(' ').expect("known_hosts line").1;
+        let known_hosts = server.dir.path().join(format!("known_hosts.relay{port}"));
+        fs::write(&known_hosts, format!("[{}]:{port} {key}", server.ip)).expect("write");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let upstream = SocketAddr::from((server.ip, server.port));
+        let (n, c, s) = (connections.clone(), cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let limit = match (n.fetch_add(1, Ordering::SeqCst), later) {
+                    (0, _) => None,
+                    (_, Later::Refuse) => continue,
+                    (_, Later::CutAfter(bytes)) => Some(bytes),
+                };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                relay_pair(client, server, limit, c.clone());
+            }
+        });
+        Relay {
+            port,
+            ip: server.ip,
+            known_hosts,
+            identity: server.identity.clone(),
+            connections,
+            cut,
+            stop,
+        }
+    }
+
+    /// `sftp://root@IP:RELAYPORT/PATH`.
+    pub fn url(&self, path: &Path) -> String {
+        format!("sftp://root@{}:{}{}", self.ip, self.port, path.display())
+    }
+
+    pub fn ssh_args(&self) -> Vec<String> {
+        vec![
+            "--identity".into(),
+            self.identity.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+        ]
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Whether a connection was cut (`Later::CutAfter`).
+    pub fn was_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees `stop`.
+        let _ = TcpStream::connect((self.ip, self.port));
+    }
+}
+
+fn relay_pair(
+    client: TcpStream,
+    server: TcpStream,
+    limit: Option<u64>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    let pipe = move |mut from: TcpStream, mut to: TcpStream, limit: Option<u64>| {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut sent = 0u64;
+        loop {
+            let room = limit.map_or(buf.len() as u64, |l| (l - sent).min(buf.len() as u64));
+            if room == 0 {
+                cut.store(true, Ordering::SeqCst);
+                break;
+            }
+            match from.read(&mut buf[..room as usize]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n as u64;
+                }
+            }
+        }
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    };
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let up = pipe.clone();
+    std::thread::spawn(move || up(client, server, limit));
+    std::thread::spawn(move || pipe(s2, c2, None));
+}
