@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::cli::{Imlrecover, Output};
 use support::host::{blake3_of, Host};
-use support::sftp::{is_bundle_name, names, SftpServer, TinyDisk};
+use support::sftp::{is_bundle_name, names, Later, Relay, SftpServer, TinyDisk};
 
 const PLAN: &str = "plans/iml-manager.hcl";
 
@@ -373,6 +373,177 @@ fn a_full_remote_disk_fails_cleanly() {
         .stderr_has("SFTP error")
         .stderr_has("disk may be full");
     assert!(complete_names(&remote).is_empty(), "{:?}", names(&remote));
+    assert!(
+        names(&remote).is_empty(),
+        "the incomplete copy was removed: {:?}",
+        names(&remote)
+    );
+    assert_eq!(
+        tree_hashes(&bundle),
+        before,
+        "the local bundle is untouched"
+    );
+}
+
+/// Pages of `path` in the page cache that are clean (written to disk):
+/// cached - dirty - under writeback, in bytes, with the file's size.
+/// `None` where the kernel has no cachestat(2) (before Linux 6.5).
+fn clean_bytes(path: &Path) -> Option<(u64, u64)> {
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let range = Range { off: 0, len: 0 };
+    let mut st = Stat::default();
+    // cachestat(2) is 451 on x86_64 and aarch64.
+    let rc = unsafe {
+        nix::libc::syscall(
+            451,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut st as *mut Stat,
+            0u32,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let page = 4096;
+    let clean = st.nr_cache.saturating_sub(st.nr_dirty + st.nr_writeback);
+    Some((size, clean * page))
+}
+
+#[test]
+fn a_big_file_goes_over_two_connections_and_reaches_the_disk_while_it_is_sent() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    let bundle = big_bundle(&host, 160);
+    let remote = host.tmp.path().join("remote");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .arg("push")
+        .arg(&bundle)
+        .arg(server.url(&remote))
+        .args(server.ssh_args())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Watch the remote copy of the big file while it grows: some of it must
+    // be on disk (clean in the page cache) before the transfer ends, instead
+    // of all of it being flushed by the final fsync.
+    let full = 160u64 << 20;
+    let mut flushed_early = 0u64;
+    let mut watched = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the push did not finish");
+        let big = names(&remote)
+            .into_iter()
+            .find(|n| n.starts_with(".incomplete-"))
+            .map(|n| remote.join(n).join("files/var/lib/big.bin"));
+        if let Some((size, clean)) = big.as_deref().and_then(clean_bytes) {
+            watched = true;
+            if size < full {
+                flushed_early = flushed_early.max(clean);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if watched {
+        assert!(
+            flushed_early >= 32 << 20,
+            "only {flushed_early} bytes of the big file were on disk before it was complete"
+        );
+    } else {
+        eprintln!("no cachestat(2) here: the flush while sending is not observed");
+    }
+    // The second connection was made, and the copy is whole.
+    let accepted = server.log().matches("Accepted publickey").count();
+    assert_eq!(accepted, 2, "{}", server.log());
+    let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(complete_names(&remote), vec![name.clone()]);
+    assert_eq!(tree_hashes(&bundle), tree_hashes(&remote.join(&name)));
+    let dir = host.tmp.path().join("pulled");
+    pull(&server, &remote, &dir, &[]).code(0);
+    assert_eq!(tree_hashes(&bundle), tree_hashes(&dir.join(&name)));
+}
+
+#[test]
+fn a_second_connection_that_fails_leaves_the_push_to_the_first() {
+    let server = SftpServer::start();
+    let host = Host::new();
+    let bundle = big_bundle(&host, 80);
+    let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    let push_via = |relay: &Relay, remote: &Path| {
+        Imlrecover::new()
+            .arg("push")
+            .arg(&bundle)
+            .arg(relay.url(remote))
+            .args(relay.ssh_args())
+            .run()
+    };
+
+    // A server that takes one connection per client: the second is closed
+    // at once, the first lane sends everything.
+    let refusing = Relay::start(&server, Later::Refuse);
+    let remote = host.tmp.path().join("refused");
+    push_via(&refusing, &remote)
+        .code(0)
+        .stdout_has("Push complete:");
+    assert_eq!(refusing.connections(), 2, "the second connection was tried");
+    assert_eq!(complete_names(&remote), vec![name.clone()]);
+    assert_eq!(tree_hashes(&bundle), tree_hashes(&remote.join(&name)));
+
+    // The second connection dies in the middle of the big file: the first
+    // lane writes what it did not finish.
+    let cutting = Relay::start(&server, Later::CutAfter(6 << 20));
+    let remote = host.tmp.path().join("cut");
+    push_via(&cutting, &remote)
+        .code(0)
+        .stdout_has("Push complete:");
+    assert!(
+        cutting.was_cut(),
+        "the second connection carried data and was cut"
+    );
+    assert_eq!(complete_names(&remote), vec![name.clone()]);
+    assert_eq!(tree_hashes(&bundle), tree_hashes(&remote.join(&name)));
+    let dir = host.tmp.path().join("pulled");
+    pull(&server, &remote, &dir, &[]).code(0);
+    assert_eq!(tree_hashes(&bundle), tree_hashes(&dir.join(&name)));
+}
+
+#[test]
+fn a_full_remote_disk_fails_cleanly_on_either_connection() {
+    let host = Host::new();
+    let bundle = big_bundle(&host, 72);
+    let before = tree_hashes(&bundle);
+    let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), "24m");
+    let server = SftpServer::start();
+    let remote = disk.dir.join("iml");
+    push(&bundle, &server, &remote, &[])
+        .code(1)
+        .stderr_has("SFTP error")
+        .stderr_has("disk may be full");
     assert!(
         names(&remote).is_empty(),
         "the incomplete copy was removed: {:?}",

@@ -8,8 +8,11 @@
 //! anything that looks complete. `pull` fetches into a local temporary
 //! name, runs the full `verify` and renames. The SSH connection (host key
 //! pinned in known_hosts, agent then identity file) is the one
-//! `remote_service` uses: [`crate::host::ssh::connect`].
+//! `remote_service` uses: [`crate::host::ssh::connect`]. Files of 64 MiB and
+//! more also use a second connection, and are flushed while they are sent
+//! ([`lanes`]).
 
+mod lanes;
 pub mod target;
 
 pub use target::{RemoteTarget, SshOptions, TargetError};
@@ -20,6 +23,7 @@ use crate::bundle::{
 };
 use crate::host::ssh::{self, SshError};
 use crate::printer::Printer;
+use lanes::{Second, BIG};
 use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
 use std::collections::BTreeSet;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -414,6 +418,11 @@ pub fn push(
         armed: true,
     };
 
+    // Big files go over two connections (see `lanes`).
+    let second = files
+        .iter()
+        .any(|f| f.size >= BIG)
+        .then(|| Second::start(remote.conn.target().clone(), target.clone()));
     let bar = printer.bytes_bar(Some(total), "push");
     let mut made_dirs = BTreeSet::new();
     let mut sent = 0u64;
@@ -439,7 +448,12 @@ pub fn push(
             } else {
                 FILE_MODE
             };
-            let (hash, n) = send(&remote, file, &local, &dest, mode, &bar)?;
+            let (hash, n) = match &second {
+                Some(second) if f.size >= BIG => {
+                    lanes::send_big(&remote, second, file, &local, &dest, mode, &bar)?
+                }
+                _ => send(&remote, file, &local, &dest, mode, &bar)?,
+            };
             if hash != f.blake3 || n != f.size {
                 return Err(TransferError::LocalDamaged {
                     rel: f.rel.clone(),
