@@ -4,21 +4,22 @@
 //! the fastest cipher it has for bulk data; its AES modes call OpenSSL once
 //! per 16-byte block), so one connection is bound to one core. And `send`'s
 //! final `fsync@openssh.com` writes the whole file to the remote disk only
-//! after the transfer. A file of at least [`BIG`] bytes is therefore read and
-//! hashed on the calling thread, in order, and written in pieces by two
-//! lanes, each taking the next piece when it is free: the push's own
-//! connection and a second one to the same host (same target, pinned host
-//! key and credentials), opened in the background once per push. The second
-//! lane also fsyncs the file every [`STEP`] bytes it has written, so the
-//! remote disk works while the data flows; the first lane keeps writing
-//! while it waits. The final fsync (first lane, after both are done) is
-//! still what makes a pushed file durable; it now finds little left to do.
+//! after the transfer. So a file of at least [`BIG`] bytes, pushed to an
+//! OpenSSH server, is read and hashed in order on the calling thread and
+//! written in pieces by two lanes, each taking the next piece when it is
+//! free: the push's own connection and a second one to the same host (same
+//! target, pinned host key and credentials), opened in the background once
+//! per push. The second lane also fsyncs the file every [`STEP`] bytes it
+//! has written, so the remote disk works while the data flows (the first
+//! lane keeps writing meanwhile). The final fsync, on the first lane after
+//! both are done, is still what makes the file durable; it finds little
+//! left to do.
 //!
 //! The second lane only speeds things up. If it cannot connect or open the
-//! file, or loses its connection, the first lane does the rest, including the
-//! piece the second lane did not finish (a write at an offset can be
-//! repeated). A failure status from the remote server (full disk, I/O error)
-//! fails the push, as on the first lane.
+//! file, or loses its connection, the first lane does the rest, including
+//! the piece the second lane did not finish (a write at an offset can be
+//! repeated). A failure status from the server (full disk, I/O error) fails
+//! the push, as on the first lane.
 
 use super::{write_err, Remote, RemoteTarget, TransferError, SFTP_TIMEOUT_MS};
 use crate::host::ssh::{self, SshTarget};

@@ -9,8 +9,8 @@
 //! name, runs the full `verify` and renames. The SSH connection (host key
 //! pinned in known_hosts, agent then identity file) is the one
 //! `remote_service` uses: [`crate::host::ssh::connect`]. Files of 64 MiB and
-//! more also use a second connection, and are flushed while they are sent
-//! ([`lanes`]).
+//! more to an OpenSSH server also use a second connection, and are flushed
+//! while they are sent ([`lanes`]).
 
 mod lanes;
 pub mod target;
@@ -418,10 +418,15 @@ pub fn push(
         armed: true,
     };
 
-    // Big files go over two connections (see `lanes`).
-    let second = files
-        .iter()
-        .any(|f| f.size >= BIG)
+    // Big files go over two connections (see `lanes`), to OpenSSH servers
+    // only: their sftp-server writes at any offset and has fsync@openssh.com;
+    // some others (object-store gateways) accept only sequential writes.
+    let openssh = remote
+        .conn
+        .session()
+        .banner()
+        .is_some_and(|b| b.starts_with("SSH-2.0-OpenSSH"));
+    let second = (openssh && files.iter().any(|f| f.size >= BIG))
         .then(|| Second::start(remote.conn.target().clone(), target.clone()));
     let bar = printer.bytes_bar(Some(total), "push");
     let mut made_dirs = BTreeSet::new();
