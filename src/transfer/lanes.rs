@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 /// thread cost more than they save.
 pub const BIG: u64 = 64 << 20;
 /// The second lane fsyncs after writing this much.
-pub const STEP: u64 = 16 << 20;
+pub const STEP: u64 = 32 << 20;
 /// Size of one piece (a lane writes it with one pipelined `write_all`).
 const PIECE: usize = 1 << 20;
 /// Pieces in flight: one per lane, one being read, some queued.
