@@ -521,7 +521,7 @@ fn a_second_connection_that_fails_leaves_the_push_to_the_first() {
 
     // The second connection dies in the middle of the big file: the first
     // lane writes what it did not finish.
-    let cutting = Relay::start(&server, Later::CutAfter(6 << 20));
+    let cutting = Relay::start(&server, Later::CutAfter(2 << 20));
     let remote = host.tmp.path().join("cut");
     push_via(&cutting, &remote)
         .code(0)
