@@ -592,6 +592,44 @@ fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
     d.assert_restored();
 }
 
+/// Only restart and remote-action lines of the journal are fsynced: a power
+/// cut may lose the line of a file step. The restart it caused is still
+/// owed, because a fresh plan no longer sees the change.
+#[test]
+fn a_restart_is_owed_even_when_the_journal_lost_its_cause() {
+    let d = Drill::golden();
+    std::fs::write(d.sb.root.join("etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
+    let out = d
+        .cmd("apply")
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", "after-step:1")
+        .run();
+    assert_eq!(out.code, -1);
+    // What a power cut before the next fsync would leave: no line at all.
+    let runs = d.sb.root.join("var/lib/imlrecover/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::write(run.join("journal.jsonl"), "").unwrap();
+    let starts_before = initd::actions(&d.sb.root, "ntpd")
+        .iter()
+        .filter(|a| *a == "start")
+        .count();
+    d.apply()
+        .code(0)
+        .stdout_has("Resuming: the run")
+        .stdout_has("restart service.ntpd (owed by the interrupted run");
+    let starts_after = initd::actions(&d.sb.root, "ntpd")
+        .iter()
+        .filter(|a| *a == "start")
+        .count();
+    assert_eq!(starts_after, starts_before + 1, "ntpd restarted once");
+    d.assert_restored();
+}
+
 #[test]
 fn a_full_disk_fails_the_step_and_keeps_the_old_file() {
     let host = support::host::Host::new();

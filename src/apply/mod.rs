@@ -146,14 +146,17 @@ pub fn execute(
         spinner.finish_and_clear();
         match result {
             Ok(applied) => {
-                run.record(&JournalLine {
-                    step: step.id,
-                    op: step.op,
-                    address: step.address.to_string(),
-                    status: "done".into(),
-                    elapsed_ms: elapsed.as_millis() as u64,
-                    message: applied.message.clone(),
-                })
+                run.record(
+                    &JournalLine {
+                        step: step.id,
+                        op: step.op,
+                        address: step.address.to_string(),
+                        status: "done".into(),
+                        elapsed_ms: elapsed.as_millis() as u64,
+                        message: applied.message.clone(),
+                    },
+                    matches!(step.op, Op::Restart | Op::RemoteAction),
+                )
                 .map_err(|e| {
                     miette::miette!("cannot write the journal in {}: {e}", run.dir.display())
                 })?;
@@ -176,14 +179,17 @@ pub fn execute(
                 prepare_after(t, &ahead, step.id, &cx);
             }
             Err(e) => {
-                let _ = run.record(&JournalLine {
-                    step: step.id,
-                    op: step.op,
-                    address: step.address.to_string(),
-                    status: "failed".into(),
-                    elapsed_ms: elapsed.as_millis() as u64,
-                    message: e.to_string(),
-                });
+                let _ = run.record(
+                    &JournalLine {
+                        step: step.id,
+                        op: step.op,
+                        address: step.address.to_string(),
+                        status: "failed".into(),
+                        elapsed_ms: elapsed.as_millis() as u64,
+                        message: e.to_string(),
+                    },
+                    true,
+                );
                 printer.line(&format!("{head}: {}", printer.red("FAILED")))?;
                 restart_stopped(printer, t, &stopped)?;
                 report_failure(printer, plan, step.id)?;

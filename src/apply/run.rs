@@ -1,5 +1,6 @@
 //! A run directory per apply, `<root>/var/lib/imlrecover/runs/<timestamp>/`:
-//! the plan being applied, a journal of finished steps (fsynced after each),
+//! the plan being applied, a journal of finished steps (restarts and remote
+//! actions fsynced as they finish),
 //! the previous content of every file replaced or removed (`previous/`), and
 //! the safety dump taken before a database restore. Never deleted by us.
 
@@ -69,16 +70,23 @@ impl RunDir {
         self.dir.join("previous")
     }
 
-    /// Appends one line and fsyncs it: the journal is what a resumed apply
-    /// trusts.
-    pub fn record(&mut self, line: &JournalLine) -> io::Result<()> {
+    /// Appends one line; fsyncs it when `durable`. A resumed apply plans
+    /// afresh and needs the journal only to not repeat a restart or a
+    /// remote action (see [`Unfinished::owed`]): those lines are synced,
+    /// the others survive a killed process (page cache), and losing them
+    /// to a power cut loses nothing but the "N steps done" count.
+    pub fn record(&mut self, line: &JournalLine, durable: bool) -> io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
         text.push('\n');
         self.journal.write_all(text.as_bytes())?;
-        self.journal.sync_all()
+        if durable {
+            self.journal.sync_data()?;
+        }
+        Ok(())
     }
 
     pub fn mark(&self, marker: &str) -> io::Result<()> {
+        self.journal.sync_data()?;
         File::create(self.dir.join(marker))?.sync_all()?;
         crate::host::atomic::sync_dir(&self.dir)
     }
@@ -93,20 +101,17 @@ pub struct Unfinished {
 
 impl Unfinished {
     /// Steps a fresh plan cannot rediscover from the host: restarts owed to
-    /// a change already made, and remote actions owed to a restore.
+    /// a change already made, and remote actions owed to a restore. Every
+    /// such step the run did not record as done counts, whether or not the
+    /// change behind it was recorded: a change the run made is invisible to
+    /// a fresh plan, and one it did not make is planned again together with
+    /// its restart (the caller drops what the fresh plan already has).
     pub fn owed(&self) -> Vec<&Step> {
         self.plan
             .steps
             .iter()
             .filter(|s| !self.done.contains(&s.id))
             .filter(|s| matches!(s.op, Op::Restart | Op::RemoteAction))
-            .filter(|s| {
-                // Owed only if something before it was done in that run.
-                self.plan
-                    .steps
-                    .iter()
-                    .any(|p| p.id < s.id && self.done.contains(&p.id))
-            })
             .collect()
     }
 
