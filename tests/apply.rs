@@ -474,6 +474,47 @@ fn step_id(d: &Drill, op: &str, address: &str) -> usize {
         .unwrap_or_else(|| panic!("no step {op} {address}")) as usize
 }
 
+/// The plan after a disaster follows the runbook: the OS files the
+/// installer depends on, the installer, the quiesce stops, the other files,
+/// ntpd restarted for its restored ntp.conf and PostgreSQL up (the database
+/// depends on it) before the restore, the quiesced services after it.
+#[test]
+fn steps_follow_the_runbook_order() {
+    let d = Drill::after_disaster();
+    let out = d.cmd("plan").arg("--json").run();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    let id = |op: &str, address: &str| {
+        steps
+            .iter()
+            .find(|s| s["op"] == op && s["address"] == address)
+            .and_then(|s| s["id"].as_u64())
+            .unwrap_or_else(|| panic!("no step {op} {address}"))
+    };
+    let installer = id("run", "exec.installer");
+    for f in [
+        "file.yum_conf",
+        "files.yum_repos",
+        "file.passwd",
+        "file.group",
+    ] {
+        assert!(id("write", f) < installer, "{f} before the installer");
+    }
+    assert!(installer < id("write", "file.ntp_conf"));
+    let restore = id("restore", "database.chroma");
+    assert!(id("write", "file.ntp_conf") < id("restart", "service.ntpd"));
+    assert!(id("restart", "service.ntpd") < restore);
+    assert!(id("start", "service.postgresql") < restore);
+    for s in [
+        "service.rabbitmq_server",
+        "service.httpd",
+        "service.chroma_supervisor",
+    ] {
+        assert!(installer < id("stop", s) && id("stop", s) < restore);
+        assert!(restore < id("start", s));
+    }
+}
+
 /// Dies right after the step doing `op` on `address`.
 fn crash_after(op: &str, address: &str) {
     crash_then_converge(|d| format!("after-step:{}", step_id(d, op, address)));

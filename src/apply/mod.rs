@@ -117,7 +117,7 @@ pub fn execute(
     let width = total.to_string().len();
     let mut warnings = Vec::new();
     let mut stopped: Vec<&Step> = Vec::new();
-    let ahead = prepare_points(plan);
+    let ahead = prepare_points(plan, t.recipe);
     prepare_after(t, &ahead, 0, &cx);
     for step in &plan.steps {
         let head = format!(
@@ -232,9 +232,11 @@ fn only_files(step: &Step) -> bool {
 }
 
 /// For each step worth preparing (a database restore), the id of the step
-/// after which it may start: the last one before it that is not
-/// [`only_files`] (0: before the first step).
-fn prepare_points(plan: &Plan) -> Vec<(usize, &Step)> {
+/// after which it may start (0: before the first): the last one before it
+/// that can change the cluster — a command, a stop (the quiesce), or a
+/// service the database depends on (PostgreSQL itself).
+fn prepare_points<'p>(plan: &'p Plan, recipe: &Recipe) -> Vec<(usize, &'p Step)> {
+    let graph = crate::graph::Graph::build(recipe);
     plan.steps
         .iter()
         .filter(|s| s.op == Op::Restore && s.address.kind == crate::recipe::ResourceType::Database)
@@ -243,6 +245,9 @@ fn prepare_points(plan: &Plan) -> Vec<(usize, &Step)> {
                 .steps
                 .iter()
                 .filter(|p| p.id < s.id && !only_files(p))
+                .filter(|p| {
+                    matches!(p.op, Op::Run | Op::Stop) || graph.precedes(&p.address, &s.address)
+                })
                 .map(|p| p.id)
                 .max()
                 .unwrap_or(0);

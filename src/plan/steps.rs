@@ -1,9 +1,13 @@
 //! From resource changes and the DAG to the ordered steps apply runs.
 //!
-//! The phases are the runbook's order: the installer; stop the quiesced
-//! services (PostgreSQL stays up); files and certificates; the database;
-//! removals; start services again in dependency order; `notify` restarts;
-//! the remote agents last. Within a phase, the graph's order.
+//! The phases are the runbook's order: the OS files a command (the
+//! installer) depends on; the installer; stop the quiesced
+//! services (PostgreSQL stays up); files and certificates; start or
+//! restart the services the restore neither quiesces nor follows (as the
+//! runbook restarts NTP before the restore; PostgreSQL, which the database
+//! depends on, is up before it); the database; removals; the other starts
+//! and `notify` restarts, in dependency order; the remote agents last.
+//! Within a phase, the graph's order.
 
 use super::{Action, Op, ResourceChange, Step};
 use crate::graph::Graph;
@@ -33,7 +37,31 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         })
     };
 
-    for a in of_kind(ResourceType::Exec).filter(|a| changed(a)) {
+    let file_kind = |a: &Address| {
+        matches!(
+            a.kind,
+            ResourceType::File | ResourceType::Files | ResourceType::Cert
+        )
+    };
+    let file_step = |a: &Address| {
+        if a.kind == ResourceType::Cert {
+            Op::Restore
+        } else {
+            Op::Write
+        }
+    };
+    let execs: Vec<&Address> = of_kind(ResourceType::Exec).filter(|a| changed(a)).collect();
+    // The OS configuration the installer depends on (repositories, users)
+    // is restored before it runs, as the runbook does.
+    let before_exec: Vec<&Address> = order
+        .iter()
+        .filter(|a| changed(a) && file_kind(a))
+        .filter(|a| execs.iter().any(|e| graph.precedes(a, e)))
+        .collect();
+    for a in &before_exec {
+        push(file_step(a), a, reason_of(change(a)));
+    }
+    for a in &execs {
         push(Op::Run, a, reason_of(change(a)));
     }
 
@@ -66,22 +94,8 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         }
     }
 
-    for a in order.iter().filter(|a| changed(a)) {
-        match a.kind {
-            ResourceType::File | ResourceType::Files => push(Op::Write, a, reason_of(change(a))),
-            ResourceType::Cert => push(Op::Restore, a, reason_of(change(a))),
-            _ => {}
-        }
-    }
-    for db in &restoring {
-        push(Op::Restore, db, reason_of(change(db)));
-    }
-    for a in of_kind(ResourceType::Absent).filter(|a| changed(a)) {
-        push(Op::Remove, a, reason_of(change(a)));
-    }
-
     // Every change that notifies a service, by name.
-    let causes_of = |s: &Address| -> Vec<String> {
+    let causes_of = |s: &Address| -> Vec<&Address> {
         order
             .iter()
             .filter(|a| changed(a))
@@ -90,9 +104,17 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
                     .resource(a)
                     .is_some_and(|r| r.notify().any(|n| n == s))
             })
-            .map(|a| a.to_string())
             .collect()
     };
+    let names = |c: &[&Address]| {
+        c.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    // Services to start or restart, in dependency order.
+    let mut wanted: Vec<(Op, &Address, String)> = Vec::new();
     let mut started: Vec<&Address> = Vec::new();
     for s in &services {
         if desired(s) != Some(ServiceState::Running) {
@@ -104,28 +126,27 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
             } else {
                 format!("desired state is running (after the {db} restore)")
             };
-            push(Op::Start, s, why);
+            wanted.push((Op::Start, s, why));
             started.push(s);
         } else if !running(s) {
             // Something else (the installer) may start it before this step,
             // with the old configuration: a notified service is restarted.
             let causes = causes_of(s);
             if causes.is_empty() {
-                push(Op::Start, s, "desired state is running".into());
+                wanted.push((Op::Start, s, "desired state is running".into()));
             } else {
-                push(
+                wanted.push((
                     Op::Restart,
                     s,
                     format!(
                         "because {} changed (not running when planned)",
-                        causes.join(", ")
+                        names(&causes)
                     ),
-                );
+                ));
             }
             started.push(s);
         }
     }
-
     // notify: one restart per service, naming every change that caused it.
     for s in &services {
         if started.contains(s) || desired(s) != Some(ServiceState::Running) {
@@ -133,12 +154,55 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         }
         let causes = causes_of(s);
         if !causes.is_empty() {
-            push(
+            wanted.push((
                 Op::Restart,
                 s,
-                format!("because {} changed", causes.join(", ")),
-            );
+                format!("because {} changed", names(&causes)),
+            ));
         }
+    }
+    // As the runbook restarts NTP before the restore: a service the restore
+    // does not quiesce, that does not come after a restored database and
+    // whose causes are all written by now, starts before the restore (a
+    // database that depends on it needs it up); the rest after it.
+    let early = |s: &Address| {
+        !restoring.is_empty()
+            && quiesced_by(s).is_none()
+            && !restoring.iter().any(|db| graph.precedes(db, s))
+            && causes_of(s).iter().all(|c| file_kind(c))
+    };
+    // Early ones a restored database depends on and that wait for no file
+    // (PostgreSQL) go before the files, so the safety dump overlaps those.
+    let waits_for_files = |s: &Address| {
+        !causes_of(s).is_empty()
+            || order.iter().any(|a| {
+                changed(a) && file_kind(a) && !before_exec.contains(&a) && graph.precedes(a, s)
+            })
+    };
+    let (before, after): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(_, s, _)| early(s));
+    let (first, before): (Vec<_>, Vec<_>) = before.into_iter().partition(|(_, s, _)| {
+        !waits_for_files(s) && restoring.iter().any(|db| graph.precedes(s, db))
+    });
+    for (op, s, why) in first {
+        push(op, s, why);
+    }
+    for a in order
+        .iter()
+        .filter(|a| changed(a) && file_kind(a) && !before_exec.contains(a))
+    {
+        push(file_step(a), a, reason_of(change(a)));
+    }
+    for (op, s, why) in before {
+        push(op, s, why);
+    }
+    for db in &restoring {
+        push(Op::Restore, db, reason_of(change(db)));
+    }
+    for a in of_kind(ResourceType::Absent).filter(|a| changed(a)) {
+        push(Op::Remove, a, reason_of(change(a)));
+    }
+    for (op, s, why) in after {
+        push(op, s, why);
     }
 
     for a in of_kind(ResourceType::RemoteService).filter(|a| changed(a)) {
