@@ -56,11 +56,25 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Registered>> {
 /// deletes its directory; returns how many there were. For interrupt
 /// handlers (see the module documentation); `TempCluster`s dropped later
 /// find nothing left to do.
+/// Programs this process still runs (an `initdb` half-way, a `pg_ctl`) are
+/// killed first: one still writing into a directory would outlive its
+/// removal.
 pub fn cleanup_all() -> usize {
     let entries = std::mem::take(&mut *registry());
+    if !entries.is_empty() {
+        super::process::kill_descendants(std::process::id() as i32);
+    }
     for e in &entries {
         let _ = stop_postmaster(&e.data_dir);
-        let _ = std::fs::remove_dir_all(&e.root);
+        // A killed child may still be finishing its last write: try again.
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(&e.root) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                _ => break,
+            }
+        }
     }
     entries.len()
 }

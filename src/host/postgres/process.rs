@@ -426,6 +426,18 @@ pub(crate) fn kill_tree(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// SIGKILLs every process below `pid` (not `pid` itself), deepest first.
+pub(crate) fn kill_descendants(pid: i32) {
+    let mut order = Vec::new();
+    collect_descendants(pid, &children_map(), &mut order);
+    for p in order.iter().rev() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 fn children_map() -> BTreeMap<i32, Vec<i32>> {
     let mut map: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
