@@ -43,8 +43,10 @@ fn key(dir: &Path, name: &str) -> Key {
 }
 
 struct Setup {
-    tmp: tempfile::TempDir,
+    // Fields drop in order: the sandbox (which stops its daemons by their
+    // pid files) before the directory holding those files.
     sb: Sandbox,
+    tmp: tempfile::TempDir,
     key: Key,
     bundle: PathBuf,
     golden: Vec<(String, Vec<u8>)>,
