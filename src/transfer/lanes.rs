@@ -21,11 +21,11 @@
 //! repeated). A failure status from the server (full disk, I/O error) fails
 //! the push, as on the first lane.
 
-use super::{write_err, Remote, RemoteTarget, TransferError, SFTP_TIMEOUT_MS};
-use crate::host::ssh::{self, SshTarget};
+use super::{create, finish, unsupported, write_err, Remote, RemoteTarget, TransferError};
+use crate::host::ssh::SshTarget;
 use ssh2::{File, OpenFlags, OpenType};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Mutex, MutexGuard};
@@ -59,7 +59,7 @@ impl Second {
     pub fn start(ssh: SshTarget, target: RemoteTarget) -> Second {
         let state = match std::thread::Builder::new()
             .name("push-connect".into())
-            .spawn(move || connect(&ssh, target).ok())
+            .spawn(move || Remote::connect(&ssh, target).ok())
         {
             Ok(h) => SecondState::Connecting(h),
             Err(_) => SecondState::Gone,
@@ -101,19 +101,6 @@ impl Second {
     }
 }
 
-fn connect(ssh: &SshTarget, target: RemoteTarget) -> Result<Remote, TransferError> {
-    let conn = ssh::connect(ssh)?;
-    conn.session().set_timeout(SFTP_TIMEOUT_MS);
-    let sftp = conn.session().sftp().map_err(|e| TransferError::Sftp {
-        endpoint: conn.endpoint().to_string(),
-        during: "starting the SFTP subsystem for",
-        path: PathBuf::from(&target.path),
-        status: None,
-        message: e.to_string(),
-    })?;
-    Ok(Remote { conn, sftp, target })
-}
-
 struct Piece {
     offset: u64,
     buf: Vec<u8>,
@@ -144,15 +131,7 @@ pub fn send_big(
     mode: i32,
     bar: &indicatif::ProgressBar,
 ) -> Result<(String, u64), TransferError> {
-    let mut file = remote
-        .sftp
-        .open_mode(
-            dest,
-            OpenFlags::WRITE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE,
-            mode,
-            OpenType::File,
-        )
-        .map_err(|e| remote.err("creating", dest, e))?;
+    let mut file = create(remote, dest, mode)?;
     let stop = AtomicBool::new(false);
     let read_done = AtomicBool::new(false);
     // Bytes the server acknowledged, by either lane: must end up = total.
@@ -166,25 +145,19 @@ pub fn send_big(
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     let (read_result, first, second_lane) = std::thread::scope(|s| {
+        let lane = Lane {
+            work: &work_rx,
+            stop: &stop,
+            written: &written,
+            bar,
+        };
         let free_first = free_tx.clone();
         let first = s.spawn({
-            let lane = Lane {
-                work: &work_rx,
-                stop: &stop,
-                written: &written,
-                bar,
-            };
             let file = &mut file;
             move || lane_first(remote, file, dest, lane, free_first)
         });
         let free_second = free_tx.clone();
         let second_lane = s.spawn({
-            let lane = Lane {
-                work: &work_rx,
-                stop: &stop,
-                written: &written,
-                bar,
-            };
             let read_done = &read_done;
             move || lane_second(second, dest, lane, free_second, read_done)
         });
@@ -227,13 +200,7 @@ pub fn send_big(
             message: format!("internal error: {written} of {total} bytes were acknowledged"),
         });
     }
-    if let Err(e) = file.fsync() {
-        // Servers without the extension answer "unsupported" (8).
-        if !matches!(e.code(), ssh2::ErrorCode::SFTP(8)) {
-            return Err(remote.err("syncing", dest, e));
-        }
-    }
-    file.close().map_err(|e| remote.err("closing", dest, e))?;
+    finish(remote, file, dest)?;
     Ok((hasher.finalize().to_hex().to_string(), total))
 }
 
@@ -293,6 +260,7 @@ fn read_pieces(
 }
 
 /// What both lanes share.
+#[derive(Clone, Copy)]
 struct Lane<'a> {
     work: &'a Mutex<Receiver<Piece>>,
     stop: &'a AtomicBool,
@@ -398,7 +366,7 @@ fn lane_second(
             match file.fsync() {
                 Ok(()) => {}
                 // No fsync@openssh.com there: the final fsync is skipped too.
-                Err(e) if matches!(e.code(), ssh2::ErrorCode::SFTP(8)) => can_sync = false,
+                Err(e) if unsupported(&e) => can_sync = false,
                 Err(e) if server_status(&e) => {
                     break Ended::Fatal(remote.err("syncing", dest, e));
                 }

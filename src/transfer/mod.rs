@@ -221,7 +221,12 @@ struct Remote {
 
 impl Remote {
     fn open(target: &RemoteTarget, opts: &SshOptions) -> Result<Remote, TransferError> {
-        let conn = ssh::connect(&opts.ssh_target(target))?;
+        Remote::connect(&opts.ssh_target(target), target.clone())
+    }
+
+    /// An SFTP session to `target` over a new connection.
+    fn connect(ssh: &ssh::SshTarget, target: RemoteTarget) -> Result<Remote, TransferError> {
+        let conn = ssh::connect(ssh)?;
         conn.session().set_timeout(SFTP_TIMEOUT_MS);
         let sftp = conn.session().sftp().map_err(|e| TransferError::Sftp {
             endpoint: conn.endpoint().to_string(),
@@ -230,11 +235,7 @@ impl Remote {
             status: None,
             message: format!("{e} (is `Subsystem sftp` enabled in the server's sshd_config?)"),
         })?;
-        Ok(Remote {
-            conn,
-            sftp,
-            target: target.clone(),
-        })
+        Ok(Remote { conn, sftp, target })
     }
 
     fn err(&self, during: &'static str, path: &Path, e: ssh2::Error) -> TransferError {
@@ -587,15 +588,7 @@ fn send(
     mode: i32,
     bar: &indicatif::ProgressBar,
 ) -> Result<(String, u64), TransferError> {
-    let mut file = remote
-        .sftp
-        .open_mode(
-            dest,
-            OpenFlags::WRITE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE,
-            mode,
-            OpenType::File,
-        )
-        .map_err(|e| remote.err("creating", dest, e))?;
+    let mut file = create(remote, dest, mode)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
@@ -618,14 +611,36 @@ fn send(
         total += n as u64;
         bar.inc(n as u64);
     }
+    finish(remote, file, dest)?;
+    Ok((hasher.finalize().to_hex().to_string(), total))
+}
+
+/// Creates `dest`, which must not exist yet.
+fn create(remote: &Remote, dest: &Path, mode: i32) -> Result<ssh2::File, TransferError> {
+    remote
+        .sftp
+        .open_mode(
+            dest,
+            OpenFlags::WRITE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE,
+            mode,
+            OpenType::File,
+        )
+        .map_err(|e| remote.err("creating", dest, e))
+}
+
+/// Servers without `fsync@openssh.com` answer "unsupported" (8).
+fn unsupported(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ssh2::ErrorCode::SFTP(8))
+}
+
+/// Makes a written file durable (where the server can) and closes it.
+fn finish(remote: &Remote, mut file: ssh2::File, dest: &Path) -> Result<(), TransferError> {
     if let Err(e) = file.fsync() {
-        // Servers without the extension answer "unsupported" (8).
-        if !matches!(e.code(), ssh2::ErrorCode::SFTP(8)) {
+        if !unsupported(&e) {
             return Err(remote.err("syncing", dest, e));
         }
     }
-    file.close().map_err(|e| remote.err("closing", dest, e))?;
-    Ok((hasher.finalize().to_hex().to_string(), total))
+    file.close().map_err(|e| remote.err("closing", dest, e))
 }
 
 fn write_err(remote: &Remote, dest: &Path, e: io::Error) -> TransferError {

@@ -143,17 +143,14 @@ impl TempCluster {
     fn init(&mut self) -> Result<()> {
         if nix::unistd::geteuid().is_root() {
             // initdb refuses to run as root: the cluster belongs to postgres.
-            let user = nix::unistd::User::from_name(SUPERUSER)
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    self.fail(
-                        "looking up the OS user \"postgres\"",
-                        "no such user".into(),
-                        "install the PostgreSQL server package (it creates the user), \
-                         or run as a non-root user",
-                    )
-                })?;
+            let user = OsUser::lookup(SUPERUSER).map_err(|e| {
+                self.fail(
+                    "looking up the OS user \"postgres\"",
+                    e.to_string(),
+                    "install the PostgreSQL server package (it creates the user), \
+                     or run as a non-root user",
+                )
+            })?;
             nix::unistd::chown(&self.root, Some(user.uid), Some(user.gid)).map_err(|e| {
                 self.fail(
                     "handing the directory to \"postgres\"",
@@ -161,13 +158,7 @@ impl TempCluster {
                     "run on a filesystem that supports ownership (not a FAT/SMB mount)",
                 )
             })?;
-            self.os_id = Some(OsUser::lookup(SUPERUSER).map_err(|e| {
-                self.fail(
-                    "looking up the OS user \"postgres\"",
-                    e.to_string(),
-                    "install the PostgreSQL server package (it creates the user)",
-                )
-            })?);
+            self.os_id = Some(user);
             self.os_user = Some(SUPERUSER.into());
         }
         let mut last_error = String::new();

@@ -161,8 +161,8 @@ pub(crate) const OUR_APP: &str = "imlrecover";
 #[derive(Debug, Clone)]
 pub(crate) struct OsUser {
     name: String,
-    uid: nix::unistd::Uid,
-    gid: nix::unistd::Gid,
+    pub(crate) uid: nix::unistd::Uid,
+    pub(crate) gid: nix::unistd::Gid,
     groups: Vec<nix::unistd::Gid>,
     home: PathBuf,
 }
@@ -413,15 +413,7 @@ impl LineTail {
 /// that sees end-of-input instead would execute a half-received statement
 /// (and end a half-received COPY as if it were complete).
 pub(crate) fn kill_tree(child: &mut Child) {
-    let root = child.id() as i32;
-    let mut order = Vec::new();
-    collect_descendants(root, &children_map(), &mut order);
-    for pid in order.iter().rev() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    kill_descendants(child.id() as i32);
     let _ = child.kill();
     let _ = child.wait();
 }
