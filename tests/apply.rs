@@ -37,6 +37,29 @@ const KEPT: &[&str] = &[
 ];
 
 impl Drill {
+    /// The apply run directories under the sandbox root.
+    fn run_dirs(&self) -> Vec<PathBuf> {
+        let runs = self.sb.root.join("var/lib/imlrecover/runs");
+        std::fs::read_dir(runs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// The safety dumps of every run (`safety-…`, `.partial` included).
+    fn safety_dumps(&self) -> Vec<PathBuf> {
+        self.run_dirs()
+            .iter()
+            .flat_map(|r| std::fs::read_dir(r).unwrap().flatten())
+            .map(|f| f.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("safety-"))
+            })
+            .collect()
+    }
+
     /// A golden manager, backed up, then destroyed.
     fn after_disaster() -> Drill {
         let mut d = Drill::golden();
@@ -373,17 +396,7 @@ fn a_connected_client_is_ended_and_never_leaves_the_old_data() {
     );
     // The safety dump (taken on its own thread while the file steps ran)
     // holds the cluster as it was, not the bundle's rows.
-    let runs = d.sb.root.join("var/lib/imlrecover/runs");
-    let safety: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .flat_map(|r| std::fs::read_dir(r.path()).unwrap().flatten())
-        .map(|f| f.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("safety-"))
-        })
-        .collect();
+    let safety = d.safety_dumps();
     assert_eq!(safety.len(), 1, "{safety:?}");
     let dumped = imlrecover::host::postgres::fingerprint_from_dump(std::io::BufReader::new(
         flate2::read::MultiGzDecoder::new(std::fs::File::open(&safety[0]).unwrap()),
@@ -425,17 +438,9 @@ fn a_service_that_will_not_start_fails_the_step_and_the_rest_is_restartable() {
         "what this run stopped was started again"
     );
     // The run directory keeps the safety dump.
-    let runs = d.sb.root.join("var/lib/imlrecover/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    assert!(std::fs::read_dir(&run).unwrap().flatten().any(|e| e
+    assert!(d.safety_dumps().iter().any(|p| p
         .file_name()
-        .to_string_lossy()
-        .starts_with("safety-pgbackup-")));
+        .is_some_and(|n| n.to_string_lossy().starts_with("safety-pgbackup-"))));
     // Fixed, the same command converges.
     std::fs::write(&script, good).unwrap();
     d.apply().code(0).stdout_has("Resuming: the run");
@@ -547,25 +552,22 @@ fn crash_then_converge(fault: impl Fn(&Drill) -> String) {
     d.assert_restored();
     // The killed run's directory (previous contents, safety dump) is kept,
     // and no later apply resumes it again.
-    let runs = d.sb.root.join("var/lib/imlrecover/runs");
-    assert!(std::fs::read_dir(&runs).unwrap().count() >= 1);
+    assert!(!d.run_dirs().is_empty());
     // The safety dump runs on a thread beside the file steps: a kill may
     // leave a `.partial`, never a truncated dump under the final name.
-    for run in std::fs::read_dir(&runs).unwrap().flatten() {
-        for f in std::fs::read_dir(run.path()).unwrap().flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.starts_with("safety-") && name.ends_with(".sql.gz") {
-                let mut sql = String::new();
-                std::io::Read::read_to_string(
-                    &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(f.path()).unwrap()),
-                    &mut sql,
-                )
-                .unwrap();
-                assert!(
-                    sql.contains("PostgreSQL database cluster dump complete"),
-                    "{name} is truncated"
-                );
-            }
+    for f in d.safety_dumps() {
+        let name = f.display().to_string();
+        if name.ends_with(".sql.gz") {
+            let mut sql = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap()),
+                &mut sql,
+            )
+            .unwrap();
+            assert!(
+                sql.contains("PostgreSQL database cluster dump complete"),
+                "{name} is truncated"
+            );
         }
     }
     d.apply().code(0).stdout_has("No changes.");
@@ -611,13 +613,7 @@ fn killed_in_the_middle_of_the_restore() {
 fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
     let d = Drill::golden();
     std::fs::write(d.sb.root.join("etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
-    let starts = |root: &Path| {
-        initd::actions(root, "ntpd")
-            .iter()
-            .filter(|a| *a == "start")
-            .count()
-    };
-    let before = starts(&d.sb.root);
+    let before = ntpd_starts(&d.sb.root);
     // Step 1 writes ntp.conf, step 2 restarts ntpd: die in between.
     let out = d
         .cmd("apply")
@@ -625,12 +621,24 @@ fn a_notify_restart_owed_by_a_killed_run_is_carried_over() {
         .env("IMLRECOVER_FAULT", "after-step:1")
         .run();
     assert_eq!(out.code, -1);
-    assert_eq!(starts(&d.sb.root), before, "ntpd not restarted yet");
+    assert_eq!(ntpd_starts(&d.sb.root), before, "ntpd not restarted yet");
     d.apply()
         .code(0)
         .stdout_has("restart service.ntpd (owed by the interrupted run");
-    assert_eq!(starts(&d.sb.root), before + 1, "the owed restart ran once");
+    assert_eq!(
+        ntpd_starts(&d.sb.root),
+        before + 1,
+        "the owed restart ran once"
+    );
     d.assert_restored();
+}
+
+/// How often ntpd's init script started it.
+fn ntpd_starts(root: &Path) -> usize {
+    initd::actions(root, "ntpd")
+        .iter()
+        .filter(|a| *a == "start")
+        .count()
 }
 
 /// Only restart and remote-action lines of the journal are fsynced: a power
@@ -647,27 +655,19 @@ fn a_restart_is_owed_even_when_the_journal_lost_its_cause() {
         .run();
     assert_eq!(out.code, -1);
     // What a power cut before the next fsync would leave: no line at all.
-    let runs = d.sb.root.join("var/lib/imlrecover/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    std::fs::write(run.join("journal.jsonl"), "").unwrap();
-    let starts_before = initd::actions(&d.sb.root, "ntpd")
-        .iter()
-        .filter(|a| *a == "start")
-        .count();
+    let runs = d.run_dirs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    std::fs::write(runs[0].join("journal.jsonl"), "").unwrap();
+    let starts_before = ntpd_starts(&d.sb.root);
     d.apply()
         .code(0)
         .stdout_has("Resuming: the run")
         .stdout_has("restart service.ntpd (owed by the interrupted run");
-    let starts_after = initd::actions(&d.sb.root, "ntpd")
-        .iter()
-        .filter(|a| *a == "start")
-        .count();
-    assert_eq!(starts_after, starts_before + 1, "ntpd restarted once");
+    assert_eq!(
+        ntpd_starts(&d.sb.root),
+        starts_before + 1,
+        "ntpd restarted once"
+    );
     d.assert_restored();
 }
 

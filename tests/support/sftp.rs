@@ -160,17 +160,12 @@ impl SftpServer {
 
     /// `sftp://root@IP:PORT/PATH`.
     pub fn url(&self, path: &Path) -> String {
-        format!("sftp://root@{}:{}{}", self.ip, self.port, path.display())
+        url(&self.ip, self.port, path)
     }
 
     /// `--identity F --known-hosts F`.
     pub fn ssh_args(&self) -> Vec<String> {
-        vec![
-            "--identity".into(),
-            self.identity.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-        ]
+        ssh_args(&self.identity, &self.known_hosts)
     }
 
     pub fn log(&self) -> String {
@@ -304,16 +299,12 @@ impl Relay {
 
     /// `sftp://root@IP:RELAYPORT/PATH`.
     pub fn url(&self, path: &Path) -> String {
-        format!("sftp://root@{}:{}{}", self.ip, self.port, path.display())
+        url(&self.ip, self.port, path)
     }
 
+    /// `--identity F --known-hosts F` (host keys listed for the relay's port).
     pub fn ssh_args(&self) -> Vec<String> {
-        vec![
-            "--identity".into(),
-            self.identity.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-        ]
+        ssh_args(&self.identity, &self.known_hosts)
     }
 
     /// Connections accepted so far.
@@ -371,4 +362,17 @@ fn relay_pair(
     let up = pipe.clone();
     std::thread::spawn(move || up(client, server, limit));
     std::thread::spawn(move || pipe(s2, c2, None));
+}
+
+fn url(ip: &Ipv4Addr, port: u16, path: &Path) -> String {
+    format!("sftp://root@{ip}:{port}{}", path.display())
+}
+
+fn ssh_args(identity: &Path, known_hosts: &Path) -> Vec<String> {
+    vec![
+        "--identity".into(),
+        identity.display().to_string(),
+        "--known-hosts".into(),
+        known_hosts.display().to_string(),
+    ]
 }
