@@ -55,6 +55,8 @@ fn dump_is_plain_gzip_that_the_runbooks_zcat_psql_restores() {
         stats.members > 1,
         "expected several gzip members: {stats:?}"
     );
+    // A small cluster: its databases dumped at once, joined as pg_dumpall does.
+    assert!(stats.at_once, "{stats:?}");
     assert_eq!(progress.last().copied(), Some(stats.sql_bytes));
     assert_eq!(
         std::fs::metadata(&file).expect("dump file").len(),
@@ -110,6 +112,82 @@ fn dump_is_plain_gzip_that_the_runbooks_zcat_psql_restores() {
         pg::fingerprint(&fresh.target()).expect("fingerprint restored"),
         pg::fingerprint(&source.target()).expect("fingerprint source")
     );
+}
+
+/// The SQL of a dump with psql's `\restrict` keys (random per program
+/// run) taken out.
+fn unkeyed(sql: &str) -> String {
+    sql.lines()
+        .map(|l| match l.split_once(' ') {
+            Some((cmd @ ("\\restrict" | "\\unrestrict"), _)) => cmd,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn dump_sql(t: &pg::PgTarget, at_once_up_to: u64) -> (String, pg::DumpStats) {
+    let mut gz = Vec::new();
+    let options = DumpOptions {
+        at_once_up_to,
+        ..DumpOptions::default()
+    };
+    let stats = pg::dump_all_with(t, &mut gz, &options, |_| {}).expect("dump_all");
+    (gunzip(&gz), stats)
+}
+
+/// A small cluster's databases are dumped at once (pg_dump each, beside
+/// `pg_dumpall --globals-only`) and joined into pg_dumpall's own script:
+/// byte for byte what pg_dumpall writes, names that need quoting and a
+/// keyword included, but for psql's random `\restrict` keys.
+#[test]
+fn a_small_cluster_dumped_at_once_is_pg_dumpalls_script_byte_for_byte() {
+    let cluster = harness::seeded(SEED_A);
+    let t = cluster.target();
+    pg::execute(
+        &t,
+        "postgres",
+        r#"CREATE ROLE "Ops ""team"""; CREATE DATABASE "select" OWNER "Ops ""team""";
+           CREATE DATABASE "a=b c'd\e"; CREATE DATABASE "Ünï cödé";"#,
+    )
+    .expect("create databases");
+    pg::execute(
+        &t,
+        "select",
+        "CREATE TABLE t AS SELECT generate_series(1, 7) n",
+    )
+    .expect("seed \"select\"");
+
+    let (joined, at_once) = dump_sql(&t, DumpOptions::default().at_once_up_to);
+    let (whole, pg_dumpall) = dump_sql(&t, 0);
+    assert!(at_once.at_once, "a small cluster is dumped at once");
+    assert!(!pg_dumpall.at_once);
+    assert_eq!(unkeyed(&joined), unkeyed(&whole));
+    assert_eq!(at_once.fingerprint, pg_dumpall.fingerprint);
+    assert_eq!(at_once.fingerprint.databases["select"]["public.t"], 7);
+    assert!(joined.contains("DROP DATABASE \"select\";\n"), "{joined}");
+    assert!(
+        joined.contains("DROP DATABASE \"a=b c'd\\e\";\n"),
+        "{joined}"
+    );
+
+    // Over the size limit pg_dumpall itself runs.
+    let (_, big) = dump_sql(&t, 1);
+    assert!(!big.at_once);
+}
+
+/// pg_dumpall refuses a database name with a line break (it would break
+/// its script's comments); dumping at once must not slip past that.
+#[test]
+fn a_database_name_with_a_line_break_is_refused_as_pg_dumpall_refuses_it() {
+    let cluster = harness::fresh();
+    let t = cluster.target();
+    pg::execute(&t, "postgres", "CREATE DATABASE \"line\nbreak\"").expect("create db");
+    let mut out = Vec::new();
+    let err = pg::dump_all(&t, &mut out, |_| {}).expect_err("dump with a line break in a name");
+    let text = err.to_string();
+    assert!(matches!(err, PgError::DumpFailed { .. }), "{text}");
+    assert!(text.contains("newline"), "{text}");
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! runbook does.
 
 mod cluster;
+mod concurrent;
 mod dump;
 mod error;
 mod fingerprint;

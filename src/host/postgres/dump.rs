@@ -32,6 +32,10 @@ pub struct DumpOptions {
     pub threads: usize,
     /// Uncompressed bytes per gzip member.
     pub chunk_size: usize,
+    /// A cluster whose databases take at most this many bytes
+    /// (`pg_database_size`) has them dumped at once and joined into
+    /// pg_dumpall's script (see [`DumpStats::at_once`]); 0: never.
+    pub at_once_up_to: u64,
 }
 
 impl Default for DumpOptions {
@@ -43,6 +47,7 @@ impl Default for DumpOptions {
                 .unwrap_or(1)
                 .min(8),
             chunk_size: 1 << 20,
+            at_once_up_to: 64 << 20,
         }
     }
 }
@@ -60,6 +65,10 @@ pub struct DumpStats {
     pub fingerprint: Fingerprint,
     /// What pg_dumpall printed on stderr (warnings), last lines.
     pub messages: String,
+    /// The databases were dumped at once (`pg_dump` each, beside
+    /// `pg_dumpall --globals-only`) and joined as pg_dumpall joins them;
+    /// `false`: pg_dumpall itself ran.
+    pub at_once: bool,
     pub elapsed: Duration,
 }
 
@@ -96,14 +105,16 @@ struct ReaderEnd {
 /// [`dump_all`] with explicit compression settings.
 pub fn dump_all_with(
     target: &PgTarget,
-    mut writer: impl Write,
+    writer: impl Write,
     options: &DumpOptions,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<DumpStats> {
     let started = Instant::now();
-    let threads = options.threads.max(1);
-    let chunk_size = options.chunk_size.max(4096);
-    let level = options.level.clamp(1, 9) as i32;
+    // A small cluster's databases are dumped at once, into the same script.
+    if let Some(joined) = super::concurrent::dump(target, options.at_once_up_to) {
+        let c = compress(&joined.sql[..], None, writer, options, progress);
+        return finish(target, c, started, Producer::Joined(joined.messages));
+    }
 
     let mut cmd = target.client("pg_dumpall")?;
     cmd.arg("--clean");
@@ -119,6 +130,51 @@ pub fn dump_all_with(
             source: io::Error::other("stdout/stderr not captured"),
         });
     };
+    let (c, tail) = std::thread::scope(|s| {
+        let stderr_thread = s.spawn(move || LineTail::read_all(stderr));
+        let c = compress(stdout, Some(&mut child), writer, options, progress);
+        (c, stderr_thread.join().unwrap_or_default())
+    });
+    if c.write_error.is_some() {
+        kill_tree(&mut child);
+    }
+    let status = child.wait().map_err(|source| PgError::Io {
+        doing: format!("waiting for pg_dumpall on {target}"),
+        source,
+    });
+    finish(target, c, started, Producer::PgDumpall(status, tail))
+}
+
+/// Where the SQL came from.
+enum Producer {
+    /// pg_dumpall: its exit status and the end of its stderr.
+    PgDumpall(Result<std::process::ExitStatus>, LineTail),
+    /// The databases dumped at once, joined; what they printed on stderr.
+    Joined(String),
+}
+
+/// What [`compress`] leaves for [`finish`] to judge.
+struct Compressed {
+    reader_end: Option<ReaderEnd>,
+    gz_bytes: u64,
+    members: u64,
+    write_error: Option<io::Error>,
+    compress_error: Option<String>,
+}
+
+/// SQL from `source` to `writer` as gzip members compressed on
+/// `options.threads` threads; `child` (the program writing `source`) is
+/// killed if writing fails, so that the reader sees the end of its input.
+fn compress(
+    source: impl Read + Send,
+    mut child: Option<&mut std::process::Child>,
+    mut writer: impl Write,
+    options: &DumpOptions,
+    mut progress: impl FnMut(u64),
+) -> Compressed {
+    let threads = options.threads.max(1);
+    let chunk_size = options.chunk_size.max(4096);
+    let level = options.level.clamp(1, 9) as i32;
 
     let tokens = threads * 2 + 2;
     let (free_tx, free_rx) = sync_channel::<(Vec<u8>, Vec<u8>)>(tokens);
@@ -136,9 +192,8 @@ pub fn dump_all_with(
     let mut write_error: Option<io::Error> = None;
     let mut compress_error: Option<String> = None;
 
-    let (reader_end, tail) = std::thread::scope(|s| {
-        let stderr_thread = s.spawn(move || LineTail::read_all(stderr));
-        let reader = s.spawn(move || read_chunks(stdout, chunk_size, free_rx, job_tx));
+    let reader_end = std::thread::scope(|s| {
+        let reader = s.spawn(move || read_chunks(source, chunk_size, free_rx, job_tx));
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let job_rx = &job_rx;
@@ -171,8 +226,10 @@ pub fn dump_all_with(
                     progress(written_sql);
                 }
                 if failed {
-                    // Stop pg_dumpall; the reader then sees end of input.
-                    kill_tree(&mut child);
+                    // Stop the program; the reader then sees end of input.
+                    if let Some(c) = child.as_deref_mut() {
+                        kill_tree(c);
+                    }
                     break;
                 }
                 // The reader may already be gone at the end; nothing to return to.
@@ -185,9 +242,7 @@ pub fn dump_all_with(
         // Unblocks a reader waiting for a buffer, then drains the workers.
         drop(free_tx);
         drop(done_rx);
-        let end = reader.join();
-        let tail = stderr_thread.join().unwrap_or_default();
-        (end, tail)
+        reader.join().ok()
     });
 
     if write_error.is_none() && compress_error.is_none() {
@@ -195,14 +250,35 @@ pub fn dump_all_with(
             write_error = Some(e);
         }
     }
-    let status = child.wait();
-    let reader_end = reader_end.map_err(|_| PgError::Io {
+    Compressed {
+        reader_end,
+        gz_bytes,
+        members,
+        write_error,
+        compress_error,
+    }
+}
+
+/// The dump's verdict: errors first (writing, compressing, the program's
+/// exit, reading), then the script must be complete.
+fn finish(
+    target: &PgTarget,
+    c: Compressed,
+    started: Instant,
+    producer: Producer,
+) -> Result<DumpStats> {
+    let Compressed {
+        reader_end,
+        gz_bytes,
+        members,
+        write_error,
+        compress_error,
+    } = c;
+    let reader_end = reader_end.ok_or_else(|| PgError::Io {
         doing: "reading pg_dumpall's output".into(),
         source: io::Error::other("reader thread panicked"),
     })?;
-
     if let Some(source) = write_error {
-        kill_tree(&mut child);
         return Err(PgError::DumpWrite {
             target: target.to_string(),
             gz_bytes,
@@ -215,20 +291,24 @@ pub fn dump_all_with(
             source: io::Error::other(e),
         });
     }
-    let status = status.map_err(|source| PgError::Io {
-        doing: format!("waiting for pg_dumpall on {target}"),
-        source,
-    })?;
-    let stderr_text = tail.text();
-    if !status.success() {
-        return Err(PgError::DumpFailed {
-            target: target.to_string(),
-            status,
-            sql_bytes: reader_end.sql_bytes,
-            hint: hint_for(&stderr_text),
-            stderr: indent(&stderr_text),
-        });
-    }
+    let at_once = matches!(producer, Producer::Joined(_));
+    let stderr_text = match producer {
+        Producer::Joined(messages) => messages,
+        Producer::PgDumpall(status, tail) => {
+            let status = status?;
+            let text = tail.text();
+            if !status.success() {
+                return Err(PgError::DumpFailed {
+                    target: target.to_string(),
+                    status,
+                    sql_bytes: reader_end.sql_bytes,
+                    hint: hint_for(&text),
+                    stderr: indent(&text),
+                });
+            }
+            text
+        }
+    };
     if let Some(source) = reader_end.error {
         return Err(PgError::Io {
             doing: format!("reading pg_dumpall's output from {target}"),
@@ -253,6 +333,7 @@ pub fn dump_all_with(
         members,
         fingerprint,
         messages: stderr_text,
+        at_once,
         elapsed: started.elapsed(),
     })
 }

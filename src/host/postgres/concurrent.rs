@@ -1,0 +1,317 @@
+//! `pg_dumpall --clean` of a small cluster, its databases dumped at once.
+//!
+//! pg_dumpall runs one `pg_dump` after another. On a small cluster (the
+//! fresh one an installer leaves, which every restore's safety dump meets)
+//! their start-ups and catalogue reads are nearly all of its time. Here the
+//! globals (`pg_dumpall --globals-only`) and every database (`pg_dump` with
+//! the options pg_dumpall gives it) run concurrently, and the pieces are
+//! joined with pg_dumpall's own framing: a test holds the result
+//! byte-identical to pg_dumpall's output.
+//!
+//! Only where that framing is known: [`dump`] returns `None` (and the
+//! caller runs pg_dumpall itself) for a cluster over `up_to` bytes (there
+//! pg_dumpall's own work dwarfs its start-ups), a database name with
+//! a line break, a pg_dump outside 11–17, or output not shaped as expected.
+
+use std::io::{self, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::process::{conninfo_dbname, kill_tree, LineTail};
+use super::sql::query;
+use super::PgTarget;
+
+/// SQL held in memory at most; beyond it (a small cluster whose data
+/// expands, e.g. compressed TOAST) the pieces are dropped for pg_dumpall.
+const MEMORY_CAP: u64 = 128 << 20;
+/// pg_dump versions whose pg_dumpall framing this module reproduces.
+const KNOWN_MAJORS: std::ops::RangeInclusive<u32> = 11..=17;
+
+const HEADER: &str = "--\n-- PostgreSQL database cluster dump\n--\n\n";
+const FOOTER: &str = "--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+const STD_STRINGS: &str = "\nSET standard_conforming_strings = ";
+const DB_HEADER: &str = "--\n-- PostgreSQL database dump\n--\n";
+
+/// One database as pg_dumpall sees it, in its order.
+struct Database {
+    name: String,
+    /// `quote_ident(datname)`: the server's quoting, which is pg_dumpall's.
+    quoted: String,
+}
+
+/// The cluster's `pg_dumpall --clean` script, or `None` where this cluster
+/// or these programs are not the case this module knows, or anything
+/// failed: pg_dumpall then runs and reports the failure in its own words.
+pub(crate) fn dump(target: &PgTarget, up_to: u64) -> Option<Joined> {
+    if up_to == 0 {
+        return None;
+    }
+    // pg_dumpall pairs itself with the pg_dump beside it; so do we.
+    let (Ok(dumpall), Ok(pgdump)) = (target.client("pg_dumpall"), target.client("pg_dump")) else {
+        return None;
+    };
+    if std::path::Path::new(dumpall.get_program()).parent()
+        != std::path::Path::new(pgdump.get_program()).parent()
+    {
+        return None;
+    }
+    let databases = small_cluster_databases(target, up_to)?;
+
+    let mut commands = vec![{
+        let mut c = dumpall;
+        c.args(["--clean", "--globals-only"]);
+        c
+    }];
+    for db in &databases {
+        let mut c = target.client("pg_dump").ok()?;
+        if db.name == "template1" || db.name == "postgres" {
+            c.arg("--clean");
+        }
+        c.args(["--create", "-Fp", "-d"])
+            .arg(conninfo_dbname(&db.name));
+        commands.push(c);
+    }
+    let outputs = run_all(commands)?;
+    let messages = outputs
+        .iter()
+        .map(|o| o.messages.as_str())
+        .filter(|m| !m.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let sql = assemble(&databases, &outputs)?;
+    Some(Joined { sql, messages })
+}
+
+/// pg_dumpall's script, and what the programs printed on stderr.
+pub(crate) struct Joined {
+    pub sql: Vec<u8>,
+    pub messages: String,
+}
+
+/// One program's output.
+struct Output {
+    sql: Vec<u8>,
+    messages: String,
+}
+
+/// pg_dumpall's databases in pg_dumpall's order, if the cluster is small
+/// and every name can be framed as pg_dumpall frames it.
+fn small_cluster_databases(target: &PgTarget, up_to: u64) -> Option<Vec<Database>> {
+    // Names travel hex-encoded: no character can break the parsing.
+    let rows = query(
+        target,
+        "postgres",
+        "SELECT encode(convert_to(datname::text, 'UTF8'), 'hex'), \
+                encode(convert_to(quote_ident(datname), 'UTF8'), 'hex'), \
+                pg_database_size(oid), \
+                datname::text ~ '^[[:ascii:]]*$' \
+                  OR current_setting('server_encoding') = 'UTF8' \
+         FROM pg_database \
+         WHERE datallowconn AND datconnlimit <> -2 AND datname <> 'template0' \
+         ORDER BY (datname <> 'template1'), datname",
+    )
+    .ok()?;
+    let mut total = 0u64;
+    let mut databases = Vec::new();
+    for row in rows {
+        // A name pg_dumpall would write in another encoding: left to it.
+        let [name, quoted, size, as_is] = row.as_slice() else {
+            return None;
+        };
+        if as_is != "t" {
+            return None;
+        }
+        let (name, quoted) = (unhex(name)?, unhex(quoted)?);
+        total = total.saturating_add(size.parse::<u64>().ok()?);
+        if name.contains(['\n', '\r']) || total > up_to {
+            return None;
+        }
+        databases.push(Database { name, quoted });
+    }
+    Some(databases)
+}
+
+fn unhex(hex: &str) -> Option<String> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Runs every command at once (a few at a time) and returns their
+/// outputs in order; `None` if any fails or together they outgrow
+/// [`MEMORY_CAP`].
+fn run_all(commands: Vec<Command>) -> Option<Vec<Output>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(2)
+        .clamp(2, 8)
+        .min(commands.len());
+    let queue: Vec<Mutex<Option<Command>>> =
+        commands.into_iter().map(|c| Mutex::new(Some(c))).collect();
+    let results: Vec<Mutex<Option<Output>>> = queue.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let held = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let (Some(slot), Some(result)) = (queue.get(i), results.get(i)) else {
+                    return;
+                };
+                let cmd = slot.lock().ok().and_then(|mut c| c.take());
+                let out = cmd
+                    .filter(|_| !stop.load(Ordering::SeqCst))
+                    .and_then(|cmd| capture(cmd, &held, &stop));
+                match (out, result.lock()) {
+                    (Some(out), Ok(mut r)) => *r = Some(out),
+                    // One failed: the others need not finish.
+                    _ => stop.store(true, Ordering::SeqCst),
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().ok().flatten())
+        .collect()
+}
+
+/// One program's stdout if it succeeds, unless `stop` is raised or the
+/// shared budget is spent first (then the program is killed).
+fn capture(mut cmd: Command, held: &AtomicU64, stop: &AtomicBool) -> Option<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().ok()?;
+    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_tree(&mut child);
+        return None;
+    };
+    let (sql, tail) = std::thread::scope(|s| {
+        let tail = s.spawn(move || LineTail::read_all(stderr));
+        let sql = read_capped(&mut stdout, &mut child, held, stop);
+        (sql, tail.join().unwrap_or_default())
+    });
+    let status = child.wait().ok()?;
+    Some(Output {
+        sql: sql.filter(|_| status.success())?,
+        messages: tail.text(),
+    })
+}
+
+fn read_capped(
+    stdout: &mut impl Read,
+    child: &mut Child,
+    held: &AtomicU64,
+    stop: &AtomicBool,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => 0,
+        };
+        out.extend_from_slice(&buf[..n]);
+        if n == 0
+            || held.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > MEMORY_CAP
+            || stop.load(Ordering::SeqCst)
+        {
+            stop.store(true, Ordering::SeqCst);
+            kill_tree(child);
+            return None;
+        }
+    }
+}
+
+/// pg_dumpall's script from its pieces: the globals with the
+/// `DROP DATABASE` block `--globals-only` leaves out, then each database's
+/// section under pg_dumpall's heading, then pg_dumpall's last line.
+fn assemble(databases: &[Database], outputs: &[Output]) -> Option<Vec<u8>> {
+    let (globals, sections) = outputs.split_first()?;
+    let globals = std::str::from_utf8(&globals.sql).ok()?;
+    if !globals.starts_with(HEADER) || globals.contains("\n-- Drop databases") {
+        return None;
+    }
+    let globals = globals.strip_suffix(FOOTER)?;
+    // The drops go right after the SET block: `SET standard_conforming_strings = on;\n\n`.
+    let set = globals.find(STD_STRINGS)? + STD_STRINGS.len();
+    let cut = set + globals[set..].find(";\n\n")? + 3;
+
+    let mut out = Vec::with_capacity(outputs.iter().map(|o| o.sql.len()).sum::<usize>() + 4096);
+    out.extend_from_slice(&globals.as_bytes()[..cut]);
+    out.extend_from_slice(b"--\n-- Drop databases (except postgres and template1)\n--\n\n");
+    for db in databases {
+        if db.name != "template1" && db.name != "postgres" {
+            out.extend_from_slice(format!("DROP DATABASE {};\n", db.quoted).as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(&globals.as_bytes()[cut..]);
+    out.extend_from_slice(b"--\n-- Databases\n--\n\n");
+    for (db, section) in databases.iter().zip(sections) {
+        if !known_pg_dump(&section.sql) {
+            return None;
+        }
+        out.extend_from_slice(format!("--\n-- Database \"{}\" dump\n--\n\n", db.name).as_bytes());
+        out.extend_from_slice(&section.sql);
+    }
+    out.extend_from_slice(FOOTER.as_bytes());
+    Some(out)
+}
+
+/// A whole plain-format dump by a pg_dump whose pg_dumpall we reproduce.
+fn known_pg_dump(section: &[u8]) -> bool {
+    const BY: &[u8] = b"\n-- Dumped by pg_dump version ";
+    if !section.starts_with(DB_HEADER.as_bytes()) {
+        return false;
+    }
+    let Some(at) = section.windows(BY.len()).position(|w| w == BY) else {
+        return false;
+    };
+    let major: String = section[at + BY.len()..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    let complete = section
+        .windows(b"\n-- PostgreSQL database dump complete\n".len())
+        .any(|w| w == b"\n-- PostgreSQL database dump complete\n");
+    complete && major.parse().is_ok_and(|m| KNOWN_MAJORS.contains(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scan::COMPLETE_MARKER;
+    use super::*;
+
+    #[test]
+    fn the_footer_is_what_the_scanner_looks_for() {
+        assert!(FOOTER.lines().any(|l| l == COMPLETE_MARKER));
+    }
+
+    #[test]
+    fn hex_names_decode_and_bad_hex_is_refused() {
+        assert_eq!(unhex("6368726f6d61").as_deref(), Some("chroma"));
+        assert_eq!(unhex("e282ac").as_deref(), Some("€"));
+        assert_eq!(unhex("6"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn unknown_pg_dump_output_is_not_framed() {
+        let ok = b"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.18\n-- Dumped by pg_dump version 15.18\n\n--\n-- PostgreSQL database dump complete\n--\n\n";
+        assert!(known_pg_dump(ok));
+        let newer =
+            String::from_utf8_lossy(ok).replace("by pg_dump version 15", "by pg_dump version 19");
+        assert!(!known_pg_dump(newer.as_bytes()));
+        let cut = &ok[..ok.len() - 45];
+        assert!(!known_pg_dump(cut));
+    }
+}
