@@ -119,7 +119,7 @@ pub fn execute(
     let mut stopped: Vec<&Step> = Vec::new();
     let ahead = prepare_points(plan, t.recipe);
     prepare_after(t, &ahead, 0, &cx);
-    for step in &plan.steps {
+    for (i, step) in plan.steps.iter().enumerate() {
         let head = format!(
             "[{:>width$}/{total}] {} {}",
             step.id,
@@ -133,6 +133,10 @@ pub fn execute(
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         } else {
             printer.line(&format!("{head} …"))?;
+        }
+        let after_a_stop = i > 0 && plan.steps.get(i - 1).is_some_and(|p| p.op == Op::Stop);
+        if step.op == Op::Stop && !after_a_stop {
+            look_up_stops(t, plan.steps.get(i..).unwrap_or_default());
         }
         let t0 = Instant::now();
         let result = match (t.recipe.resource(&step.address), plan.change(&step.address)) {
@@ -261,6 +265,22 @@ fn prepare_after(t: &Target, points: &[(usize, &Step)], done: usize, cx: &ApplyC
         if let Some(resource) = t.recipe.resource(&step.address) {
             crate::resources::kind::prepare_step(resource, step, cx);
         }
+    }
+}
+
+/// Before a run of stops (the quiesce): their services' statuses, read at
+/// once instead of one before each stop.
+fn look_up_stops(t: &Target, steps: &[Step]) {
+    let names: Vec<&str> = steps
+        .iter()
+        .take_while(|s| s.op == Op::Stop)
+        .filter_map(|s| match t.recipe.resource(&s.address).map(|r| &r.spec) {
+            Some(crate::recipe::Spec::Service(spec)) => Some(spec.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.len() > 1 {
+        t.services.look_up(&names);
     }
 }
 

@@ -184,6 +184,22 @@ impl Services {
         }
     }
 
+    /// Reads the statuses of `names` at once, one thread each, and keeps
+    /// them as seen: the run of steps about to act on these services, with
+    /// nothing else acting in between, need not ask one after another. A
+    /// status that cannot be read is not kept (its step asks and reports).
+    pub fn look_up(&self, names: &[&str]) {
+        std::thread::scope(|s| {
+            for name in names {
+                s.spawn(move || {
+                    if let Ok(status) = self.status(name) {
+                        self.remember(name, Some(status));
+                    }
+                });
+            }
+        });
+    }
+
     fn settled(&self, name: &str) -> Option<Status> {
         self.settled.lock().ok()?.get(name).copied()
     }
@@ -249,5 +265,75 @@ impl Services {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// An LSB init script keeping its state in a file and logging each call.
+    fn script(root: &Path, name: &str, running: bool) {
+        let dir = root.join("etc/init.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = root.join(format!("{name}.running"));
+        if running {
+            std::fs::write(&state, "").unwrap();
+        }
+        let log = root.join("calls.log");
+        let body = format!(
+            "#!/bin/sh\necho \"{name} $1\" >> '{log}'\ncase \"$1\" in\n  \
+             start) touch '{state}' ;;\n  stop) rm -f '{state}' ;;\n  \
+             status) [ -e '{state}' ] || exit 3 ;;\n  *) exit 2 ;;\nesac\n",
+            log = log.display(),
+            state = state.display()
+        );
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn calls(root: &Path) -> Vec<String> {
+        std::fs::read_to_string(root.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn statuses_looked_up_at_once_serve_the_stops_that_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        script(root, "httpd", true);
+        script(root, "rabbitmq-server", false);
+        let services = Services::new(ServiceBackend::Sysv, root);
+        services.look_up(&["httpd", "rabbitmq-server", "missing"]);
+        let mut seen = calls(root);
+        seen.sort();
+        assert_eq!(seen, ["httpd status", "rabbitmq-server status"]);
+
+        assert!(services.act("httpd", Action::Stop).unwrap(), "stopped");
+        assert!(
+            !services.act("rabbitmq-server", Action::Stop).unwrap(),
+            "was already stopped"
+        );
+        // No second status before the stops; the stop is still verified.
+        assert_eq!(
+            calls(root)[2..],
+            ["httpd stop".to_string(), "httpd status".to_string()]
+        );
+        assert!(!root.join("httpd.running").exists());
+        // What could not be read is asked again, and reported.
+        assert!(matches!(
+            services.act("missing", Action::Start),
+            Err(ServiceError::NotInstalled { .. })
+        ));
+
+        // Something else may act: forgotten, asked again.
+        services.forget();
+        script(root, "rabbitmq-server", true);
+        assert!(services.act("rabbitmq-server", Action::Stop).unwrap());
     }
 }
