@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,8 @@ pub enum ProcessError {
 }
 
 /// Runs `cmd` (stdin closed) and collects its output, killing it after
-/// `timeout`.
+/// `timeout`. Nothing polls: a waiter thread reports the exit the moment
+/// it happens (init scripts run in milliseconds, many to a step).
 pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, ProcessError> {
     let program = describe(cmd);
     let start = Instant::now();
@@ -62,31 +64,35 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, ProcessError>
         })?;
     let out = child.stdout.take().map(drain);
     let err = child.stderr.take().map(drain);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ProcessError::Timeout { program, timeout });
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
-            Err(source) => return Err(ProcessError::Wait { program, source }),
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (exited, exit) = mpsc::channel();
+    thread::spawn(move || {
+        // The receiver may be gone after a timeout; the child is reaped anyway.
+        let _ = exited.send(child.wait());
+    });
+    let status = match exit.recv_timeout(timeout) {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => return Err(ProcessError::Wait { program, source }),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // Not reaped yet (the waiter still waits), so the pid is still ours.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = exit.recv();
+            return Err(ProcessError::Timeout { program, timeout });
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(ProcessError::Wait {
+                program,
+                source: std::io::Error::other("the thread waiting for it ended"),
+            })
         }
     };
     // A daemon that inherited our pipes keeps them open: give the readers a
     // moment, then return what we have rather than wait for the daemon.
-    let collect = |h: Option<thread::JoinHandle<String>>| {
-        h.map(|h| {
-            let deadline = Instant::now() + Duration::from_millis(200);
-            while !h.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(2));
-            }
-            if h.is_finished() {
-                h.join().unwrap_or_default()
-            } else {
-                String::new()
-            }
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let collect = |r: Option<mpsc::Receiver<String>>| {
+        r.and_then(|r| {
+            r.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
         })
         .unwrap_or_default()
     };
@@ -98,12 +104,14 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, ProcessError>
     })
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
 }
 
 /// `prog arg1 arg2`, for messages.
