@@ -266,24 +266,29 @@ fn assemble(databases: &[Database], outputs: &[Output]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A whole plain-format dump by a pg_dump whose pg_dumpall we reproduce.
+/// A whole plain-format dump by a pg_dump whose pg_dumpall we reproduce,
+/// of a server of its own major version (the server quoted the names in
+/// the `DROP DATABASE` lines; pg_dumpall quotes with its own keyword list).
 fn known_pg_dump(section: &[u8]) -> bool {
-    const BY: &[u8] = b"\n-- Dumped by pg_dump version ";
-    if !section.starts_with(DB_HEADER.as_bytes()) {
-        return false;
-    }
-    let Some(at) = section.windows(BY.len()).position(|w| w == BY) else {
-        return false;
+    let head = &section[..section.len().min(4096)];
+    let tail = &section[section.len().saturating_sub(256)..];
+    let major = |label: &[u8]| -> Option<u32> {
+        let at = find(head, label)? + label.len();
+        let digits = head[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&head[at..at + digits])
+            .ok()?
+            .parse()
+            .ok()
     };
-    let major: String = section[at + BY.len()..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .map(|&b| b as char)
-        .collect();
-    let complete = section
-        .windows(b"\n-- PostgreSQL database dump complete\n".len())
-        .any(|w| w == b"\n-- PostgreSQL database dump complete\n");
-    complete && major.parse().is_ok_and(|m| KNOWN_MAJORS.contains(&m))
+    let by = major(b"\n-- Dumped by pg_dump version ");
+    section.starts_with(DB_HEADER.as_bytes())
+        && find(tail, b"\n-- PostgreSQL database dump complete\n").is_some()
+        && by.is_some_and(|m| KNOWN_MAJORS.contains(&m))
+        && by == major(b"\n-- Dumped from database version ")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -313,5 +318,8 @@ mod tests {
         assert!(!known_pg_dump(newer.as_bytes()));
         let cut = &ok[..ok.len() - 45];
         assert!(!known_pg_dump(cut));
+        let older_server = String::from_utf8_lossy(ok)
+            .replace("from database version 15", "from database version 13");
+        assert!(!known_pg_dump(older_server.as_bytes()));
     }
 }
