@@ -66,6 +66,12 @@ pub(crate) fn push_bundle(
             HumanBytes((pushed.bytes as f64 / secs) as u64),
         ))?;
     }
+    if let Some(why) = &pushed.one_connection {
+        printer.line(&format!(
+            "  {} big files went over one SSH connection: the second one failed ({why})",
+            printer.yellow("Note:")
+        ))?;
+    }
     for old in &pushed.pruned {
         printer.line(&format!("  pruned remote {old}"))?;
     }

@@ -46,10 +46,12 @@ const PIECES: usize = 6;
 /// (bounded by the connect timeout).
 pub struct Second {
     state: Mutex<SecondState>,
+    /// Why big files went over the first connection only, if they did.
+    fell_back: Mutex<Option<String>>,
 }
 
 enum SecondState {
-    Connecting(JoinHandle<Option<Remote>>),
+    Connecting(JoinHandle<Result<Remote, String>>),
     Ready(Box<Remote>),
     Gone,
 }
@@ -57,16 +59,34 @@ enum SecondState {
 impl Second {
     /// Starts connecting in the background.
     pub fn start(ssh: SshTarget, target: RemoteTarget) -> Second {
+        let mut fell_back = None;
         let state = match std::thread::Builder::new()
             .name("push-connect".into())
-            .spawn(move || Remote::connect(&ssh, target).ok())
+            .spawn(move || Remote::connect(&ssh, target).map_err(|e| e.to_string()))
         {
             Ok(h) => SecondState::Connecting(h),
-            Err(_) => SecondState::Gone,
+            Err(e) => {
+                fell_back = Some(format!("no thread to open it: {e}"));
+                SecondState::Gone
+            }
         };
         Second {
             state: Mutex::new(state),
+            fell_back: Mutex::new(fell_back),
         }
+    }
+
+    /// Why the big files did not (all) go over two connections.
+    pub fn fell_back(&self) -> Option<String> {
+        self.fell_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn note(&self, why: String) {
+        let mut f = self.fell_back.lock().unwrap_or_else(|p| p.into_inner());
+        f.get_or_insert(why);
     }
 
     fn lock(&self) -> MutexGuard<'_, SecondState> {
@@ -89,8 +109,10 @@ impl Second {
                     if let SecondState::Connecting(h) =
                         std::mem::replace(&mut *st, SecondState::Gone)
                     {
-                        if let Ok(Some(r)) = h.join() {
-                            *st = SecondState::Ready(Box::new(r));
+                        match h.join() {
+                            Ok(Ok(r)) => *st = SecondState::Ready(Box::new(r)),
+                            Ok(Err(e)) => self.note(format!("it could not connect: {e}")),
+                            Err(_) => self.note("its thread panicked".into()),
                         }
                     }
                 }
@@ -340,11 +362,15 @@ fn lane_second(
         return Ok(None);
     };
     // Opened without CREATE or TRUNCATE: the first lane made it.
-    let Ok(mut file) = remote
+    let mut file = match remote
         .sftp
         .open_mode(dest, OpenFlags::WRITE, 0, OpenType::File)
-    else {
-        return Ok(None);
+    {
+        Ok(f) => f,
+        Err(e) => {
+            second.note(format!("it could not open {}: {e}", dest.display()));
+            return Ok(None);
+        }
     };
     let mut unsynced = 0u64;
     let mut can_sync = true;
@@ -384,6 +410,7 @@ fn lane_second(
             // Later files of this push use the first lane only.
             drop(file);
             *guard = SecondState::Gone;
+            second.note(format!("it was lost while sending {}", dest.display()));
             Ok(left)
         }
     }

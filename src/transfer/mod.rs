@@ -148,6 +148,9 @@ pub struct Pushed {
     pub already_there: bool,
     /// Remote bundles removed by `--keep`.
     pub pruned: Vec<String>,
+    /// Big files were to go over a second connection, which failed (why):
+    /// they went over the first alone, slower but whole.
+    pub one_connection: Option<String>,
 }
 
 /// What a pull did.
@@ -393,6 +396,7 @@ pub fn push(
                 bytes: 0,
                 already_there: true,
                 pruned,
+                one_connection: None,
             });
         }
         return Err(TransferError::Sftp {
@@ -521,6 +525,7 @@ pub fn push(
         bytes: sent,
         already_there: false,
         pruned,
+        one_connection: second.and_then(|s| s.fell_back()),
     })
 }
 
