@@ -176,6 +176,26 @@ fn a_small_cluster_dumped_at_once_is_pg_dumpalls_script_byte_for_byte() {
     assert!(!big.at_once);
 }
 
+/// A small cluster whose data expands in the dump (40 MiB of text that
+/// TOAST stores in a few hundred KiB) is not held in memory: the pieces are
+/// dropped past a cap and pg_dumpall itself streams the dump.
+#[test]
+fn a_small_cluster_that_expands_past_the_memory_cap_goes_through_pg_dumpall() {
+    let cluster = harness::fresh();
+    let t = cluster.target();
+    pg::execute(
+        &t,
+        "postgres",
+        "CREATE TABLE big AS SELECT repeat('x', 40 << 20) AS v",
+    )
+    .expect("create a compressible value");
+    let (sql, stats) = dump_sql(&t, DumpOptions::default().at_once_up_to);
+    assert!(!stats.at_once, "{stats:?}");
+    assert!(stats.sql_bytes > 40 << 20, "{stats:?}");
+    assert_eq!(stats.fingerprint.databases["postgres"]["public.big"], 1);
+    assert!(sql.ends_with("-- PostgreSQL database cluster dump complete\n--\n\n"));
+}
+
 /// pg_dumpall refuses a database name with a line break (it would break
 /// its script's comments); dumping at once must not slip past that.
 #[test]

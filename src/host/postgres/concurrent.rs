@@ -24,7 +24,7 @@ use super::PgTarget;
 
 /// SQL held in memory at most; beyond it (a small cluster whose data
 /// expands, e.g. compressed TOAST) the pieces are dropped for pg_dumpall.
-const MEMORY_CAP: u64 = 128 << 20;
+const MEMORY_CAP: u64 = 32 << 20;
 /// pg_dump versions whose pg_dumpall framing this module reproduces.
 const KNOWN_MAJORS: std::ops::RangeInclusive<u32> = 11..=17;
 
