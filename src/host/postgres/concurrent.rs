@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::fingerprint::unhex;
 use super::process::{conninfo_dbname, kill_tree, LineTail};
 use super::sql::query;
 use super::PgTarget;
@@ -130,14 +131,6 @@ fn small_cluster_databases(target: &PgTarget, up_to: u64) -> Option<Vec<Database
         databases.push(Database { name, quoted });
     }
     Some(databases)
-}
-
-fn unhex(hex: &str) -> Option<String> {
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// Runs every command at once (a few at a time) and returns their
@@ -299,14 +292,6 @@ mod tests {
     #[test]
     fn the_footer_is_what_the_scanner_looks_for() {
         assert!(FOOTER.lines().any(|l| l == COMPLETE_MARKER));
-    }
-
-    #[test]
-    fn hex_names_decode_and_bad_hex_is_refused() {
-        assert_eq!(unhex("6368726f6d61").as_deref(), Some("chroma"));
-        assert_eq!(unhex("e282ac").as_deref(), Some("€"));
-        assert_eq!(unhex("6"), None);
-        assert_eq!(unhex("zz"), None);
     }
 
     #[test]
