@@ -10,8 +10,11 @@
 //!
 //! Only where that framing is known: [`dump`] returns `None` (and the
 //! caller runs pg_dumpall itself) for a cluster over `up_to` bytes (there
-//! pg_dumpall's own work dwarfs its start-ups), a database name with
-//! a line break, a pg_dump outside 11–17, or output not shaped as expected.
+//! pg_dumpall's own work dwarfs its start-ups), pieces over [`MEMORY_CAP`],
+//! a database name with a line break (pg_dumpall refuses those), a
+//! non-ASCII name on a server that is not UTF-8, a pg_dump outside 11–17 or
+//! of another major version than the server, output not shaped as
+//! expected, or any program failing.
 
 use std::io::{self, Read};
 use std::process::{Child, Command, Stdio};
