@@ -3,6 +3,7 @@
 //! on plain data and is testable without touching a machine.
 
 pub mod atomic;
+pub mod fanout;
 pub mod fs;
 pub mod postgres;
 pub mod process;

@@ -18,13 +18,13 @@
 
 use std::io::{self, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::fingerprint::unhex;
-use super::process::{conninfo_dbname, kill_tree, LineTail};
+use super::process::{conninfo_dbname, find_program, kill_tree, LineTail};
 use super::sql::query;
 use super::PgTarget;
+use crate::host::fanout::fan_out;
 
 /// SQL held in memory at most; beyond it (a small cluster whose data
 /// expands, e.g. compressed TOAST) the pieces are dropped for pg_dumpall.
@@ -52,31 +52,18 @@ pub(crate) fn dump(target: &PgTarget, up_to: u64) -> Option<Joined> {
         return None;
     }
     // pg_dumpall pairs itself with the pg_dump beside it; so do we.
-    let (Ok(dumpall), Ok(pgdump)) = (target.client("pg_dumpall"), target.client("pg_dump")) else {
+    let bin = target.bin_dir.as_deref();
+    let (Ok(dumpall), Ok(pgdump)) = (
+        find_program(bin, "pg_dumpall"),
+        find_program(bin, "pg_dump"),
+    ) else {
         return None;
     };
-    if std::path::Path::new(dumpall.get_program()).parent()
-        != std::path::Path::new(pgdump.get_program()).parent()
-    {
+    if dumpall.parent() != pgdump.parent() {
         return None;
     }
     let databases = small_cluster_databases(target, up_to)?;
-
-    let mut commands = vec![{
-        let mut c = dumpall;
-        c.args(["--clean", "--globals-only"]);
-        c
-    }];
-    for db in &databases {
-        let mut c = target.client("pg_dump").ok()?;
-        if db.name == "template1" || db.name == "postgres" {
-            c.arg("--clean");
-        }
-        c.args(["--create", "-Fp", "-d"])
-            .arg(conninfo_dbname(&db.name));
-        commands.push(c);
-    }
-    let outputs = run_all(commands)?;
+    let outputs = run_all(target, &databases)?;
     let messages = outputs
         .iter()
         .map(|o| o.messages.as_str())
@@ -136,44 +123,44 @@ fn small_cluster_databases(target: &PgTarget, up_to: u64) -> Option<Vec<Database
     Some(databases)
 }
 
-/// Runs every command at once (a few at a time) and returns their
-/// outputs in order; `None` if any fails or together they outgrow
-/// [`MEMORY_CAP`].
-fn run_all(commands: Vec<Command>) -> Option<Vec<Output>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(2)
-        .clamp(2, 8)
-        .min(commands.len());
-    let queue: Vec<Mutex<Option<Command>>> =
-        commands.into_iter().map(|c| Mutex::new(Some(c))).collect();
-    let results: Vec<Mutex<Option<Output>>> = queue.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+/// `pg_dumpall --globals-only` and a `pg_dump` per database (with the
+/// options pg_dumpall gives it), a few at a time; their outputs in that
+/// order, or `None` if any fails or together they outgrow [`MEMORY_CAP`].
+fn run_all(target: &PgTarget, databases: &[Database]) -> Option<Vec<Output>> {
+    let pieces: Vec<Option<&Database>> = std::iter::once(None)
+        .chain(databases.iter().map(Some))
+        .collect();
+    let command = |piece: Option<&Database>| -> Option<Command> {
+        let Some(db) = piece else {
+            let mut c = target.client("pg_dumpall").ok()?;
+            c.args(["--clean", "--globals-only"]);
+            return Some(c);
+        };
+        let mut c = target.client("pg_dump").ok()?;
+        if db.name == "template1" || db.name == "postgres" {
+            c.arg("--clean");
+        }
+        c.args(["--create", "-Fp", "-d"])
+            .arg(conninfo_dbname(&db.name));
+        Some(c)
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
     let held = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let (Some(slot), Some(result)) = (queue.get(i), results.get(i)) else {
-                    return;
-                };
-                let cmd = slot.lock().ok().and_then(|mut c| c.take());
-                let out = cmd
-                    .filter(|_| !stop.load(Ordering::SeqCst))
-                    .and_then(|cmd| capture(cmd, &held, &stop));
-                match (out, result.lock()) {
-                    (Some(out), Ok(mut r)) => *r = Some(out),
-                    // One failed: the others need not finish.
-                    _ => stop.store(true, Ordering::SeqCst),
-                }
-            });
+    fan_out(&pieces, workers.clamp(2, 8), |&piece| {
+        let out = (!stop.load(Ordering::SeqCst))
+            .then(|| command(piece))
+            .flatten()
+            .and_then(|cmd| capture(cmd, &held, &stop));
+        if out.is_none() {
+            // One failed: the others need not finish.
+            stop.store(true, Ordering::SeqCst);
         }
-    });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().ok().flatten())
-        .collect()
+        out.ok_or(())
+    })
+    .into_iter()
+    .collect::<Result<_, ()>>()
+    .ok()
 }
 
 /// One program's stdout if it succeeds, unless `stop` is raised or the

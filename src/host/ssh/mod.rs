@@ -12,7 +12,6 @@
 //! A known_hosts line without `[host]:port` only vouches for port 22 (OpenSSH
 //! semantics, unlike libssh2's own matcher); see that module.
 
-pub mod fanout;
 pub mod known_hosts;
 
 use std::fmt;
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{ErrorCode, ExtendedData, MethodType, Session};
 
-pub use fanout::{fan_out, fan_out_with_progress, Progress};
+pub use super::fanout::{fan_out, fan_out_with_progress, Progress};
 pub use known_hosts::{fingerprint_sha256, KnownHosts, Verdict};
 
 /// Environment variable holding the identity file's passphrase when the

@@ -2,7 +2,8 @@
 //!
 //! Restarting `chroma-agent` on a few hundred storage servers must not open a
 //! few hundred SSH connections (and threads, and file descriptors) at once,
-//! and the caller must be able to match every result to its host. So: a
+//! nor a dump of many databases start as many `pg_dump`s; and the caller
+//! must be able to match every result to its item. So: a
 //! fixed set of scoped worker threads takes the next index from a shared
 //! counter, results come back over a channel to the calling thread, which
 //! stores them by index (input order) and reports progress. The progress
