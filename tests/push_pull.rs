@@ -360,12 +360,14 @@ fn a_push_killed_midway_leaves_nothing_that_looks_complete() {
     );
 }
 
-#[test]
-fn a_full_remote_disk_fails_cleanly() {
+/// Pushes a bundle with a `mib` MiB file onto a tmpfs of `disk` size: the
+/// push fails with the disk named, leaves nothing there and the bundle as
+/// it was.
+fn push_onto_a_full_disk_fails_cleanly(mib: usize, disk: &str) {
     let host = Host::new();
-    let bundle = big_bundle(&host, 8);
+    let bundle = big_bundle(&host, mib);
     let before = tree_hashes(&bundle);
-    let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), "2m");
+    let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), disk);
     let server = SftpServer::start();
     let remote = disk.dir.join("iml");
     push(&bundle, &server, &remote, &[])
@@ -383,6 +385,11 @@ fn a_full_remote_disk_fails_cleanly() {
         before,
         "the local bundle is untouched"
     );
+}
+
+#[test]
+fn a_full_remote_disk_fails_cleanly() {
+    push_onto_a_full_disk_fails_cleanly(8, "2m");
 }
 
 /// Pages of `path` in the page cache that are clean (written to disk):
@@ -541,24 +548,5 @@ fn a_second_connection_that_fails_leaves_the_push_to_the_first() {
 
 #[test]
 fn a_full_remote_disk_fails_cleanly_on_either_connection() {
-    let host = Host::new();
-    let bundle = big_bundle(&host, 72);
-    let before = tree_hashes(&bundle);
-    let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), "24m");
-    let server = SftpServer::start();
-    let remote = disk.dir.join("iml");
-    push(&bundle, &server, &remote, &[])
-        .code(1)
-        .stderr_has("SFTP error")
-        .stderr_has("disk may be full");
-    assert!(
-        names(&remote).is_empty(),
-        "the incomplete copy was removed: {:?}",
-        names(&remote)
-    );
-    assert_eq!(
-        tree_hashes(&bundle),
-        before,
-        "the local bundle is untouched"
-    );
+    push_onto_a_full_disk_fails_cleanly(72, "24m");
 }
