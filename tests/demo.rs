@@ -79,6 +79,14 @@ fn sandbox_daemons_can_be_told_by_their_sandbox() {
             .status
     };
     assert!(run("start").success());
+    // start-stop-daemon --background returns before bash has exec'd the
+    // daemon under its marker name: give it a moment to show up.
+    for _ in 0..500 {
+        if sandbox_daemons(&root) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(sandbox_daemons(&root), 1);
     assert!(run("stop").success());
     assert_eq!(sandbox_daemons(&root), 0);
