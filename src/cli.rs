@@ -65,6 +65,8 @@ pub enum Command {
     Push(PushArgs),
     /// Fetch the newest (or a named) bundle back over SFTP and verify it.
     Pull(PullArgs),
+    /// Remove old bundles from a bundle directory by age and count (restic's rules).
+    Prune(PruneArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -111,9 +113,13 @@ pub struct BackupArgs {
     #[arg(long = "bundle-dir", value_name = "DIR")]
     pub bundle_dir: PathBuf,
 
-    /// After a successful backup, keep only the newest N complete bundles.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub keep: Option<u32>,
+    /// After a successful backup, remove the bundles these rules do not keep.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Write node_exporter textfile metrics here (docs/monitoring.md).
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 
     /// Then copy the new bundle off-host: sftp://USER@HOST[:PORT]/PATH (as `push`).
     #[arg(long, value_name = "TARGET")]
@@ -172,9 +178,72 @@ pub struct PushArgs {
     #[command(flatten)]
     pub ssh: SftpArgs,
 
-    /// After the push, keep only the newest N complete bundles on the remote side.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub keep: Option<u32>,
+    /// After the push, remove the remote bundles these rules do not keep.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Write node_exporter textfile metrics here (docs/monitoring.md).
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// The retention rules of `backup`, `push` and `prune`: restic's `forget`
+/// semantics (README "Retention").
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = true)]
+pub struct RetentionArgs {
+    /// Keep the N newest bundles (`--keep N` means the same).
+    #[arg(long = "keep-last", visible_alias = "keep", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+
+    /// Keep the newest bundle of each of the N latest days that have one (UTC days).
+    #[arg(long = "keep-daily", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_daily: Option<u32>,
+
+    /// Keep the newest bundle of each of the N latest ISO weeks that have one.
+    #[arg(long = "keep-weekly", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_weekly: Option<u32>,
+
+    /// Keep the newest bundle of each of the N latest months that have one.
+    #[arg(long = "keep-monthly", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_monthly: Option<u32>,
+
+    /// Keep every bundle made less than DURATION before the newest one (7days, 36h).
+    #[arg(long = "keep-within", value_name = "DURATION", value_parser = parse_duration)]
+    pub keep_within: Option<std::time::Duration>,
+}
+
+impl RetentionArgs {
+    pub fn policy(&self) -> crate::bundle::retention::Policy {
+        crate::bundle::retention::Policy {
+            last: self.keep_last,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            within: self.keep_within,
+        }
+    }
+}
+
+/// `prune --bundle-dir DIR [--keep-last N ...] [--dry-run]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "A bundle is kept if any rule keeps it; the newest bundle that verifies is always kept, \
+                  and `.incomplete-*` directories (a backup or pull still writing) are never touched. \
+                  Example: --keep-daily 7 --keep-weekly 4 --keep-monthly 6 keeps a week of dailies, \
+                  a month of weeklies and half a year of monthlies."
+)]
+pub struct PruneArgs {
+    /// The bundle directory (as `backup --bundle-dir`).
+    #[arg(long = "bundle-dir", value_name = "DIR")]
+    pub bundle_dir: PathBuf,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Show what would be removed and why each kept bundle stays; remove nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }
 
 /// `pull sftp://USER@HOST[:PORT]/PATH DIR [--bundle NAME]`
@@ -208,9 +277,14 @@ pub struct VerifyArgs {
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
 
-    /// Also restore the dump into a throwaway PostgreSQL cluster and compare row counts.
+    /// Also restore the dump into a throwaway PostgreSQL cluster and compare row
+    /// counts; the result is recorded in the bundle directory (drill.json).
     #[arg(long)]
     pub drill: bool,
+
+    /// Write node_exporter textfile metrics here (docs/monitoring.md).
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
@@ -309,6 +383,10 @@ pub struct ApplyArgs {
     /// Do not ask for approval (required when stdin is not a terminal).
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
+
+    /// Write node_exporter textfile metrics here (docs/monitoring.md).
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `demo [--keep]`
@@ -339,7 +417,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: PathBuf,
 
-    /// Output: human (a short report), json (docs/audit.md), junit (for GitLab and Jenkins).
+    /// Output: human (a short report), json (docs/audit.md), junit (for GitLab and Jenkins),
+    /// nagios (one plugin status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AuditFormat::Human)]
     pub format: AuditFormat,
 
@@ -350,6 +429,24 @@ pub struct AuditArgs {
     /// A certificate expiring within this many days is a finding.
     #[arg(long = "cert-min-days", value_name = "DAYS", default_value_t = 30)]
     pub cert_min_days: u32,
+
+    /// No successful `verify --drill` of a bundle made within DURATION is a
+    /// finding (read from the bundle directory's drill.json). Default: not checked.
+    #[arg(long = "max-drill-age", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_drill_age: Option<std::time::Duration>,
+
+    /// With --format nagios: a bundle older than this is CRITICAL (older than --max-age: WARNING).
+    #[arg(long = "critical-age", value_name = "DURATION", default_value = "48h", value_parser = parse_duration)]
+    pub critical_age: std::time::Duration,
+
+    /// With --format nagios: a certificate expiring within this many days is CRITICAL
+    /// (within --cert-min-days: WARNING).
+    #[arg(long = "cert-critical-days", value_name = "DAYS", default_value_t = 7)]
+    pub cert_critical_days: u32,
+
+    /// Write node_exporter textfile metrics here (docs/monitoring.md).
+    #[arg(long = "metrics-file", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -357,6 +454,7 @@ pub enum AuditFormat {
     Human,
     Json,
     Junit,
+    Nagios,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub plan: &'a Plan,
     pub max_age: Duration,
     pub cert_min_days: u32,
+    /// `--max-drill-age`: check the drill record (none: not checked).
+    pub max_drill_age: Option<Duration>,
     pub now: SystemTime,
 }
 
@@ -54,9 +56,18 @@ pub enum AuditError {
 
 pub fn run(i: &Inputs) -> Result<Report, AuditError> {
     let mut findings = Vec::new();
+    let mut measures = super::Measures {
+        drill: crate::bundle::drill::read_record(i.bundle),
+        max_drill_age: i.max_drill_age.map(|d| d.as_secs()),
+        ..Default::default()
+    };
     drift(i, &mut findings);
     let age_seconds = backup(i, &mut findings);
-    certificates(i, &mut findings)?;
+    if let Some(max) = i.max_drill_age {
+        super::records::drill_check(i.bundle, measures.drill.as_ref(), max, i.now, &mut findings);
+    }
+    super::records::key_escrow(i.bundle, i.root, &mut findings);
+    certificates(i, &mut findings, &mut measures.certs)?;
     unmanaged_globs(i, &mut findings)?;
     unmanaged_chroma(i, &mut findings)?;
     let m = &i.bundle.manifest;
@@ -83,6 +94,7 @@ pub fn run(i: &Inputs) -> Result<Report, AuditError> {
         },
         summary: Summary::of(&findings),
         findings,
+        measures,
     })
 }
 
@@ -251,7 +263,11 @@ fn read_live(root: &Root, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
 
 /// Expiry, key match and chain of every `cert`, on the live files (what
 /// agents see today), not on the bundle's copies.
-fn certificates(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
+fn certificates(
+    i: &Inputs,
+    out: &mut Vec<Finding>,
+    expiries: &mut Vec<super::CertExpiry>,
+) -> Result<(), AuditError> {
     for r in &i.recipe.resources {
         let Spec::Cert(spec) = &r.spec else { continue };
         let a = &r.address;
@@ -290,6 +306,14 @@ fn certificates(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
         };
         let info = crate::x509::info(&cert);
         let days = info.days_left;
+        if let Some(not_after) = unix_time(cert.not_after()) {
+            expiries.push(super::CertExpiry {
+                address: a.to_string(),
+                path: cert_path.clone(),
+                not_after,
+                days_left: days,
+            });
+        }
         let min = i64::from(i.cert_min_days);
         use super::Status::{Fail, Pass};
         out.push(
@@ -319,6 +343,13 @@ fn certificates(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
         }
     }
     Ok(())
+}
+
+/// An ASN.1 time as seconds since the epoch.
+fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 
 fn key_check(i: &Inputs, a: &Address, spec: &CertSpec) -> Result<Finding, AuditError> {

@@ -11,6 +11,8 @@
 pub mod checks;
 pub mod human;
 pub mod junit;
+pub mod nagios;
+pub mod records;
 
 pub use checks::{run, AuditError, Inputs};
 
@@ -72,6 +74,8 @@ pub mod check {
     pub const BACKUP_AGE: &str = "backup.age";
     pub const BACKUP_INTEGRITY: &str = "backup.integrity";
     pub const BACKUP_RECIPE: &str = "backup.recipe";
+    pub const BACKUP_DRILL: &str = "backup.drill";
+    pub const BACKUP_KEY_ESCROW: &str = "backup.key_escrow";
     pub const CERT_EXPIRY: &str = "certificate.expiry";
     pub const CERT_KEY: &str = "certificate.key";
     pub const CERT_CHAIN: &str = "certificate.chain";
@@ -181,6 +185,28 @@ pub struct Report {
     pub limits: Limits,
     pub summary: Summary,
     pub findings: Vec<Finding>,
+    /// Numbers for `--format nagios` and `--metrics-file`, not in the JSON.
+    #[serde(skip)]
+    pub measures: Measures,
+}
+
+/// What the perfdata and the metrics show besides the findings.
+#[derive(Debug, Clone, Default)]
+pub struct Measures {
+    /// Every certificate read: address, live path, notAfter (Unix time), days left.
+    pub certs: Vec<CertExpiry>,
+    /// The drill record beside the bundle, if any.
+    pub drill: Option<crate::bundle::drill::Record>,
+    /// `--max-drill-age` in seconds, when given.
+    pub max_drill_age: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertExpiry {
+    pub address: String,
+    pub path: String,
+    pub not_after: i64,
+    pub days_left: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -99,12 +99,20 @@ pub fn load_identities(paths: &[PathBuf]) -> Result<(), CryptError> {
     Ok(())
 }
 
+/// The identity files given (`--age-identity`, `IMLRECOVER_AGE_IDENTITY`).
+pub fn identity_paths() -> Vec<PathBuf> {
+    IDENTITIES
+        .get()
+        .map(|l| l.files.clone())
+        .unwrap_or_default()
+}
+
 /// Whether an identity was given.
 pub fn have_identity() -> bool {
     IDENTITIES.get().is_some()
 }
 
-fn identity_files() -> String {
+pub fn identity_files() -> String {
     IDENTITIES
         .get()
         .map(|l| {

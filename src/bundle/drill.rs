@@ -9,10 +9,20 @@ use super::{Bundle, MANIFEST};
 use crate::host::postgres::{self as pg, TempCluster};
 use crate::printer::Printer;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-/// On success a one-line summary; otherwise every problem found.
-pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>> {
+/// A drill that passed: what it restored and how long it took.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub summary: String,
+    pub tables: usize,
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+/// On success what was restored; otherwise every problem found.
+pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>> {
     let started = Instant::now();
     let Some(db) = &bundle.manifest.database else {
         return Err(vec![problem(
@@ -82,7 +92,8 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>>
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(format!(
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = format!(
         "restored {} ({}) into a throwaway cluster in {}; {} {}, {} rows match the manifest; psql printed only the {} known harmless {}",
         db.file,
         HumanBytes(report.sql_bytes),
@@ -92,7 +103,123 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<String, Vec<Problem>>
         expected.total_rows(),
         report.allowed.len(),
         if report.allowed.len() == 1 { "error" } else { "errors" },
-    ))
+    );
+    Ok(Passed {
+        summary,
+        tables: expected.table_count(),
+        rows: expected.total_rows(),
+        seconds,
+    })
+}
+
+/// The drill record, `drill.json` beside the bundles: only `verify --drill`
+/// writes it (atomically); `audit --max-drill-age` and the metrics read it.
+pub const RECORD: &str = "drill.json";
+
+/// The last drill and the last successful one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub format_version: u32,
+    pub last: Run,
+    pub last_success: Option<Run>,
+}
+
+/// One drill: when, which bundle, what it restored, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// When the drill finished, RFC 3339 UTC.
+    pub time: String,
+    /// The bundle's name (its timestamp) and its manifest's `created`.
+    pub bundle: String,
+    pub bundle_created: String,
+    pub success: bool,
+    pub tables: usize,
+    pub rows: u64,
+    /// Seconds the restore and the row count took.
+    pub seconds: f64,
+    /// Why it failed (the first problem; the rest are counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub tool_version: String,
+}
+
+impl Run {
+    pub fn of(bundle: &Bundle, outcome: &Result<Passed, Vec<Problem>>, seconds: f64) -> Run {
+        let (success, tables, rows, reason) = match outcome {
+            Ok(p) => (true, p.tables, p.rows, None),
+            Err(problems) => {
+                let mut why = problems
+                    .first()
+                    .map_or_else(|| "failed".to_string(), ToString::to_string);
+                if problems.len() > 1 {
+                    why.push_str(&format!(" (and {} more problems)", problems.len() - 1));
+                }
+                (false, 0, 0, Some(why))
+            }
+        };
+        Run {
+            time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            bundle: bundle.name(),
+            bundle_created: bundle.manifest.created.clone(),
+            success,
+            tables,
+            rows,
+            seconds: match outcome {
+                Ok(p) => p.seconds,
+                Err(_) => seconds,
+            },
+            reason,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// Seconds since the epoch of `time`.
+    pub fn unix_time(&self) -> Option<u64> {
+        unix(&self.time)
+    }
+
+    /// Seconds since the epoch the drilled bundle was made.
+    pub fn bundle_unix_time(&self) -> Option<u64> {
+        unix(&self.bundle_created)
+    }
+}
+
+fn unix(t: &str) -> Option<u64> {
+    humantime::parse_rfc3339_weak(t)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// The record in the bundle directory that holds `bundle`, if any; a
+/// damaged record reads as none (the next drill rewrites it).
+pub fn read_record(bundle: &Bundle) -> Option<Record> {
+    let path = bundle.dir.parent()?.join(RECORD);
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Records `run` as the last drill (and the last success if it passed),
+/// keeping the previous success otherwise. Returns the record written.
+pub fn write_record(bundle: &Bundle, run: Run) -> std::io::Result<(std::path::PathBuf, Record)> {
+    let dir = bundle
+        .dir
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the bundle has no parent directory"))?;
+    let previous = read_record(bundle).and_then(|r| r.last_success);
+    let record = Record {
+        format_version: 1,
+        last_success: if run.success {
+            Some(run.clone())
+        } else {
+            previous
+        },
+        last: run,
+    };
+    let path = dir.join(RECORD);
+    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    crate::host::atomic::replace_small(&path, &json, 0o644)?;
+    Ok((path, record))
 }
 
 fn problem(path: &str, message: impl Into<String>) -> Problem {

@@ -11,6 +11,7 @@ pub mod crypt;
 pub mod drill;
 pub mod interrupt;
 pub mod read;
+pub mod retention;
 pub mod split;
 pub mod verify;
 pub mod write;

@@ -4,6 +4,7 @@
 //! (with `RENAME_NOREPLACE`), `latest` swapped by rename, and old bundles
 //! pruned. Dropping an uncommitted writer removes the temporary directory.
 
+use super::retention::{self, Policy};
 use super::split::PartWriter;
 use super::{
     bundle_file_for, normalize, parse_bundle_name, DatabaseRecord, Entry, Manifest, RecipeRef,
@@ -566,8 +567,9 @@ impl BundleWriter {
     }
 
     /// Writes the manifest, fsyncs, renames into place, points `latest` at
-    /// the result, and then (only then) prunes to the newest `keep` bundles.
-    pub fn commit(mut self, keep: Option<usize>) -> Result<Committed, WriteError> {
+    /// the result, and then (only then) prunes by `retention` (this bundle
+    /// is the known-good one it never removes).
+    pub fn commit(mut self, retention: Option<&Policy>) -> Result<Committed, WriteError> {
         if let Ok(mut p) = self.pending.lock() {
             self.manifest.stored.extend(p.drain(..));
         }
@@ -599,15 +601,23 @@ impl BundleWriter {
             bundle: final_path.clone(),
             error,
         })?;
-        let pruned = match keep {
-            Some(keep) => {
-                prune(&self.parent, &name, keep).map_err(|(old, error)| WriteError::Prune {
-                    bundle: final_path.clone(),
-                    old,
-                    error,
-                })?
+        let pruned = match retention {
+            Some(policy) if !policy.is_empty() => {
+                retention::prune_dir(&self.parent, policy, Some(&name), false)
+                    .map_err(|e| {
+                        let (old, error) = match e {
+                            retention::PruneError::List { dir, error } => (dir, error),
+                            retention::PruneError::Remove { old, error } => (old, error),
+                        };
+                        WriteError::Prune {
+                            bundle: final_path.clone(),
+                            old,
+                            error,
+                        }
+                    })?
+                    .removed
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         Ok(Committed {
             path: final_path,
@@ -747,20 +757,6 @@ pub fn complete_bundles(parent: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-fn prune(parent: &Path, newest: &str, keep: usize) -> Result<Vec<PathBuf>, (PathBuf, io::Error)> {
-    let all = complete_bundles(parent).map_err(|e| (parent.to_path_buf(), e))?;
-    let excess = all.len().saturating_sub(keep.max(1));
-    let mut pruned = Vec::new();
-    for old in all.into_iter().take(excess) {
-        if file_name(&old) == newest {
-            continue;
-        }
-        std::fs::remove_dir_all(&old).map_err(|e| (old.clone(), e))?;
-        pruned.push(old);
-    }
-    Ok(pruned)
-}
-
 /// Temporary bundles left by a backup that was killed (its pid is gone).
 fn remove_stale_incomplete(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
@@ -810,7 +806,7 @@ mod tests {
             let mut w = BundleWriter::create(&dir, recipe(), Path::new("/"), at(i)).unwrap();
             let (rel, _, size) = w.write_file("/etc/shadow", &b"secret"[..], true).unwrap();
             assert_eq!((rel.as_str(), size), ("files/etc/shadow", 6));
-            let c = w.commit(Some(2)).unwrap();
+            let c = w.commit(Some(&Policy::last(2))).unwrap();
             paths.push(c.path);
         }
         assert!(!paths[0].exists(), "oldest pruned");

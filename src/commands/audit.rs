@@ -24,6 +24,7 @@ pub fn run(printer: &Printer, args: &AuditArgs) -> CmdResult {
     let plan = super::plan::make_plan(&recipe, &target).map_err(|e| {
         e.wrap_err("the audit could not compare the host with the recipe (an error, not drift)")
     })?;
+    let now = std::time::SystemTime::now();
     let report = audit::run(&audit::Inputs {
         recipe: &recipe,
         root: &root,
@@ -31,16 +32,71 @@ pub fn run(printer: &Printer, args: &AuditArgs) -> CmdResult {
         plan: &plan,
         max_age: args.max_age,
         cert_min_days: args.cert_min_days,
-        now: std::time::SystemTime::now(),
+        max_drill_age: args.max_drill_age,
+        now,
     })?;
+    record_metrics(&report);
     match args.format {
         AuditFormat::Human => printer.out(&audit::human::report(printer, &report))?,
         AuditFormat::Json => printer.line(&audit::json(&report))?,
         AuditFormat::Junit => printer.out(&audit::junit::report(&report))?,
+        AuditFormat::Nagios => {
+            let thresholds = audit::nagios::Thresholds {
+                critical_age: args.critical_age,
+                cert_critical_days: args.cert_critical_days,
+            };
+            let (line, code) = audit::nagios::report(&report, &thresholds, now);
+            printer.line(&line)?;
+            return Ok(Outcome::Code(code));
+        }
     }
     Ok(if report.clean() {
         Outcome::Clean
     } else {
         Outcome::Changes
     })
+}
+
+/// What `--metrics-file` shows of an audit: findings by kind, the bundle's
+/// age, certificate expiry times and the drill on record.
+fn record_metrics(report: &audit::Report) {
+    use crate::metrics::{self, record, Family};
+    let mut findings = Family::labelled(
+        "imlrecover_audit_findings",
+        "Failing findings of the last audit, by kind (drift, backup, certificates, unmanaged).",
+    );
+    for s in audit::Suite::ALL {
+        findings = findings.sample(&[("kind", s.as_str())], report.summary.of_suite(s) as f64);
+    }
+    record(findings);
+    record(Family::gauge(
+        "imlrecover_audit_checks",
+        "Checks the last audit performed (passing and failing).",
+        report.summary.checks as f64,
+    ));
+    if let Some(age) = report.bundle.age_seconds {
+        record(Family::gauge(
+            "imlrecover_audit_backup_age_seconds",
+            "Age of the audited bundle when the last audit ran.",
+            age as f64,
+        ));
+    }
+    let mut certs = Family::labelled(
+        "imlrecover_certificate_expiry_timestamp_seconds",
+        "notAfter of each live certificate the recipe names (Unix time).",
+    );
+    for c in &report.measures.certs {
+        certs = certs.sample(
+            &[("address", c.address.as_str()), ("path", c.path.as_str())],
+            c.not_after as f64,
+        );
+    }
+    if !certs.samples.is_empty() {
+        record(certs);
+    }
+    if let Some(d) = &report.measures.drill {
+        for f in metrics::drill(d) {
+            record(f);
+        }
+    }
 }

@@ -80,10 +80,12 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             total.bytes += done.bytes;
         }
     }
-    let keep = args.keep.map(|k| k as usize);
-    let committed = bundle.commit(keep).map_err(Report::new)?;
+    let committed = bundle
+        .commit(Some(&args.retention.policy()))
+        .map_err(Report::new)?;
 
     let m = &committed.manifest;
+    record_metrics(&total, m);
     printer.line(&format!(
         "{} {}",
         printer.green("Backup complete:"),
@@ -151,7 +153,9 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             &committed.path,
             target,
             &args.ssh,
-            args.push_keep.map(|k| k as usize),
+            args.push_keep
+                .map(crate::bundle::retention::Policy::last)
+                .as_ref(),
         )
         .map_err(|e| {
             e.wrap_err(format!(
@@ -162,6 +166,46 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         })?;
     }
     Ok(Outcome::Clean)
+}
+
+/// What `--metrics-file` shows of a backup (the bundle's size, rows and files).
+fn record_metrics(total: &Captured, m: &crate::bundle::Manifest) {
+    use crate::metrics::{record, Family};
+    let (dump, rows, tables) = m.database.as_ref().map_or((0, 0, 0), |db| {
+        (
+            db.size,
+            db.fingerprint
+                .values()
+                .flat_map(|t| t.values())
+                .sum::<u64>(),
+            db.fingerprint.values().map(|t| t.len()).sum::<usize>(),
+        )
+    });
+    record(Family::gauge(
+        "imlrecover_backup_files",
+        "Files the last successful backup captured.",
+        total.files as f64,
+    ));
+    record(Family::gauge(
+        "imlrecover_backup_bytes",
+        "Bytes of the last successful backup: captured files plus the compressed dump.",
+        (total.bytes + dump) as f64,
+    ));
+    record(Family::gauge(
+        "imlrecover_backup_dump_bytes",
+        "Bytes of the last successful backup's compressed database dump.",
+        dump as f64,
+    ));
+    record(Family::gauge(
+        "imlrecover_backup_rows",
+        "Table rows in the last successful backup's dump (its fingerprint).",
+        rows as f64,
+    ));
+    record(Family::gauge(
+        "imlrecover_backup_tables",
+        "Tables in the last successful backup's dump.",
+        tables as f64,
+    ));
 }
 
 /// Recipients from the recipe and `--recipient`; `--encrypt-all`, `--split-size`.

@@ -7,6 +7,7 @@ mod backup;
 mod demo;
 mod graph;
 pub(crate) mod plan;
+mod prune;
 mod pull;
 mod push;
 mod show;
@@ -24,6 +25,8 @@ pub enum Outcome {
     Clean,
     /// Changes or drift present; exit 2 where the command says so.
     Changes,
+    /// An exit code of its own convention (`audit --format nagios`: 0–3).
+    Code(u8),
 }
 
 pub type CmdResult = miette::Result<Outcome>;
@@ -31,6 +34,17 @@ pub type CmdResult = miette::Result<Outcome>;
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e)
+            if nagios_requested()
+                && !matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+        {
+            let _ = e.print();
+            println!("IMLRECOVER UNKNOWN - {}", one_line(&e.kind().to_string()));
+            return ExitCode::from(NAGIOS_UNKNOWN);
+        }
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
@@ -43,10 +57,29 @@ pub fn run() -> ExitCode {
     };
     let printer = Printer::detect(cli.color);
     install_hook(&printer);
+    let nagios =
+        matches!(&cli.command, Command::Audit(a) if a.format == crate::cli::AuditFormat::Nagios);
+    let fail = |report: miette::Report| {
+        eprintln!("{report:?}");
+        if nagios {
+            // The plugin convention: an error of the check is UNKNOWN.
+            let chain: Vec<String> = report.chain().map(|e| e.to_string()).collect();
+            println!("IMLRECOVER UNKNOWN - {}", one_line(&chain.join(": ")));
+            ExitCode::from(NAGIOS_UNKNOWN)
+        } else {
+            ExitCode::from(1)
+        }
+    };
     if let Err(e) = crate::bundle::crypt::load_identities(&cli.age_identity) {
-        eprintln!("{:?}", miette::Report::new(e));
-        return ExitCode::from(1);
+        return fail(miette::Report::new(e));
     }
+    let metrics = metrics_target(&cli.command);
+    if let Some((_, path)) = metrics {
+        if let Err(e) = crate::metrics::check_path(path) {
+            return fail(miette::Report::new(e));
+        }
+    }
+    let started = std::time::Instant::now();
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&printer, args),
         Command::Graph(args) => graph::run(&printer, args),
@@ -59,16 +92,59 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&printer, args),
         Command::Push(args) => push::run(&printer, args),
         Command::Pull(args) => pull::run(&printer, args),
+        Command::Prune(args) => prune::run(&printer, args),
+    };
+    let result = match metrics {
+        Some((command, path)) => {
+            match crate::metrics::finish(path, command, started.elapsed(), result.is_ok()) {
+                Ok(()) => result,
+                Err(e) if result.is_ok() => Err(miette::Report::new(e).wrap_err(format!(
+                    "`{command}` succeeded, but its metrics were not written"
+                ))),
+                Err(e) => {
+                    eprintln!("{:?}", miette::Report::new(e));
+                    result
+                }
+            }
+        }
+        None => result,
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
+        Ok(Outcome::Code(code)) => ExitCode::from(code),
         Err(report) if is_broken_pipe(&report) => ExitCode::SUCCESS,
-        Err(report) => {
-            eprintln!("{report:?}");
-            ExitCode::from(1)
-        }
+        Err(report) => fail(report),
     }
+}
+
+/// The Nagios plugin exit code for "the check itself failed".
+pub const NAGIOS_UNKNOWN: u8 = 3;
+
+/// `audit --format nagios` on a command line clap refused.
+fn nagios_requested() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--format=nagios")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "nagios")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The command whose metrics `--metrics-file` asks for, and the path.
+fn metrics_target(command: &Command) -> Option<(&'static str, &std::path::Path)> {
+    let (name, path) = match command {
+        Command::Backup(a) => ("backup", &a.metrics_file),
+        Command::Verify(a) => ("verify", &a.metrics_file),
+        Command::Push(a) => ("push", &a.metrics_file),
+        Command::Apply(a) => ("apply", &a.metrics_file),
+        Command::Audit(a) => ("audit", &a.metrics_file),
+        _ => return None,
+    };
+    path.as_deref().map(|p| (name, p))
 }
 
 /// Must run before any `Report` is created (DESIGN.md §5).

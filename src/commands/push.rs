@@ -17,7 +17,7 @@ pub fn run(printer: &Printer, args: &PushArgs) -> CmdResult {
         &args.bundle,
         &target,
         &args.ssh,
-        args.keep.map(|k| k as usize),
+        Some(&args.retention.policy()),
     )?;
     Ok(Outcome::Clean)
 }
@@ -35,12 +35,22 @@ pub(crate) fn push_bundle(
     bundle: &Path,
     target: &RemoteTarget,
     ssh: &SftpArgs,
-    keep: Option<usize>,
+    retention: Option<&crate::bundle::retention::Policy>,
 ) -> miette::Result<()> {
     let started = Instant::now();
     let bundle = Bundle::open(bundle).map_err(Report::new)?;
-    let pushed =
-        transfer::push(&bundle, target, &ssh_options(ssh), keep, printer).map_err(Report::new)?;
+    let pushed = transfer::push(&bundle, target, &ssh_options(ssh), retention, printer)
+        .map_err(Report::new)?;
+    crate::metrics::record(crate::metrics::Family::gauge(
+        "imlrecover_push_bytes",
+        "Bytes the last successful push sent (0 when the bundle was already there).",
+        pushed.bytes as f64,
+    ));
+    crate::metrics::record(crate::metrics::Family::gauge(
+        "imlrecover_push_files",
+        "Files the last successful push sent.",
+        pushed.files as f64,
+    ));
     if pushed.already_there {
         printer.line(&format!(
             "{} {} is already on {target} (nothing sent)",

@@ -198,3 +198,31 @@ pub fn remove(root: &Root, path: &str) -> Result<(), AtomicError> {
     }
     Ok(())
 }
+
+/// Replaces a small file of imlrecover's own (the drill record, a metrics
+/// file) in one step: a temporary file beside it (a hidden name no
+/// `*.prom` glob matches), fsync, rename over `dest`, fsync the directory.
+pub fn replace_small(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = temp_name(dest);
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => Ok(()),
+    }
+}

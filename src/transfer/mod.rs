@@ -17,6 +17,7 @@ pub mod target;
 
 pub use target::{RemoteTarget, SshOptions, TargetError};
 
+use crate::bundle::retention::{self, Policy};
 use crate::bundle::verify;
 use crate::bundle::{
     parse_bundle_name, Bundle, Manifest, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST,
@@ -146,7 +147,7 @@ pub struct Pushed {
     pub bytes: u64,
     /// The bundle was already on the remote side: nothing was sent.
     pub already_there: bool,
-    /// Remote bundles removed by `--keep`.
+    /// Remote bundles removed by the retention rules (`--keep-*`).
     pub pruned: Vec<String>,
     /// Big files were to go over a second connection, which failed (why):
     /// they went over the first alone, slower but whole.
@@ -364,13 +365,13 @@ impl Drop for RemoteTmp<'_> {
     }
 }
 
-/// Copies `bundle` to `target` (see the module docs), then keeps only the
-/// newest `keep` complete remote bundles.
+/// Copies `bundle` to `target` (see the module docs), then applies the
+/// retention rules to the complete remote bundles.
 pub fn push(
     bundle: &Bundle,
     target: &RemoteTarget,
     opts: &SshOptions,
-    keep: Option<usize>,
+    retention: Option<&Policy>,
     printer: &Printer,
 ) -> Result<Pushed, TransferError> {
     let name = bundle.name();
@@ -389,7 +390,7 @@ pub fn push(
     let final_dir = target.join(&name);
     if remote.stat(&final_dir)?.is_some() {
         if matches!(remote.stat(&final_dir.join(MANIFEST))?, Some(s) if s.is_file()) {
-            let pruned = prune(&remote, &name, keep)?;
+            let pruned = prune(&remote, &name, retention)?;
             return Ok(Pushed {
                 remote: final_dir.display().to_string(),
                 files: 0,
@@ -518,7 +519,7 @@ pub fn push(
     result?;
     tmp.armed = false;
     drop(tmp);
-    let pruned = prune(&remote, &name, keep)?;
+    let pruned = prune(&remote, &name, retention)?;
     Ok(Pushed {
         remote: final_dir.display().to_string(),
         files: files.len() + 1,
@@ -667,18 +668,24 @@ fn write_err(remote: &Remote, dest: &Path, e: io::Error) -> TransferError {
     }
 }
 
-/// Keeps the newest `keep` complete remote bundles; never the one just pushed.
-fn prune(remote: &Remote, newest: &str, keep: Option<usize>) -> Result<Vec<String>, TransferError> {
-    let Some(keep) = keep else {
+/// Applies the retention rules to the complete remote bundles; the one
+/// just pushed (every byte of it checked on arrival) is the known-good
+/// bundle the rules never remove. `.incomplete-*` copies are not candidates.
+fn prune(
+    remote: &Remote,
+    newest: &str,
+    retention: Option<&Policy>,
+) -> Result<Vec<String>, TransferError> {
+    let Some(policy) = retention.filter(|p| !p.is_empty()) else {
         return Ok(Vec::new());
     };
     let (all, _) = remote.complete_bundles()?;
-    let excess = all.len().saturating_sub(keep.max(1));
     let mut pruned = Vec::new();
-    for old in all.into_iter().take(excess) {
-        if old == newest {
+    for d in retention::decide(&all, policy, Some(newest)) {
+        if d.keep() {
             continue;
         }
+        let old = d.name;
         let path = remote.target.join(&old);
         // Hide it first, so a half-removed bundle never looks complete.
         let hidden = remote.target.join(&format!(
