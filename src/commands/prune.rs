@@ -30,6 +30,13 @@ pub fn run(printer: &Printer, args: &PruneArgs) -> CmdResult {
             printer.yellow("note:")
         ))?;
     }
+    if !pruned.decisions.is_empty() && pruned.unverified.len() == pruned.decisions.len() {
+        printer.line(&format!(
+            "{} no bundle in {} verifies: only the rules decide (run `imlrecover verify` on them)",
+            printer.yellow("warning:"),
+            args.bundle_dir.display()
+        ))?;
+    }
     let verb = if args.dry_run {
         "would remove"
     } else {
