@@ -42,7 +42,12 @@ pub fn run() -> ExitCode {
                 ) =>
         {
             let _ = e.print();
-            println!("IMLRECOVER UNKNOWN - {}", one_line(&e.kind().to_string()));
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            println!(
+                "IMLRECOVER UNKNOWN - {}",
+                one_line(first.trim_start_matches("error: "))
+            );
             return ExitCode::from(NAGIOS_UNKNOWN);
         }
         Err(e) => {

@@ -1,0 +1,713 @@
+//! Monitoring the tools sites already run: `audit --format nagios` (status
+//! line, perfdata, plugin exit codes), `--metrics-file` checked by the real
+//! `promtool` and scraped from a real node_exporter on loopback, the drill
+//! record that `verify --drill` writes and `audit --max-drill-age` reads
+//! (a real throwaway PostgreSQL cluster), and age keys that must not live
+//! only on the server (`backup.key_escrow`, `verify --age-identity`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::chroma::ChromaCluster;
+use support::cli::{fixtures, Imlrecover, Output};
+use support::host::{copy_tree, manifest, write_manifest, Host};
+use support::sftp::SftpServer;
+
+fn recipe() -> PathBuf {
+    fixtures().join("audit/el6-files.hcl")
+}
+
+fn backup(host: &Host, extra: &[&str]) -> Output {
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(extra)
+        .run()
+}
+
+fn audit(host: &Host, extra: &[&str]) -> Output {
+    Imlrecover::new()
+        .args(["audit", "-r"])
+        .arg(recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle")
+        .arg(&host.bundles)
+        .args(extra)
+        .run()
+}
+
+fn nagios(host: &Host, extra: &[&str]) -> Output {
+    let mut args = vec!["--format", "nagios"];
+    args.extend_from_slice(extra);
+    let out = audit(host, &args);
+    assert_eq!(out.stdout.lines().count(), 1, "one line:\n{}", out.stdout);
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.stdout))
+}
+
+/// The finding of `check` in a JSON audit report.
+fn finding(v: &serde_json::Value, check: &str) -> serde_json::Value {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["check"] == check)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {check} finding in {v:#}"))
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The manager certificate re-signed by the host's authority for `days`.
+fn resign_manager(host: &Host, days: &str) {
+    let chroma = host.file("/var/lib/chroma");
+    openssl(
+        &chroma,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            "manager.pem",
+        ],
+    );
+    openssl(
+        &chroma,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "manager.pem",
+            "-subj",
+            "/CN=iml-mgr",
+            "-out",
+            "manager.csr",
+        ],
+    );
+    openssl(
+        &chroma,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "manager.csr",
+            "-CA",
+            "authority.crt",
+            "-CAkey",
+            "authority.pem",
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-out",
+            "manager.crt",
+        ],
+    );
+    std::fs::remove_file(chroma.join("manager.csr")).unwrap();
+}
+
+#[test]
+fn nagios_ok_warning_critical_and_unknown() {
+    let host = Host::new();
+    backup(&host, &[]).code(0);
+
+    let ok = nagios(&host, &[]);
+    ok.code(0)
+        .stdout_has("IMLRECOVER OK - ")
+        .stdout_has("checks passed; bundle ");
+    let perf = ok
+        .stdout
+        .split(" | ")
+        .nth(1)
+        .expect("perfdata")
+        .trim()
+        .to_string();
+    assert!(perf.starts_with("backup_age="), "{perf}");
+    assert!(
+        perf.contains("s;86400;172800 drift=0 certs_min_days="),
+        "{perf}"
+    );
+    assert!(perf.ends_with(";30;7 drill_age=U"), "{perf}");
+
+    // Drift is a WARNING, named in the line.
+    std::fs::write(host.file("/etc/ntp.conf"), "server 127.127.1.0\n").unwrap();
+    nagios(&host, &[])
+        .code(1)
+        .stdout_has("IMLRECOVER WARNING - 1 finding (1 drift): file.ntp_conf: update: ")
+        .stdout_has(" drift=1 ");
+    backup(&host, &[]).code(0);
+
+    // Older than --max-age: WARNING; older than --critical-age: CRITICAL.
+    std::thread::sleep(Duration::from_millis(2100));
+    nagios(&host, &["--max-age", "1s", "--critical-age", "1h"])
+        .code(1)
+        .stdout_has("IMLRECOVER WARNING - 1 finding (1 backup): age: the bundle is ")
+        .stdout_has(";1;3600 drift=0");
+    nagios(&host, &["--max-age", "1s", "--critical-age", "1s"])
+        .code(2)
+        .stdout_has("IMLRECOVER CRITICAL - 1 finding (1 backup): age: ");
+
+    // A certificate within --cert-min-days is a WARNING, within
+    // --cert-critical-days CRITICAL; the perfdata has the days left.
+    resign_manager(&host, "5");
+    let crit = nagios(&host, &[]);
+    crit.code(2)
+        .stdout_has("IMLRECOVER CRITICAL - ")
+        .stdout_has("cert.manager expiry: expires in ");
+    assert!(
+        crit.stdout.contains(" certs_min_days=4;30;7 ")
+            || crit.stdout.contains(" certs_min_days=5;30;7 "),
+        "{}",
+        crit.stdout
+    );
+    nagios(&host, &["--cert-critical-days", "3"])
+        .code(1)
+        .stdout_has("IMLRECOVER WARNING - ");
+
+    // A damaged bundle is CRITICAL.
+    let latest = host.latest();
+    std::fs::write(latest.join("files/etc/hosts"), "tampered").unwrap();
+    nagios(&host, &["--cert-critical-days", "3"])
+        .code(2)
+        .stdout_has("IMLRECOVER CRITICAL - ")
+        .stdout_has("integrity files/etc/hosts");
+
+    // An error of imlrecover is UNKNOWN (3), never OK or CRITICAL.
+    let missing = Imlrecover::new()
+        .args([
+            "audit",
+            "--format",
+            "nagios",
+            "-r",
+            "/nonexistent/recipe.hcl",
+            "--bundle",
+        ])
+        .arg(&host.bundles)
+        .run();
+    missing
+        .code(3)
+        .stdout_has("IMLRECOVER UNKNOWN - ")
+        .stdout_has("/nonexistent/recipe.hcl");
+    assert_eq!(missing.stdout.lines().count(), 1, "{}", missing.stdout);
+    audit(&host, &["--format", "nagios", "--bundle-typo", "x"])
+        .code(3)
+        .stdout_has("IMLRECOVER UNKNOWN - unexpected argument '--bundle-typo'");
+    audit(&host, &["--format=nagios", "--max-age", "soon"])
+        .code(3)
+        .stdout_has("IMLRECOVER UNKNOWN - ");
+    // Other formats keep exit 1 for errors.
+    audit(&host, &["--format", "json", "--max-age", "soon"]).code(1);
+}
+
+/// node_exporter with only the textfile collector, on a free loopback port.
+struct NodeExporter {
+    child: Child,
+    port: u16,
+}
+
+impl NodeExporter {
+    fn start(dir: &Path) -> NodeExporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(["--collector.disable-defaults", "--collector.textfile"])
+            .arg(format!("--collector.textfile.directory={}", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter (Debian package prometheus-node-exporter)");
+        NodeExporter { child, port }
+    }
+
+    fn scrape(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+                let mut body = String::new();
+                if s.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.0 200") {
+                    return body;
+                }
+            }
+            assert!(Instant::now() < deadline, "node_exporter did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn promtool_check(file: &Path) {
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus)");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n--- file\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(file).unwrap()
+    );
+}
+
+/// The value of an unlabelled sample in text exposition format.
+fn value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_files_pass_promtool_and_node_exporter_scrapes_them() {
+    let host = Host::new();
+    let textfiles = host.tmp.path().join("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    let prom = textfiles.join("imlrecover.prom");
+    let m = ["--metrics-file", prom.to_str().unwrap()];
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    backup(&host, &m).code(0);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(value(&text, "imlrecover_backup_last_success_timestamp_seconds") >= before);
+    assert_eq!(value(&text, "imlrecover_backup_success"), 1.0);
+    assert!(value(&text, "imlrecover_backup_files") >= 20.0, "{text}");
+    assert!(value(&text, "imlrecover_backup_bytes") > 0.0);
+    promtool_check(&prom);
+
+    // Every command adds its own families to the same file.
+    Imlrecover::new()
+        .arg("verify")
+        .arg(host.latest())
+        .args(m)
+        .run()
+        .code(0);
+    audit(&host, &m).code(0);
+    let apply = Imlrecover::new()
+        .args(["apply", "--auto-approve", "-r"])
+        .arg(recipe())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle")
+        .arg(&host.bundles)
+        .args(m)
+        .run();
+    apply.code(0);
+    let server = SftpServer::start();
+    Imlrecover::new()
+        .arg("push")
+        .arg(host.latest())
+        .arg(server.url(&host.tmp.path().join("remote")))
+        .args(server.ssh_args())
+        .args(m)
+        .run()
+        .code(0);
+    // A failing run says so, and keeps the last success's time.
+    let good = value(
+        &std::fs::read_to_string(&prom).unwrap(),
+        "imlrecover_verify_last_success_timestamp_seconds",
+    );
+    Imlrecover::new()
+        .arg("verify")
+        .arg(host.tmp.path().join("no-such-bundle"))
+        .args(m)
+        .run()
+        .code(1);
+
+    let text = std::fs::read_to_string(&prom).unwrap();
+    promtool_check(&prom);
+    for cmd in ["backup", "verify", "audit", "apply", "push"] {
+        assert!(
+            value(
+                &text,
+                &format!("imlrecover_{cmd}_last_success_timestamp_seconds")
+            ) >= before,
+            "{cmd}"
+        );
+        assert!(
+            value(&text, &format!("imlrecover_{cmd}_duration_seconds")) >= 0.0,
+            "{cmd}"
+        );
+    }
+    assert_eq!(value(&text, "imlrecover_verify_success"), 0.0);
+    assert_eq!(
+        value(&text, "imlrecover_verify_last_success_timestamp_seconds"),
+        good
+    );
+    assert!(value(&text, "imlrecover_push_bytes") > 0.0);
+    assert!(
+        text.contains("imlrecover_audit_findings{kind=\"drift\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("imlrecover_certificate_expiry_timestamp_seconds{address=\"cert.manager\",path=\"/var/lib/chroma/manager.crt\"} "), "{text}");
+    assert!(text.contains("# TYPE imlrecover_backup_bytes gauge\n"));
+    assert!(!text.contains(" counter"), "gauges only");
+    // No sample timestamps: every sample line is `name[{labels}] value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let after_labels = line.rsplit_once('}').map_or(line, |(_, rest)| rest);
+        assert_eq!(
+            after_labels.split_whitespace().count(),
+            if line.contains('}') { 1 } else { 2 },
+            "{line}"
+        );
+    }
+    // Only the file itself: the temporary files were renamed into place.
+    assert_eq!(std::fs::read_dir(&textfiles).unwrap().count(), 1);
+
+    let exporter = NodeExporter::start(&textfiles);
+    let scraped = exporter.scrape();
+    assert!(
+        scraped.contains("\nnode_textfile_scrape_error 0\n"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("\nimlrecover_backup_last_success_timestamp_seconds "),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("\nimlrecover_audit_findings{kind=\"unmanaged\"} 0\n"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("\nimlrecover_push_success 1\n"),
+        "{scraped}"
+    );
+
+    // A directory that does not exist is refused before the backup runs.
+    let bundles_before = host.bundle_names();
+    backup(
+        &host,
+        &["--metrics-file", "/nonexistent-dir/imlrecover.prom"],
+    )
+    .code(1)
+    .stderr_has("/nonexistent-dir");
+    assert_eq!(host.bundle_names(), bundles_before);
+}
+
+/// Private temp dir for the drill's throwaway cluster (postgres must reach it).
+fn drill_tmp(host: &Host) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = host.tmp.path().join("drill-tmp");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(host.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn record(host: &Host) -> serde_json::Value {
+    let text = std::fs::read_to_string(host.bundles.join("drill.json")).expect("drill.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_drill_is_recorded_and_audit_reads_it() {
+    let host = Host::new();
+    let source = ChromaCluster::start();
+    let db_recipe = support::host::recipe();
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(&db_recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(source.vars())
+        .run()
+        .code(0);
+    let bundle = host.latest();
+    let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    let audit_drill = |extra: &[&str]| {
+        let out = Imlrecover::new()
+            .args([
+                "audit",
+                "--format",
+                "json",
+                "--max-drill-age",
+                "7days",
+                "-r",
+            ])
+            .arg(&db_recipe)
+            .arg("--root")
+            .arg(&host.root)
+            .arg("--bundle")
+            .arg(&host.bundles)
+            .args(source.vars())
+            .args(extra)
+            .run();
+        assert!(out.code == 0 || out.code == 2, "{}", out.stderr);
+        finding(&json(&out), "backup.drill")
+    };
+
+    let none = audit_drill(&[]);
+    assert_eq!(none["status"], "fail");
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap()
+            .contains("no successful restore drill is on record"),
+        "{none}"
+    );
+
+    let tmp = drill_tmp(&host);
+    let prom = host.tmp.path().join("drill.prom");
+    Imlrecover::new()
+        .args(["verify", "--drill"])
+        .arg(&host.bundles)
+        .arg("--metrics-file")
+        .arg(&prom)
+        .env("TMPDIR", &tmp)
+        .run()
+        .code(0)
+        .stdout_has("Drill passed:")
+        .stdout_has(&format!(
+            "drill recorded in {}",
+            host.bundles.join("drill.json").display()
+        ));
+    let r = record(&host);
+    assert_eq!(r["last"]["success"], true);
+    assert_eq!(r["last"]["bundle"], name.as_str());
+    assert_eq!(r["last"]["rows"], 266);
+    assert!(r["last"]["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["last_success"], r["last"]);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(value(&text, "imlrecover_drill_rows"), 266.0);
+    assert_eq!(value(&text, "imlrecover_drill_success"), 1.0);
+    assert!(value(&text, "imlrecover_drill_restore_seconds") > 0.0);
+    promtool_check(&prom);
+
+    let passed = audit_drill(&[]);
+    assert_eq!(passed["status"], "pass", "{passed}");
+    assert!(
+        passed["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("bundle {name} (made ")),
+        "{passed}"
+    );
+    // Nagios shows how long ago the drill passed.
+    let line = Imlrecover::new()
+        .args([
+            "audit",
+            "--format",
+            "nagios",
+            "--max-drill-age",
+            "7days",
+            "-r",
+        ])
+        .arg(&db_recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle")
+        .arg(&host.bundles)
+        .args(source.vars())
+        .run();
+    assert!(line.stdout.contains(";604800\n"), "{}", line.stdout);
+    assert!(line.stdout.contains(" drill_age="), "{}", line.stdout);
+
+    // A newer bundle whose dump does not restore to its fingerprint: the
+    // drill fails, says why in the record, and the last success stays.
+    let newer = host.bundles.join("2099-01-01T00-00-00Z");
+    copy_tree(&bundle, &newer);
+    std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut m = manifest(&newer);
+    let db = m.database.as_mut().unwrap();
+    db.fingerprint
+        .get_mut("chroma")
+        .unwrap()
+        .insert("public.chroma_core_command".into(), 9999);
+    write_manifest(&newer, &m);
+    Imlrecover::new()
+        .args(["verify", "--drill"])
+        .arg(&newer)
+        .env("TMPDIR", &tmp)
+        .run()
+        .code(1);
+    let r = record(&host);
+    assert_eq!(r["last"]["success"], false);
+    assert_eq!(r["last"]["bundle"], "2099-01-01T00-00-00Z");
+    assert!(
+        r["last"]["reason"].as_str().unwrap().contains("9999"),
+        "{r}"
+    );
+    assert_eq!(r["last_success"]["bundle"], name.as_str());
+    std::fs::remove_dir_all(&newer).unwrap();
+    let failed = audit_drill(&[]);
+    assert_eq!(failed["status"], "fail");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("the last drill ("),
+        "{failed}"
+    );
+
+    // A success on record, but of a bundle made long ago: not recent.
+    let mut r = record(&host);
+    r["last"] = r["last_success"].clone();
+    r["last_success"]["bundle_created"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(host.bundles.join("drill.json"), r.to_string()).unwrap();
+    let old = audit_drill(&[]);
+    assert_eq!(old["status"], "fail");
+    assert!(
+        old["message"]
+            .as_str()
+            .unwrap()
+            .contains("made more than --max-drill-age 7days ago"),
+        "{old}"
+    );
+}
+
+struct Key {
+    file: PathBuf,
+    public: String,
+}
+
+fn key(path: &Path) -> Key {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        path,
+        format!(
+            "# public key: {public}\n{}\n",
+            id.to_string().expose_secret()
+        ),
+    )
+    .unwrap();
+    Key {
+        file: path.to_path_buf(),
+        public,
+    }
+}
+
+#[test]
+fn keys_only_on_the_server_are_a_finding_and_an_offline_key_is_proven() {
+    // Every recipient's identity on the host (found by looking, even though
+    // the audit was given a copy kept elsewhere): a finding.
+    let host = Host::new();
+    let on_host = key(&host.file("/root/.config/imlrecover/age.key"));
+    let copy = host.tmp.path().join("copy-of-host-key.txt");
+    std::fs::copy(&on_host.file, &copy).unwrap();
+    backup(&host, &["--recipient", &on_host.public]).code(0);
+    let out = audit(
+        &host,
+        &["--format", "json", "--age-identity", copy.to_str().unwrap()],
+    );
+    out.code(2);
+    let f = finding(&json(&out), "backup.key_escrow");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("only this server can decrypt"),
+        "{f}"
+    );
+    assert!(
+        f["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("/root/.config/imlrecover/age.key"),
+        "{f}"
+    );
+    nagios(&host, &["--age-identity", copy.to_str().unwrap()])
+        .code(1)
+        .stdout_has("key_escrow");
+
+    // A second recipient whose identity is kept off the host: no finding.
+    let offline = key(&host.tmp.path().join("offline/age.key"));
+    backup(
+        &host,
+        &[
+            "--recipient",
+            &on_host.public,
+            "--recipient",
+            &offline.public,
+        ],
+    )
+    .code(0);
+    let out = audit(
+        &host,
+        &[
+            "--format",
+            "json",
+            "--age-identity",
+            on_host.file.to_str().unwrap(),
+        ],
+    );
+    out.code(0);
+    let f = finding(&json(&out), "backup.key_escrow");
+    assert_eq!(f["status"], "pass", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 recipients have no identity on this host"),
+        "{f}"
+    );
+
+    // The monthly check: the offline identity opens the newest bundle...
+    Imlrecover::new()
+        .args(["verify", "--age-identity"])
+        .arg(&offline.file)
+        .arg(&host.bundles)
+        .run()
+        .code(0)
+        .stdout_has(&format!(
+            "the age identity {} opens all ",
+            offline.file.display()
+        ));
+    // ...and an identity that is not a recipient does not.
+    let stranger = key(&host.tmp.path().join("stranger.key"));
+    Imlrecover::new()
+        .args(["verify", "--age-identity"])
+        .arg(&stranger.file)
+        .arg(&host.bundles)
+        .run()
+        .code(1);
+    // An unencrypted bundle has no escrow check at all.
+    let plain = Host::new();
+    backup(&plain, &[]).code(0);
+    let v = json(&audit(&plain, &["--format", "json"]));
+    assert!(!v.to_string().contains("key_escrow"));
+}
