@@ -711,3 +711,57 @@ fn keys_only_on_the_server_are_a_finding_and_an_offline_key_is_proven() {
     let v = json(&audit(&plain, &["--format", "json"]));
     assert!(!v.to_string().contains("key_escrow"));
 }
+
+#[test]
+fn the_readme_alert_rule_fires_for_a_backup_older_than_26_hours() {
+    let readme = std::fs::read_to_string(support::cli::repo().join("README.md")).unwrap();
+    let start = readme
+        .find("```yaml\ngroups:")
+        .expect("the README's alert rule");
+    let rest = &readme[start + "```yaml\n".len()..];
+    let rules = &rest[..rest.find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    // A backup that last succeeded at t=0: quiet at 25h, firing at 27h.
+    std::fs::write(
+        dir.path().join("test.yml"),
+        r#"rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'imlrecover_backup_last_success_timestamp_seconds{instance="mgr"}'
+        values: '0x1700'
+    alert_rule_test:
+      - eval_time: 25h
+        alertname: IMLRecoverBackupTooOld
+        exp_alerts: []
+      - eval_time: 27h
+        alertname: IMLRecoverBackupTooOld
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: mgr}
+            exp_annotations:
+              summary: "imlrecover: no successful backup of mgr for more than 26 hours"
+      - eval_time: 27h
+        alertname: IMLRecoverBackupMetricsMissing
+        exp_alerts: []
+"#,
+    )
+    .unwrap();
+    for args in [
+        &["check", "rules", "rules.yml"][..],
+        &["test", "rules", "test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
