@@ -7,6 +7,7 @@ use crate::bundle::drill::{self, Record};
 use crate::host::fs::Root;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,8 @@ const KEY_DIRS: [&str; 6] = [
     "/opt",
 ];
 const KEY_DEPTH: usize = 5;
+/// At most this many files are looked at (a huge /home must not stall the audit).
+const KEY_FILES_MAX: usize = 50_000;
 /// An identity file is a few lines; anything bigger is not one.
 const KEY_FILE_LIMIT: u64 = 64 * 1024;
 const SECRET_PREFIX: &str = "AGE-SECRET-KEY-1";
@@ -147,7 +150,10 @@ fn identities_on_host(root: &Root) -> BTreeMap<String, Vec<String>> {
     let mut files = Vec::new();
     for dir in KEY_DIRS {
         if let Ok(p) = root.path(dir) {
-            walk(&p, KEY_DEPTH, &mut files);
+            // Like `find -xdev`: NFS-mounted homes are not this host's disks.
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                walk(&p, m.dev(), KEY_DEPTH, &mut files);
+            }
         }
     }
     // The identity this audit was given counts if it lives under the root.
@@ -175,16 +181,20 @@ fn identities_on_host(root: &Root) -> BTreeMap<String, Vec<String>> {
     found
 }
 
-/// Regular files (symlinks are not followed) up to `depth` levels down.
-fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+/// Regular files (symlinks are not followed, other file systems not
+/// entered) up to `depth` levels down.
+fn walk(dir: &Path, dev: u64, depth: usize, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_dir() && depth > 0 {
-            walk(&e.path(), depth - 1, out);
-        } else if t.is_file() && e.metadata().is_ok_and(|m| m.len() <= KEY_FILE_LIMIT) {
+        if out.len() >= KEY_FILES_MAX {
+            return;
+        }
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() && depth > 0 && m.dev() == dev {
+            walk(&e.path(), dev, depth - 1, out);
+        } else if m.is_file() && m.len() <= KEY_FILE_LIMIT {
             out.push(e.path());
         }
     }
