@@ -403,7 +403,8 @@ pub struct DemoArgs {
     after_help = "Reports drift (the plan's resource changes), the bundle's age, integrity and recipe, \
                         certificate expiry, key and chain on the live files, and files the recipe does not manage. \
                         Read-only.\n\nExit codes: 0 clean, 2 drift or findings, 1 error (unreadable recipe or bundle, \
-                        missing root, unreachable database). JSON schema and JUnit mapping: docs/audit.md."
+                        missing root, unreachable database). JSON schema and JUnit mapping: docs/audit.md.\n\n\
+                        With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (an error); docs/monitoring.md."
 )]
 pub struct AuditArgs {
     #[command(flatten)]
