@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod demo;
 mod graph;
+mod import;
 pub(crate) mod plan;
 mod pull;
 mod push;
@@ -59,6 +60,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&printer, args),
         Command::Push(args) => push::run(&printer, args),
         Command::Pull(args) => pull::run(&printer, args),
+        Command::Import(args) => import::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
