@@ -193,9 +193,7 @@ pub fn check(dir: &Path, dump: &Dump) -> Result<Checked, String> {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(format!(
-                    "its gzip stream is cut short after {sql_bytes} bytes of SQL (a truncated copy, or the disk filled up while it was written)"
-                ))
+                return Err("its gzip stream ends early: a truncated copy, or the disk filled up while it was written".into())
             }
             Err(e) => return Err(format!("its gzip data is corrupt: {e}")),
         };

@@ -81,6 +81,8 @@ pub struct Lack {
     /// Where they were looked for, relative to the directory.
     pub looked: Vec<String>,
     pub note: String,
+    /// Files it names that were found, but are not imported without the rest.
+    pub unused: Vec<String>,
 }
 
 /// A file of the directory the recipe does not name.
@@ -246,7 +248,9 @@ pub fn survey(
                         files,
                     });
                 } else {
-                    s.lacking.push(lack(a, false, missing, looked));
+                    let mut l = lack(a, false, missing, looked);
+                    l.unused = files.into_iter().map(|f| f.rel).collect();
+                    s.lacking.push(l);
                 }
             }
             Spec::Database(d) => databases.push((a.clone(), d.clone())),
@@ -268,6 +272,11 @@ pub fn survey(
         .found
         .iter()
         .flat_map(|f| f.files.iter().map(|x| x.rel.as_str()))
+        .chain(
+            s.lacking
+                .iter()
+                .flat_map(|l| l.unused.iter().map(String::as_str)),
+        )
         .chain(
             s.dumps
                 .iter()
@@ -379,6 +388,7 @@ fn lack(a: &Address, optional: bool, paths: Vec<String>, looked: Vec<String>) ->
         paths,
         looked,
         note,
+        unused: Vec::new(),
     }
 }
 

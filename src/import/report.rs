@@ -3,7 +3,6 @@
 //! name, and which dump was taken.
 
 use super::{DumpState, How, Survey};
-use indicatif::HumanBytes;
 use std::time::SystemTime;
 
 /// The whole report as plain lines (no colour: it is read and diffed).
@@ -65,8 +64,16 @@ pub fn render(s: &Survey, recipe: &std::path::Path) -> String {
         ));
         for l in &s.lacking {
             let optional = if l.optional { " (optional)" } else { "" };
+            let unused = if l.unused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; found, but not imported without it: {}",
+                    l.unused.join(", ")
+                )
+            };
             line(format!(
-                "  {:width$}  {}{optional}: {}; looked for {}",
+                "  {:width$}  {}{optional}: {}; looked for {}{unused}",
                 l.address.to_string(),
                 l.paths.join(", "),
                 l.note,
@@ -119,9 +126,8 @@ pub fn render(s: &Survey, recipe: &std::path::Path) -> String {
                 let tables: usize = c.fingerprint.databases.values().map(|t| t.len()).sum();
                 let rows: u64 = c.fingerprint.total_rows();
                 line(format!(
-                    "  taken    {}  {age}, {}{parts}; {} {} in {} {} (databases {}), PostgreSQL {}",
+                    "  taken    {}  {age}{parts}; {} {} in {} {} (databases {}), PostgreSQL {}",
                     dump.name,
-                    HumanBytes(dump.size),
                     rows,
                     plural(rows as usize, "row", "rows"),
                     tables,
@@ -138,7 +144,10 @@ pub fn render(s: &Survey, recipe: &std::path::Path) -> String {
             DumpState::Refused(why) => {
                 line(format!("  refused  {}  {age}{parts}: {why}", dump.name))
             }
-            DumpState::NotRead => line(format!("  older    {}  {age}{parts}", dump.name)),
+            DumpState::NotRead if s.taken().is_some() => {
+                line(format!("  older    {}  {age}{parts}", dump.name))
+            }
+            DumpState::NotRead => line(format!("  unused   {}  {age}{parts}", dump.name)),
         }
     }
     if s.taken().is_some() {
