@@ -223,6 +223,10 @@ pub fn origin_of(rel: &str) -> Option<String> {
 /// Whether `dir` looks like a runbook backup (`$HOME/backup`): a dump, or
 /// the runbook's copies of the host's identity and IML's certificates.
 pub fn looks_like_runbook(dir: &Path) -> bool {
+    // A bundle that lost its manifest has the dump too, but under `files/`.
+    if dir.join(crate::bundle::FILES_DIR).is_dir() {
+        return false;
+    }
     let dump = std::fs::read_dir(dir).is_ok_and(|mut es| {
         es.any(|e| {
             e.ok()
