@@ -619,3 +619,38 @@ fn plan_on_a_runbook_directory_says_how_to_import_it() {
         run.stderr
     );
 }
+
+#[test]
+fn dsa_keys_are_taken_from_where_the_runbook_copies_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = runbook_dir(tmp.path());
+    std::fs::write(dir.join(dump_name(HOUR)), gzip(dump_sql())).unwrap();
+    // The runbook's `cp /root/.ssh/id_dsa* $HOME/backup/etc/root/.ssh/.`
+    // works once someone made that directory by hand.
+    write_mode(&dir.join("etc/root/.ssh/id_dsa"), "DSA PRIVATE\n", 0o644);
+    write_mode(
+        &dir.join("etc/root/.ssh/id_dsa.pub"),
+        "ssh-dss AAAA\n",
+        0o644,
+    );
+    let out = tmp.path().join("bundles");
+    let run = import(&dir, &out, &[]);
+    run.code(0).stdout_has(
+        "  files.root_ssh_dsa_keys  /root/.ssh/id_dsa <- etc/root/.ssh/id_dsa  0600 root:root (default: plain cp keeps no owner)\n                           /root/.ssh/id_dsa.pub <- etc/root/.ssh/id_dsa.pub  0600 root:root (default: plain cp keeps no owner)\n",
+    );
+    let bundle = out.join("latest");
+    assert_eq!(
+        std::fs::read(bundle.join("files/root/.ssh/id_dsa")).unwrap(),
+        b"DSA PRIVATE\n"
+    );
+    let m = support::host::manifest(&bundle);
+    let e = m
+        .entries
+        .iter()
+        .find(|e| e.path == "/root/.ssh/id_dsa")
+        .unwrap();
+    assert_eq!(
+        (e.mode.unwrap().0, e.owner.as_deref()),
+        (0o600, Some("root"))
+    );
+}
