@@ -67,6 +67,8 @@ pub enum Command {
     Pull(PullArgs),
     /// Remove old bundles from a bundle directory by age and count (restic's rules).
     Prune(PruneArgs),
+    /// Turn a runbook backup directory ($HOME/backup) into a bundle.
+    Import(ImportArgs),
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -461,4 +463,34 @@ pub enum AuditFormat {
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (write a duration such as 24h, 90min or 7days)"))
+}
+
+/// `import DIR -r RECIPE --bundle-dir DIR [--dump NAME] [--dry-run]`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "DIR is what the runbook's backup commands made ($HOME/backup, or a copy of it): the files its `cp` \
+                  commands put there and the cron job's pgbackup-YYYY-MM-DD-HH:MM:SS.sql.gz dumps (whole or cut by \
+                  `split`). A report of what was found, what is lacking, what the recipe does not name and which dump \
+                  was taken comes first; then the bundle is written like one from `backup`.\n\n\
+                  Exit codes: 0 the bundle was made (with --dry-run: it could be), 1 it was not."
+)]
+pub struct ImportArgs {
+    /// The runbook backup directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// Where the bundle is written (created 0700 if missing).
+    #[arg(long = "bundle-dir", value_name = "DIR")]
+    pub bundle_dir: PathBuf,
+
+    /// Take this dump (its name, or one of its split parts) instead of the newest complete one.
+    #[arg(long, value_name = "NAME")]
+    pub dump: Option<String>,
+
+    /// Print the report only; write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod graph;
 pub mod host;
+pub mod import;
 pub mod metrics;
 pub mod plan;
 pub mod printer;

@@ -146,6 +146,22 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
     let m = &i.bundle.manifest;
     let max = humantime::format_duration(i.max_age);
     let mut age_seconds = None;
+    // An import's `created` is its dump's time: say so, and whose age it is.
+    let (subject, stale_hint) = match &m.imported {
+        Some(imp) => (
+            format!(
+                "the bundle is an import of the runbook backup {} (imported {}); its dump {}",
+                imp.source,
+                imp.time,
+                imp.dump.as_ref().map_or("(none)", |d| d.name.as_str())
+            ),
+            "make a fresh bundle with `imlrecover backup`",
+        ),
+        None => (
+            "the bundle".to_string(),
+            "is the scheduled `imlrecover backup` running?",
+        ),
+    };
     match humantime::parse_rfc3339_weak(&m.created) {
         Err(e) => out.push(Finding::fail(
             Suite::Backup,
@@ -165,11 +181,15 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
                         Suite::Backup,
                         check::BACKUP_AGE,
                         format!(
-                            "the bundle is {shown} old, older than --max-age {max}: is the scheduled `imlrecover backup` running?"
+                            "{subject} is {shown} old, older than --max-age {max}: {stale_hint}"
                         ),
                     )
                 } else {
-                    Finding::pass(Suite::Backup, check::BACKUP_AGE, format!("the bundle is {shown} old (limit {max})"))
+                    Finding::pass(
+                        Suite::Backup,
+                        check::BACKUP_AGE,
+                        format!("{subject} is {shown} old (limit {max})"),
+                    )
                 });
             }
             Err(e) if e.duration() <= FUTURE_SLACK => {
@@ -177,7 +197,7 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
                 out.push(Finding::pass(
                     Suite::Backup,
                     check::BACKUP_AGE,
-                    format!("the bundle was just made (limit {max})"),
+                    format!("{subject} was just made (limit {max})"),
                 ));
             }
             Err(e) => out.push(Finding::fail(

@@ -61,6 +61,69 @@ pub struct Manifest {
     /// The age recipients the encrypted files were encrypted to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
+    /// Set when `imlrecover import` made the bundle from a runbook backup
+    /// directory rather than `backup` from a live host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// Where an imported bundle came from and what the runbook backup did not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// The runbook backup directory (`$HOME/backup`), absolute.
+    pub source: String,
+    /// When the import ran, RFC 3339 UTC. The manifest's `created` is the
+    /// dump's time: the age of the data, not of the import.
+    pub time: String,
+    /// The runbook dump taken, as it was named in the source directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<ImportedDump>,
+    /// Files whose mode/owner a plain `cp` did not keep: what was set instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defaulted: Vec<Defaulted>,
+    /// Recipe resources the directory lacks; they are not in the bundle, so
+    /// a plan leaves the live host's copies alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lacking: Vec<Address>,
+    /// Manifest fields a runbook backup does not record
+    /// (`database.system_identifier`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedDump {
+    /// `pgbackup-YYYY-MM-DD-HH:MM:SS.sql.gz`, the cron job's name.
+    pub name: String,
+    /// The files it was read from, in order (one, or the `split` parts).
+    pub parts: Vec<String>,
+    /// Its name's time, read as this host's local time, RFC 3339 UTC.
+    pub dumped: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Defaulted {
+    pub path: String,
+    pub mode: Mode,
+    pub owner: String,
+    pub group: String,
+    /// Where the values came from: "the recipe" or "default".
+    pub from: String,
+}
+
+/// What a `system_identifier` is when a bundle cannot know it (an import).
+pub const UNKNOWN_IDENTIFIER: &str = "unknown";
+
+impl Manifest {
+    /// Why the bundle holds nothing for a recipe resource.
+    pub fn why_missing(&self, address: &Address) -> &'static str {
+        match &self.imported {
+            Some(i) if i.lacking.contains(address) => {
+                "not in the bundle (the runbook backup it was imported from lacks it)"
+            }
+            _ => "not in the bundle (it was made from another recipe)",
+        }
+    }
 }
 
 /// A file stored as one or more parts, possibly age-encrypted: the parts,

@@ -16,6 +16,14 @@ pub enum OpenError {
         help("pass a bundle directory written by `imlrecover backup` (DIR/<timestamp>), DIR/latest, or DIR itself")
     )]
     NotABundle { path: PathBuf, reason: String },
+    #[error("{} is not a bundle but a runbook backup directory ($HOME/backup): {what}", path.display())]
+    #[diagnostic(code(imlrecover::runbook_backup))]
+    RunbookBackup {
+        path: PathBuf,
+        what: String,
+        #[help]
+        help: String,
+    },
     #[error("cannot read {}: {error}", path.display())]
     #[diagnostic(code(imlrecover::io))]
     Io { path: PathBuf, error: io::Error },
@@ -133,6 +141,8 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
             path: dir.join(LATEST),
             error: e,
         })?
+    } else if crate::import::layout::looks_like_runbook(&dir) {
+        return Err(runbook_backup(path, &dir));
     } else {
         return Err(not("it has no manifest.json and no `latest`"));
     };
@@ -146,6 +156,28 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
         ));
     }
     Ok(dir)
+}
+
+/// What a runbook backup directory holds, and how to import it.
+fn runbook_backup(path: &Path, dir: &Path) -> OpenError {
+    let dumps = crate::import::dump::find(dir).unwrap_or_default();
+    let what = match dumps.first() {
+        Some(newest) => format!(
+            "the runbook's file copies and {} pg_dumpall {}, the newest {}",
+            dumps.len(),
+            if dumps.len() == 1 { "dump" } else { "dumps" },
+            newest.name
+        ),
+        None => "the runbook's file copies, and no pg_dumpall dump".to_string(),
+    };
+    let shown = path.display();
+    OpenError::RunbookBackup {
+        path: path.to_path_buf(),
+        what,
+        help: format!(
+            "import it into a bundle first: `imlrecover import {shown} -r RECIPE --bundle-dir BUNDLES` (add --dry-run to see what it finds), then pass --bundle BUNDLES/latest"
+        ),
+    }
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, OpenError> {

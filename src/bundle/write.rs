@@ -304,6 +304,7 @@ impl BundleWriter {
             database: None,
             stored: BTreeMap::new(),
             recipients: Vec::new(),
+            imported: None,
         };
         Ok(BundleWriter {
             parent,
@@ -491,6 +492,12 @@ impl BundleWriter {
     /// encrypted with `--encrypt-all` and as parts with `--split-size`.
     pub fn create_dump(&mut self) -> Result<DumpFile, WriteError> {
         let name = self.stamp.dump_name();
+        self.create_dump_named(name)
+    }
+
+    /// As [`create_dump`](Self::create_dump), under a given name (an
+    /// imported runbook dump keeps the name its cron job gave it).
+    pub fn create_dump_named(&mut self, name: String) -> Result<DumpFile, WriteError> {
         let path = self.tmp.join(&name);
         let encrypt = !self.store.recipients.is_empty() && self.store.encrypt_all;
         if encrypt || self.store.split_size.is_some() {
@@ -535,6 +542,11 @@ impl BundleWriter {
 
     pub fn set_database(&mut self, record: DatabaseRecord) {
         self.manifest.database = Some(record);
+    }
+
+    /// Marks the bundle as made by `import` from a runbook backup.
+    pub fn set_imported(&mut self, imported: super::Imported) {
+        self.manifest.imported = Some(imported);
     }
 
     /// Whether `path` (a host path) was already captured by another resource.
@@ -695,6 +707,7 @@ fn empty_manifest() -> Manifest {
         database: None,
         stored: BTreeMap::new(),
         recipients: Vec::new(),
+        imported: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod demo;
 mod graph;
+mod import;
 pub(crate) mod plan;
 mod prune;
 mod pull;
@@ -98,6 +99,7 @@ pub fn run() -> ExitCode {
         Command::Push(args) => push::run(&printer, args),
         Command::Pull(args) => pull::run(&printer, args),
         Command::Prune(args) => prune::run(&printer, args),
+        Command::Import(args) => import::run(&printer, args),
     };
     let result = match metrics {
         Some((command, path)) => {

@@ -130,7 +130,7 @@ impl super::kind::Kind for CertKind {
         for (s, secret) in pairs {
             let Some(e) = content::entry(cx, address, &s.path) else {
                 return Ok(Verdict::no_op(
-                    "not in the bundle (it was made from another recipe)",
+                    cx.bundle.manifest.why_missing(address),
                     serde_json::Value::Null,
                 ));
             };

@@ -156,7 +156,7 @@ impl super::kind::Kind for DatabaseKind {
             .filter(|d| &d.address == address)
         else {
             return Ok(Verdict::no_op(
-                "not in the bundle (it was made from another recipe)",
+                cx.bundle.manifest.why_missing(address),
                 serde_json::Value::Null,
             ));
         };
@@ -182,7 +182,13 @@ impl super::kind::Kind for DatabaseKind {
             ),
             format!(
                 "bundle cluster: system_identifier {} (PostgreSQL {}), dump {}",
-                db.system_identifier, db.server_version, db.file
+                if db.system_identifier == crate::bundle::UNKNOWN_IDENTIFIER {
+                    "unknown (imported from a runbook dump)"
+                } else {
+                    &db.system_identifier
+                },
+                db.server_version,
+                db.file
             ),
             format!(
                 "bundle holds {} tables, {} rows",
@@ -203,6 +209,12 @@ impl super::kind::Kind for DatabaseKind {
                     .map(|d| d.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ))
+        } else if db.system_identifier == crate::bundle::UNKNOWN_IDENTIFIER && record.is_none() {
+            // An imported runbook dump: no identity to compare, so it is
+            // restored once and the state then records it.
+            Some(format!(
+                "bundle {bundle_id} was imported from a runbook dump, which does not record its cluster's system_identifier, and was never restored into this cluster"
             ))
         } else if seen.system_identifier != db.system_identifier && record.is_none() {
             Some(format!(

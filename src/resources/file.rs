@@ -50,7 +50,7 @@ impl super::kind::Kind for FileKind {
         let path = crate::bundle::normalize(&spec.path);
         let Some(entry) = content::entry(cx, address, &path) else {
             return Ok(Verdict::no_op(
-                "not in the bundle (it was made from another recipe)",
+                cx.bundle.manifest.why_missing(address),
                 serde_json::Value::Null,
             ));
         };

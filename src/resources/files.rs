@@ -138,7 +138,7 @@ impl super::kind::Kind for FilesKind {
             _ => None,
         }) else {
             return Ok(Verdict::no_op(
-                "not in the bundle (it was made from another recipe)",
+                cx.bundle.manifest.why_missing(address),
                 serde_json::Value::Null,
             ));
         };
