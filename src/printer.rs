@@ -1,5 +1,6 @@
 //! Decides once whether output gets colour and progress bars, and writes to
-//! stdout so that a closed pipe ends the program quietly instead of panicking.
+//! stdout and stderr so that a closed pipe ends the program quietly instead of
+//! panicking.
 
 use crate::cli::ColorChoice;
 use console::Style;
@@ -109,6 +110,14 @@ impl Printer {
     pub fn dim(&self, s: &str) -> String {
         self.style(Style::new().dim()).apply_to(s).to_string()
     }
+}
+
+/// Writes to stderr, the one way anything reaches it. A closed stderr
+/// (`2>&1 | head -1`) is ignored: `eprintln!` would panic there (exit 101)
+/// and the exit code must stay the command's own.
+pub fn eprint(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }
 
 /// Standard output was closed by its reader.

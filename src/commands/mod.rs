@@ -44,7 +44,7 @@ pub fn run() -> ExitCode {
     let printer = Printer::detect(cli.color);
     install_hook(&printer);
     if let Err(e) = crate::bundle::crypt::load_identities(&cli.age_identity) {
-        eprintln!("{:?}", miette::Report::new(e));
+        crate::printer::eprint(&format!("{:?}\n", miette::Report::new(e)));
         return ExitCode::from(1);
     }
     let result = match &cli.command {
@@ -65,7 +65,7 @@ pub fn run() -> ExitCode {
         Ok(Outcome::Changes) => ExitCode::from(2),
         Err(report) if is_broken_pipe(&report) => ExitCode::SUCCESS,
         Err(report) => {
-            eprintln!("{report:?}");
+            crate::printer::eprint(&format!("{report:?}\n"));
             ExitCode::from(1)
         }
     }
