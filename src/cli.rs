@@ -20,16 +20,6 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 
-    /// age identity file (AGE-SECRET-KEY-1…) that decrypts encrypted bundle files,
-    /// for verify, plan, apply, audit and the drill. Repeatable.
-    #[arg(
-        long = "age-identity",
-        value_name = "FILE",
-        env = "IMLRECOVER_AGE_IDENTITY",
-        global = true
-    )]
-    pub age_identity: Vec<PathBuf>,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,6 +55,18 @@ pub enum Command {
     Push(PushArgs),
     /// Fetch the newest (or a named) bundle back over SFTP and verify it.
     Pull(PullArgs),
+}
+
+/// `--age-identity FILE`, only on the commands that read bundle contents.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgeArgs {
+    /// age identity file (AGE-SECRET-KEY-1…) that decrypts encrypted bundle files. Repeatable.
+    #[arg(
+        long = "age-identity",
+        value_name = "FILE",
+        env = "IMLRECOVER_AGE_IDENTITY"
+    )]
+    pub age_identity: Vec<PathBuf>,
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -198,6 +200,9 @@ pub struct PullArgs {
     /// Fetch this bundle (its timestamp name) instead of the newest.
     #[arg(long, value_name = "NAME")]
     pub bundle: Option<String>,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `verify BUNDLE [--drill]`
@@ -211,6 +216,9 @@ pub struct VerifyArgs {
     /// Also restore the dump into a throwaway PostgreSQL cluster and compare row counts.
     #[arg(long)]
     pub drill: bool,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
@@ -253,6 +261,9 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has changes.
     #[arg(long = "detailed-exitcode")]
     pub detailed_exitcode: bool,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `show PLANFILE [--json]`
@@ -270,7 +281,10 @@ pub struct ShowArgs {
 /// `apply (-r RECIPE --root DIR --bundle BUNDLE [--replace ADDR] | PLANFILE) [--auto-approve]`
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made."
+    override_usage = "imlrecover apply -r RECIPE --root DIR --bundle BUNDLE [--replace ADDR]... [--auto-approve]\n       \
+                      imlrecover apply PLANFILE",
+    after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made.",
+    group = clap::ArgGroup::new("what").required(true).args(["plan", "recipe"])
 )]
 pub struct ApplyArgs {
     /// A plan saved with `plan --out`.
@@ -282,7 +296,7 @@ pub struct ApplyArgs {
         short = 'r',
         long = "recipe",
         value_name = "RECIPE",
-        required_unless_present = "plan"
+        requires = "bundle"
     )]
     pub recipe: Option<PathBuf>,
 
@@ -299,7 +313,7 @@ pub struct ApplyArgs {
     pub root: PathBuf,
 
     /// The bundle to restore from.
-    #[arg(long, value_name = "BUNDLE", required_unless_present = "plan")]
+    #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
 
     /// Restore or act on this resource even if nothing changed. Repeatable.
@@ -309,6 +323,9 @@ pub struct ApplyArgs {
     /// Do not ask for approval (required when stdin is not a terminal).
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `demo [--keep]`
@@ -350,6 +367,9 @@ pub struct AuditArgs {
     /// A certificate expiring within this many days is a finding.
     #[arg(long = "cert-min-days", value_name = "DAYS", default_value_t = 30)]
     pub cert_min_days: u32,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

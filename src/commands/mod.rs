@@ -43,7 +43,7 @@ pub fn run() -> ExitCode {
     };
     let printer = Printer::detect(cli.color);
     install_hook(&printer);
-    if let Err(e) = crate::bundle::crypt::load_identities(&cli.age_identity) {
+    if let Err(e) = crate::bundle::crypt::load_identities(age_identities(&cli.command)) {
         crate::printer::eprint(&format!("{:?}\n", miette::Report::new(e)));
         return ExitCode::from(1);
     }
@@ -77,20 +77,34 @@ fn install_hook(printer: &Printer) {
     // Wrap for a person at a terminal; keep lines whole for logs and grep.
     let wrap = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let unicode = color || std::env::var("LANG").is_ok_and(|l| l.contains("UTF-8"));
+    let width = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, cols)| usize::from(cols));
     let _ = miette::set_hook(Box::new(move |_| {
         let theme = match (color, unicode) {
             (true, _) => miette::GraphicalTheme::unicode(),
             (false, true) => miette::GraphicalTheme::unicode_nocolor(),
             (false, false) => miette::GraphicalTheme::ascii(),
         };
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .graphical_theme(theme)
-                .terminal_links(false)
-                .wrap_lines(wrap)
-                .build(),
-        )
+        Box::new(crate::printer::ErrorRenderer(
+            miette::GraphicalReportHandler::new_themed(theme)
+                .with_links(false)
+                .with_width(width)
+                .with_wrap_lines(wrap),
+        ))
     }));
+}
+
+/// `--age-identity` files, given only to the commands that read bundles.
+fn age_identities(command: &Command) -> &[std::path::PathBuf] {
+    match command {
+        Command::Verify(a) => &a.age.age_identity,
+        Command::Plan(a) => &a.age.age_identity,
+        Command::Apply(a) => &a.age.age_identity,
+        Command::Audit(a) => &a.age.age_identity,
+        Command::Pull(a) => &a.age.age_identity,
+        _ => &[],
+    }
 }
 
 fn is_broken_pipe(report: &miette::Report) -> bool {
