@@ -331,7 +331,8 @@ pub struct ApplyArgs {
 /// `demo [--keep]`
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Keep the sandbox directory afterwards (its services are stopped).
+    /// Keep the sandbox directory afterwards, to read: its services and
+    /// PostgreSQL cluster are stopped, so it cannot be planned or applied.
     #[arg(long)]
     pub keep: bool,
 }
