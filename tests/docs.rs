@@ -151,6 +151,40 @@ fn documentation_urls_name_files_the_install_steps_install() {
     assert!(named > 0);
 }
 
+#[test]
+fn the_install_steps_put_the_binary_where_the_docs_run_it() {
+    let install = blocks(&read("README.md"))
+        .into_iter()
+        .filter(|b| b.heading == "Install")
+        .map(|b| b.text)
+        .collect::<String>();
+    let line = install
+        .lines()
+        .find(|l| l.starts_with("cargo install "))
+        .expect("a cargo install line");
+    // Without --locked cargo re-resolves the dependencies the tests never ran.
+    assert!(line.contains(" --locked"), "{line}");
+    let root = line
+        .split_whitespace()
+        .skip_while(|w| *w != "--root")
+        .nth(1)
+        .unwrap_or("~/.cargo");
+    let bin = format!("{root}/bin/imlrecover");
+    let audit = read("docs/audit.md");
+    assert!(audit.contains(&bin), "docs/audit.md runs {bin}");
+    for text in [&audit, &read("README.md")] {
+        for word in text.split_whitespace() {
+            let word = word.trim_matches(|c: char| "`=();,".contains(c));
+            if word.starts_with('/') && word.ends_with("bin/imlrecover") {
+                assert_eq!(
+                    word, bin,
+                    "the docs run {word}; cargo install puts it in {bin}"
+                );
+            }
+        }
+    }
+}
+
 /// Runs a documented command line with the production paths swapped for
 /// the test host's, as `/bin/sh -c` does for cron and systemd.
 fn run_documented(line: &str, host: &Host, recipe: &Path, log: &Path) -> (i32, String) {
