@@ -79,8 +79,8 @@ fn show_on_a_file_that_is_not_a_plan_says_so() {
         .stderr_has("`imlrecover plan … --out PLANFILE` writes");
     let out = Imlrecover::new().args(["show", "no-such.plan"]).run();
     speaks_plainly(&out);
-    out.stderr_has("cannot read the plan file no-such.plan")
-        .stderr_has("No such file or directory");
+    out.stderr_has("cannot read the plan file no-such.plan: No such file or directory")
+        .stderr_has("`imlrecover plan … --out PLANFILE` writes");
 }
 
 #[test]

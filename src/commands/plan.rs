@@ -111,10 +111,14 @@ fn save(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
 
 /// Reads a saved plan, refusing other format versions.
 pub(crate) fn load(path: &std::path::Path) -> miette::Result<Plan> {
-    let text = std::fs::read_to_string(path)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot read the plan file {}", path.display())))?;
     let not_a_plan = "a saved plan is the JSON file `imlrecover plan … --out PLANFILE` writes";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        miette!(
+            help = not_a_plan,
+            "cannot read the plan file {}: {e}",
+            path.display()
+        )
+    })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
         miette!(
             help = not_a_plan,
