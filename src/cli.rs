@@ -20,16 +20,6 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 
-    /// age identity file (AGE-SECRET-KEY-1…) that decrypts encrypted bundle files,
-    /// for verify, plan, apply, audit and the drill. Repeatable.
-    #[arg(
-        long = "age-identity",
-        value_name = "FILE",
-        env = "IMLRECOVER_AGE_IDENTITY",
-        global = true
-    )]
-    pub age_identity: Vec<PathBuf>,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +59,18 @@ pub enum Command {
     Prune(PruneArgs),
     /// Turn a runbook backup directory ($HOME/backup) into a bundle.
     Import(ImportArgs),
+}
+
+/// `--age-identity FILE`, only on the commands that read bundle contents.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgeArgs {
+    /// age identity file (AGE-SECRET-KEY-1…) that decrypts encrypted bundle files. Repeatable.
+    #[arg(
+        long = "age-identity",
+        value_name = "FILE",
+        env = "IMLRECOVER_AGE_IDENTITY"
+    )]
+    pub age_identity: Vec<PathBuf>,
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
@@ -269,6 +271,9 @@ pub struct PullArgs {
     /// Fetch this bundle (its timestamp name) instead of the newest.
     #[arg(long, value_name = "NAME")]
     pub bundle: Option<String>,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `verify BUNDLE [--drill]`
@@ -287,6 +292,8 @@ pub struct VerifyArgs {
     /// Write node_exporter textfile metrics here (docs/monitoring.md).
     #[arg(long = "metrics-file", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
@@ -329,6 +336,9 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has changes.
     #[arg(long = "detailed-exitcode")]
     pub detailed_exitcode: bool,
+
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `show PLANFILE [--json]`
@@ -346,7 +356,10 @@ pub struct ShowArgs {
 /// `apply (-r RECIPE --root DIR --bundle BUNDLE [--replace ADDR] | PLANFILE) [--auto-approve]`
 #[derive(Debug, Clone, Args)]
 #[command(
-    after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made."
+    override_usage = "imlrecover apply -r RECIPE --root DIR --bundle BUNDLE [--replace ADDR]... [--auto-approve]\n       \
+                      imlrecover apply PLANFILE",
+    after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made.",
+    group = clap::ArgGroup::new("what").required(true).args(["plan", "recipe"])
 )]
 pub struct ApplyArgs {
     /// A plan saved with `plan --out`.
@@ -358,7 +371,7 @@ pub struct ApplyArgs {
         short = 'r',
         long = "recipe",
         value_name = "RECIPE",
-        required_unless_present = "plan"
+        requires = "bundle"
     )]
     pub recipe: Option<PathBuf>,
 
@@ -375,7 +388,7 @@ pub struct ApplyArgs {
     pub root: PathBuf,
 
     /// The bundle to restore from.
-    #[arg(long, value_name = "BUNDLE", required_unless_present = "plan")]
+    #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
 
     /// Restore or act on this resource even if nothing changed. Repeatable.
@@ -389,12 +402,15 @@ pub struct ApplyArgs {
     /// Write node_exporter textfile metrics here (docs/monitoring.md).
     #[arg(long = "metrics-file", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 /// `demo [--keep]`
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Keep the sandbox directory afterwards (its services are stopped).
+    /// Keep the sandbox directory afterwards, to read: its services and
+    /// PostgreSQL cluster are stopped, so it cannot be planned or applied.
     #[arg(long)]
     pub keep: bool,
 }
@@ -450,6 +466,8 @@ pub struct AuditArgs {
     /// Write node_exporter textfile metrics here (docs/monitoring.md).
     #[arg(long = "metrics-file", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub age: AgeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

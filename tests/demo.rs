@@ -31,6 +31,7 @@ fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
         .unwrap_or("");
     assert!(last.starts_with("Restored in "), "{last}");
     assert!(last.contains(" files, 575 rows verified."), "{last}");
+    says_what_matters_once(&out.stdout);
     let sandbox = out
         .stdout
         .lines()
@@ -51,6 +52,90 @@ fn the_demo_restores_a_sandbox_manager_and_cleans_up() {
         .map(str::to_string)
         .collect();
     assert!(left.is_empty(), "daemons outlived the demo: {left:?}");
+}
+
+/// The demo's narration: the plan shown once, no refusals for host keys the
+/// plan itself restores, plain reasons and times, symbols that agree.
+fn says_what_matters_once(stdout: &str) {
+    assert_eq!(
+        stdout.matches("Steps, in order:").count(),
+        1,
+        "the plan is printed once:\n{stdout}"
+    );
+    assert!(!stdout.contains("HOST KEY REFUSED"), "{stdout}");
+    assert!(!stdout.contains("ssh-keyscan"), "{stdout}");
+    assert_eq!(
+        stdout
+            .matches("its host key is checked against the /root/.ssh/known_hosts that file.root_known_hosts restores, when the step runs")
+            .count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("(after the"),
+        "no nested parentheses:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("finished in"),
+        "one time per step:\n{stdout}"
+    );
+    // A resource's mark and its steps' marks agree.
+    let mut marks = std::collections::HashMap::new();
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with("  ")
+            && !line.starts_with("   ")
+            && words.len() > 2
+            && words[2].starts_with('(')
+        {
+            marks.insert(words[1].to_string(), words[0].to_string());
+        }
+    }
+    let mut checked = 0;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() > 3
+            && words[0].ends_with('.')
+            && words[0][..words[0].len() - 1].parse::<u32>().is_ok()
+        {
+            if let Some(mark) = marks.get(words[3]) {
+                assert_eq!(mark, words[1], "{line}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "{checked} steps checked");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("Plan: "))
+        .expect("a plan summary");
+    for kind in [
+        "to restore",
+        "to create",
+        "to update",
+        "to remove",
+        "to run",
+        "service action",
+    ] {
+        assert!(summary.contains(kind), "every kind, zeros too: {summary}");
+    }
+}
+
+#[test]
+fn demo_keep_says_what_is_kept() {
+    let out = Imlrecover::new().args(["demo", "--keep"]).run();
+    out.code(0)
+        .stdout_has(
+            "(--keep): its files, the bundle, the saved plan and the run directory, to read.",
+        )
+        .stdout_has("so `plan` or `apply` on it cannot work");
+    let sandbox = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Sandbox: "))
+        .expect("the demo names its sandbox");
+    assert!(std::path::Path::new(sandbox).join("restore.plan").exists());
+    std::fs::remove_dir_all(sandbox).unwrap();
 }
 
 fn sandbox_daemons(root: &std::path::Path) -> usize {

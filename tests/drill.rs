@@ -99,11 +99,11 @@ fn disaster_drill_restores_the_manager() {
         "database chroma does not exist on the live cluster",
         "! service.httpd",
         "not installed yet; exec.installer runs first",
-        "start service.chroma_supervisor (desired state is running (after the database.chroma restore))",
+        "start service.chroma_supervisor (desired state is running, after the database.chroma restore)",
         // The installer starts what it installs: the quiesce still stops it
         // before the restore, and ntpd is restarted for the bundle's ntp.conf.
         "stop service.httpd (quiesce for the database.chroma restore)",
-        "restart service.ntpd (because file.ntp_conf changed (not running when planned))",
+        "restart service.ntpd (because file.ntp_conf changed; it was not running when planned)",
         "! remote_service.chroma_agent (run: restart chroma-agent on 3 hosts because files.root_ssh_keys, database.chroma, service.chroma_supervisor and ",
         "/root/.ssh/id_rsa is missing now; files.root_ssh_keys restores it earlier in this run",
     ] {

@@ -114,10 +114,10 @@ fn every_kind_of_difference_shows_with_its_symbol_reason_and_step() {
         "live:   O=IML sandbox other, CN=manager",
         "bundle: O=IML sandbox golden, CN=manager",
         "! service.httpd (run: httpd is stopped; desired state is running)",
-        "~ restart service.ntpd (because file.ntp_conf changed)",
+        "! restart service.ntpd (because file.ntp_conf changed)",
         "- remove absent.client_errors_log",
-        "~ start service.httpd (desired state is running)",
-        "Plan: 2 to restore, 1 to create, 3 to update, 1 to remove, 2 service actions.",
+        "! start service.httpd (desired state is running)",
+        "Plan: 2 to restore, 1 to create, 3 to update, 1 to remove, 0 to run, 2 service actions.",
     ] {
         out.stdout_has(needle);
     }

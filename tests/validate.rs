@@ -333,3 +333,40 @@ fn no_input_makes_it_panic() {
         assert!(!out.stderr.contains("panicked"));
     }
 }
+
+/// Runs imlrecover with stdout and stderr both on a pipe whose reader is
+/// already gone (`… 2>&1 | head -1` after head exited).
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .args(args)
+        .stdout(write.try_clone().unwrap())
+        .stderr(write)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn closed_stderr_keeps_the_errors_exit_code() {
+    // `validate … 2>&1 | head -1` and `verify BAD 2>&1 | head -1`: the error
+    // cannot be printed, but the exit code is still the error's, not a panic's 101.
+    for (args, code) in [
+        (
+            &[
+                "validate",
+                "-r",
+                "plans/iml-manager.hcl",
+                "--var",
+                "pg_port=notaport",
+            ][..],
+            1,
+        ),
+        (&["verify", "/nonexistent/bundle"][..], 1),
+        (&["validate", "-r", "plans/iml-manager.hcl"][..], 0),
+    ] {
+        let out = run_into_closed_pipe(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+}

@@ -343,7 +343,7 @@ fn report_failure(printer: &Printer, plan: &Plan, failed: usize) -> miette::Resu
     Ok(())
 }
 
-/// `Apply complete! 3 restored, 2 updated, 4 service actions.`
+/// `Apply complete! 3 restored, 0 created, 2 updated, 0 removed, 0 run, 4 service actions.`
 pub fn summary_line(plan: &Plan) -> String {
     format!("Apply complete! {}.", plan.summary.phrases(true))
 }

@@ -51,15 +51,20 @@ fn watch() {
     let dirs = dirs();
     for d in dirs.iter() {
         if std::fs::remove_dir_all(d).is_ok() {
-            eprintln!("interrupted: removed the incomplete bundle {}", d.display());
+            crate::printer::eprint(&format!(
+                "interrupted: removed the incomplete bundle {}\n",
+                d.display()
+            ));
         }
     }
     let n = pg::cleanup_all();
     if n > 0 {
-        eprintln!("interrupted: stopped and removed {n} throwaway PostgreSQL cluster(s)");
+        crate::printer::eprint(&format!(
+            "interrupted: stopped and removed {n} throwaway PostgreSQL cluster(s)\n"
+        ));
     }
     if dirs.is_empty() && n == 0 {
-        eprintln!("interrupted");
+        crate::printer::eprint("interrupted\n");
     }
     std::process::exit(130);
 }

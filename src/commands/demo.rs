@@ -108,23 +108,31 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         c.arg("--bundle-dir").arg(&sb.bundles);
         c
     };
-    step(printer, backup, &[0])?;
+    step(printer, backup, "backup ...", &[0])?;
     let bundle = sb.bundles.join("latest");
 
     phase(printer, 3, "Disaster: the manager's disk dies")?;
     sb.disaster()?;
     printer.line("  new OS from kickstart (a few default files), no IML, services gone, PostgreSQL re-initialised; the bundle was kept off the host")?;
 
+    // Planned once and shown once; apply runs that saved plan (after
+    // checking that nothing it touches moved), as an operator would.
     phase(printer, 4, "Plan: what a restore would change")?;
+    let planfile = dir.join("restore.plan");
     let mut plan = base(printer, &sb, &recipe, "plan", &agent_args);
-    plan.arg("--bundle").arg(&bundle);
-    step(printer, plan, &[0])?;
+    plan.arg("--bundle")
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&planfile);
+    step(printer, plan, "plan ... --out restore.plan", &[0])?;
 
     phase(printer, 5, "Apply: reinstall, quiesce, restore, restart")?;
     let restore_started = Instant::now();
-    let mut apply = base(printer, &sb, &recipe, "apply", &agent_args);
-    apply.arg("--bundle").arg(&bundle).arg("--auto-approve");
-    step(printer, apply, &[0])?;
+    let mut apply = Command::new(self_exe());
+    apply
+        .args(["--color", color(printer), "apply"])
+        .arg(&planfile);
+    step(printer, apply, "apply restore.plan", &[0])?;
     let restored_in = restore_started.elapsed();
 
     phase(
@@ -137,7 +145,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .arg("--bundle")
         .arg(&bundle)
         .arg("--detailed-exitcode");
-    step(printer, again, &[0])?;
+    step(printer, again, "plan ... --detailed-exitcode", &[0])?;
     let chain = dir_chain(&sb.root);
     let certs_ok = read_certs(&sb.root) == certs_before && chain.is_ok();
     let rows = if have_pg { Some(sb.rows()?) } else { None };
@@ -186,7 +194,12 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     drop(agents);
     if args.keep {
         let kept = tmp.keep();
-        printer.line(&format!("Sandbox kept at {} (--keep).", kept.display()))?;
+        printer.line(&format!(
+            "Sandbox kept at {} (--keep): its files, the bundle, the saved plan and the run directory, to read. \
+             Its services, storage servers and PostgreSQL cluster were stopped and the cluster removed, \
+             so `plan` or `apply` on it cannot work; `rm -rf` it when done.",
+            kept.display()
+        ))?;
     }
     Ok(Outcome::Clean)
 }
@@ -194,19 +207,26 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
 /// This binary's `sub` command against the sandbox (its variables change
 /// after the disaster: a new cluster listens elsewhere).
 fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str, agents: &[String]) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap_or_else(|_| "imlrecover".into()));
-    c.args([
-        "--color",
-        if printer.color { "always" } else { "never" },
-        sub,
-        "-r",
-    ])
-    .arg(recipe)
-    .arg("--root")
-    .arg(&sb.root)
-    .args(sb.var_args())
-    .args(agents);
+    let mut c = Command::new(self_exe());
+    c.args(["--color", color(printer), sub, "-r"])
+        .arg(recipe)
+        .arg("--root")
+        .arg(&sb.root)
+        .args(sb.var_args())
+        .args(agents);
     c
+}
+
+fn self_exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| "imlrecover".into())
+}
+
+fn color(printer: &Printer) -> &'static str {
+    if printer.color {
+        "always"
+    } else {
+        "never"
+    }
 }
 
 fn phase(printer: &Printer, n: usize, title: &str) -> miette::Result<()> {
@@ -216,21 +236,15 @@ fn phase(printer: &Printer, n: usize, title: &str) -> miette::Result<()> {
     ))
 }
 
-/// Runs one of our own commands with its output shown as it comes.
-fn step(printer: &Printer, mut cmd: Command, ok: &[i32]) -> miette::Result<()> {
-    let shown: Vec<String> = cmd
-        .get_args()
-        .skip(2)
-        .map(|a| a.to_string_lossy().into_owned())
-        .take(1)
-        .collect();
-    printer.line(&printer.dim(&format!("$ imlrecover {} ...", shown.join(" "))))?;
+/// Runs one of our own commands (shown as `imlrecover SHOWN`) with its
+/// output shown as it comes.
+fn step(printer: &Printer, mut cmd: Command, shown: &str, ok: &[i32]) -> miette::Result<()> {
+    printer.line(&printer.dim(&format!("$ imlrecover {shown}")))?;
     let status = cmd.status().into_diagnostic()?;
     match status.code() {
         Some(c) if ok.contains(&c) => Ok(()),
         _ => Err(miette!(
-            "the demo's `imlrecover {}` step failed ({status})",
-            shown.join(" ")
+            "the demo's `imlrecover {shown}` step failed ({status})"
         )),
     }
 }

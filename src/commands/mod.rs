@@ -66,7 +66,7 @@ pub fn run() -> ExitCode {
     let nagios =
         matches!(&cli.command, Command::Audit(a) if a.format == crate::cli::AuditFormat::Nagios);
     let fail = |report: miette::Report| {
-        eprintln!("{report:?}");
+        crate::printer::eprint(&format!("{report:?}\n"));
         if nagios {
             // The plugin convention: an error of the check is UNKNOWN.
             let chain: Vec<String> = report.chain().map(|e| e.to_string()).collect();
@@ -76,7 +76,7 @@ pub fn run() -> ExitCode {
             ExitCode::from(1)
         }
     };
-    if let Err(e) = crate::bundle::crypt::load_identities(&cli.age_identity) {
+    if let Err(e) = crate::bundle::crypt::load_identities(age_identities(&cli.command)) {
         return fail(miette::Report::new(e));
     }
     let metrics = metrics_target(&cli.command);
@@ -109,7 +109,7 @@ pub fn run() -> ExitCode {
                     "`{command}` succeeded, but its metrics were not written"
                 ))),
                 Err(e) => {
-                    eprintln!("{:?}", miette::Report::new(e));
+                    crate::printer::eprint(&format!("{:?}\n", miette::Report::new(e)));
                     result
                 }
             }
@@ -160,20 +160,34 @@ fn install_hook(printer: &Printer) {
     // Wrap for a person at a terminal; keep lines whole for logs and grep.
     let wrap = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let unicode = color || std::env::var("LANG").is_ok_and(|l| l.contains("UTF-8"));
+    let width = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, cols)| usize::from(cols));
     let _ = miette::set_hook(Box::new(move |_| {
         let theme = match (color, unicode) {
             (true, _) => miette::GraphicalTheme::unicode(),
             (false, true) => miette::GraphicalTheme::unicode_nocolor(),
             (false, false) => miette::GraphicalTheme::ascii(),
         };
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .graphical_theme(theme)
-                .terminal_links(false)
-                .wrap_lines(wrap)
-                .build(),
-        )
+        Box::new(crate::printer::ErrorRenderer(
+            miette::GraphicalReportHandler::new_themed(theme)
+                .with_links(false)
+                .with_width(width)
+                .with_wrap_lines(wrap),
+        ))
     }));
+}
+
+/// `--age-identity` files, given only to the commands that read bundles.
+fn age_identities(command: &Command) -> &[std::path::PathBuf] {
+    match command {
+        Command::Verify(a) => &a.age.age_identity,
+        Command::Plan(a) => &a.age.age_identity,
+        Command::Apply(a) => &a.age.age_identity,
+        Command::Audit(a) => &a.age.age_identity,
+        Command::Pull(a) => &a.age.age_identity,
+        _ => &[],
+    }
 }
 
 fn is_broken_pipe(report: &miette::Report) -> bool {

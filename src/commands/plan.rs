@@ -111,11 +111,21 @@ fn save(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
 
 /// Reads a saved plan, refusing other format versions.
 pub(crate) fn load(path: &std::path::Path) -> miette::Result<Plan> {
-    let text = std::fs::read_to_string(path)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot read the plan file {}", path.display())))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| miette!("{} is not a saved plan: {e}", path.display()))?;
+    let not_a_plan = "a saved plan is the JSON file `imlrecover plan … --out PLANFILE` writes";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        miette!(
+            help = not_a_plan,
+            "cannot read the plan file {}: {e}",
+            path.display()
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+        miette!(
+            help = not_a_plan,
+            "{} is not a saved plan: it is not JSON",
+            path.display()
+        )
+    })?;
     match value.get("format_version").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(plan::FORMAT_VERSION) => {}
         Some(v) => {
@@ -128,7 +138,8 @@ pub(crate) fn load(path: &std::path::Path) -> miette::Result<Plan> {
         }
         None => {
             return Err(miette!(
-                "{} is not a saved plan (no format_version)",
+                help = not_a_plan,
+                "{} is not a saved plan: it has no format_version",
                 path.display()
             ))
         }

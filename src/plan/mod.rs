@@ -205,9 +205,9 @@ impl Summary {
         *self == Summary::default()
     }
 
-    /// "3 to restore, 2 to update, …" (planned) or "3 restored, 2 updated, …"
-    /// (done). Restores, updates and service actions always show; a plan
-    /// also always shows removals, as Terraform does.
+    /// "3 to restore, 0 to create, 2 to update, …" (planned) or "3 restored,
+    /// 0 created, 2 updated, …" (done): every kind always shows, zeros too,
+    /// as Terraform's summary does.
     pub fn phrases(&self, done: bool) -> String {
         let word = |n: usize, todo: &str, past: &str| {
             if done {
@@ -216,17 +216,13 @@ impl Summary {
                 format!("{n} to {todo}")
             }
         };
-        let mut parts = vec![word(self.restore, "restore", "restored")];
-        if self.create > 0 {
-            parts.push(word(self.create, "create", "created"));
-        }
-        parts.push(word(self.update, "update", "updated"));
-        if self.remove > 0 || !done {
-            parts.push(word(self.remove, "remove", "removed"));
-        }
-        if self.run > 0 {
-            parts.push(word(self.run, "run", "run"));
-        }
+        let mut parts = vec![
+            word(self.restore, "restore", "restored"),
+            word(self.create, "create", "created"),
+            word(self.update, "update", "updated"),
+            word(self.remove, "remove", "removed"),
+            word(self.run, "run", "run"),
+        ];
         parts.push(format!(
             "{} service {}",
             self.service_actions,

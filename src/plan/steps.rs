@@ -124,7 +124,7 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
             let why = if running(s) {
                 format!("start again after the {db} restore")
             } else {
-                format!("desired state is running (after the {db} restore)")
+                format!("desired state is running, after the {db} restore")
             };
             wanted.push((Op::Start, s, why));
             started.push(s);
@@ -139,7 +139,7 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
                     Op::Restart,
                     s,
                     format!(
-                        "because {} changed (not running when planned)",
+                        "because {} changed; it was not running when planned",
                         names(&causes)
                     ),
                 ));

@@ -159,8 +159,22 @@ pub struct RecipeErrors {
     pub errors: Vec<RecipeError>,
 }
 
+impl RecipeErrors {
+    /// A recipe or var file that cannot be read is one plain error, not
+    /// "1 error in recipe …, each problem is listed below".
+    fn unreadable(&self) -> Option<&RecipeError> {
+        match self.errors.as_slice() {
+            [only] if only.kind == ErrorKind::Io => Some(only),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for RecipeErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(only) = self.unreadable() {
+            return fmt::Display::fmt(only, f);
+        }
         let n = self.errors.len();
         write!(
             f,
@@ -180,12 +194,18 @@ impl Diagnostic for RecipeErrors {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        if let Some(only) = self.unreadable() {
+            return only.help();
+        }
         Some(Box::new(
             "each problem is listed below; `imlrecover validate` re-checks the recipe without touching the host",
         ))
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.unreadable().is_some() {
+            return None;
+        }
         Some(Box::new(self.errors.iter().map(|e| e as &dyn Diagnostic)))
     }
 }

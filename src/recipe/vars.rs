@@ -98,7 +98,8 @@ fn read_var_file(path: &PathBuf) -> Result<Vec<Assignment>, Vec<RecipeError>> {
         vec![RecipeError::new(
             ErrorKind::Io,
             format!("cannot read --var-file {name}: {e}"),
-        )]
+        )
+        .help("--var-file names a file of `name = value` lines; check the path (relative paths start from the current directory)")]
     })?;
     let source: Source = Arc::new(NamedSource::new(name.clone(), text.clone()));
     let body = hcl::edit::parser::parse_body(&text)

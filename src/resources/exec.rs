@@ -129,10 +129,10 @@ impl Kind for ExecKind {
             )
             .help("fix what the installer reports and run apply again"));
         }
+        // The step line adds how long it took.
         Ok(Applied::new(format!(
-            "`{}` finished in {:.1} s",
-            spec.command.join(" "),
-            out.elapsed.as_secs_f64()
+            "`{}` finished",
+            spec.command.join(" ")
         )))
     }
 }

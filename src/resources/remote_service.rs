@@ -145,10 +145,26 @@ impl Kind for RemoteServiceKind {
     ) -> Result<Verdict, ResourceError> {
         let after =
             json!({ "name": spec.name, "action": spec.action.as_str(), "hosts": spec.hosts });
+        // A known_hosts (or key) this plan restores first is what the host is
+        // checked against when the step runs, not the missing one of now.
+        let restored = restored_first(spec, cx);
+        let waits_for = |h: &HostSeen| -> Option<String> {
+            let (file, what) = match h.status {
+                "host key refused" => (&spec.ssh.known_hosts, "host key"),
+                "authentication failed" => (spec.ssh.identity_file.as_ref()?, "login key"),
+                _ => return None,
+            };
+            restored
+                .iter()
+                .find(|(path, _)| path == file)
+                .map(|(path, by)| {
+                    format!("{}: reachable; its {what} is checked against the {path} that {by} restores, when the step runs", h.host)
+                })
+        };
         let not_ready: Vec<&str> = seen
             .hosts
             .iter()
-            .filter(|h| !h.reachable)
+            .filter(|h| !h.reachable && waits_for(h).is_none())
             .map(|h| h.host.as_str())
             .collect();
         let mut details: Vec<String> = seen
@@ -157,7 +173,8 @@ impl Kind for RemoteServiceKind {
             .map(|h| match (&h.error, &h.host_key) {
                 (None, Some(key)) => format!("{}: reachable, host key verified ({key})", h.host),
                 (None, None) => format!("{}: reachable, host key verified", h.host),
-                (Some(e), _) => format!("{}: {}: {e}", h.host, h.status.to_uppercase()),
+                (Some(e), _) => waits_for(h)
+                    .unwrap_or_else(|| format!("{}: {}: {e}", h.host, h.status.to_uppercase())),
             })
             .collect();
         if !not_ready.is_empty() {
@@ -172,6 +189,9 @@ impl Kind for RemoteServiceKind {
                     " (apply will fail on them)"
                 }
             ));
+        }
+        let waiting = seen.hosts.iter().any(|h| waits_for(h).is_some());
+        if !not_ready.is_empty() || waiting {
             details.extend(local_files_restored_first(spec, cx));
         }
         let causes = cx.changed_before(address);
@@ -324,6 +344,25 @@ fn hosts_word(n: usize) -> String {
     } else {
         format!("{n} hosts")
     }
+}
+
+/// Root's SSH files that are missing now and that a step earlier in this
+/// plan restores, with the resource that restores each.
+fn restored_first(spec: &RemoteServiceSpec, cx: &Cx) -> Vec<(String, String)> {
+    let files = spec
+        .ssh
+        .identity_file
+        .iter()
+        .chain(std::iter::once(&spec.ssh.known_hosts));
+    files
+        .filter(|path| !cx.root.path(path).map(|p| p.exists()).unwrap_or(false))
+        .filter_map(|path| {
+            cx.prior
+                .iter()
+                .find(|c| c.changed() && c.files.iter().any(|f| &f.path == path))
+                .map(|c| (path.clone(), c.address.to_string()))
+        })
+        .collect()
 }
 
 /// When root's SSH files are missing now (a rebuilt manager) and a step

@@ -127,7 +127,8 @@ fn step(p: &Printer, plan: &Plan, s: &Step) -> String {
             Some(Action::Create) => Action::Create,
             _ => Action::Update,
         },
-        Op::Stop | Op::Start | Op::Restart => Action::Update,
+        // As the service's own line in the plan marks it: `!`.
+        Op::Stop | Op::Start | Op::Restart => Action::Run,
     };
     format!(
         "{} {} {} {}",

@@ -167,6 +167,15 @@ impl fmt::Display for SshTarget {
     }
 }
 
+/// The resolver's own words, without std's "failed to lookup address information: ".
+fn dns_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.strip_prefix("failed to lookup address information: ") {
+        Some(reason) => reason.to_string(),
+        None => text,
+    }
+}
+
 fn human(d: &Duration) -> humantime::FormattedDuration {
     humantime::format_duration(*d)
 }
@@ -176,7 +185,7 @@ fn human(d: &Duration) -> humantime::FormattedDuration {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[non_exhaustive]
 pub enum SshError {
-    #[error("cannot resolve {endpoint}: {source}")]
+    #[error("cannot resolve {endpoint}: {}", dns_reason(.source))]
     #[diagnostic(
         code(imlrecover::ssh::dns),
         help("check the host name, /etc/hosts and DNS")
@@ -1013,6 +1022,31 @@ pub fn prompt_passphrase(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dns_failure_says_its_cause_once_in_the_resolvers_words() {
+        // As std reports getaddrinfo's EAI_NONAME.
+        let err = SshError::Dns {
+            endpoint: "oss9:22".into(),
+            source: io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            ),
+        };
+        let text = crate::printer::ErrorRenderer::plain().render(&err);
+        assert_eq!(
+            text.matches("Name or service not known").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("cannot resolve oss9:22: Name or service not known"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("failed to lookup") && !text.contains("imlrecover::"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn tells_encrypted_keys_from_clear_ones() {
