@@ -114,6 +114,10 @@ pub struct Observed {
     pub system_identifier: String,
     pub server_version: String,
     pub databases: Vec<String>,
+    /// When this cluster was last restored from the bundle being planned:
+    /// its tables that hold fewer rows than the bundle (counted live).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub short_of_bundle: Vec<String>,
 }
 
 impl super::kind::Kind for DatabaseKind {
@@ -124,7 +128,7 @@ impl super::kind::Kind for DatabaseKind {
         &self,
         address: &Address,
         spec: &DatabaseSpec,
-        _cx: &super::kind::Cx,
+        cx: &super::kind::Cx,
     ) -> Result<Observed, super::kind::ResourceError> {
         let target = target(spec);
         let err = |e: PgError| {
@@ -132,10 +136,19 @@ impl super::kind::Kind for DatabaseKind {
                 .help("is PostgreSQL running, and do host/port/run_as in the recipe point at it? Nothing was changed")
         };
         let view = pg::cluster_view(&target).map_err(err)?;
+        let short_of_bundle = match restored_here(address, &view, cx) {
+            Some(db) => {
+                let wanted: Vec<String> = db.fingerprint.keys().cloned().collect();
+                let live = pg::fingerprint_of(&target, &wanted).map_err(err)?;
+                shortfall(db, &live, &cx.bundle.name())
+            }
+            None => Vec::new(),
+        };
         Ok(Observed {
             system_identifier: view.identity.system_identifier,
             server_version: view.identity.server_version,
             databases: view.databases,
+            short_of_bundle,
         })
     }
 
@@ -175,7 +188,7 @@ impl super::kind::Kind for DatabaseKind {
             .iter()
             .filter(|d| !seen.databases.contains(d))
             .collect();
-        let evidence = vec![
+        let evidence: Vec<String> = vec![
             format!(
                 "live cluster:   system_identifier {} (PostgreSQL {})",
                 seen.system_identifier, seen.server_version
@@ -193,8 +206,11 @@ impl super::kind::Kind for DatabaseKind {
                     .sum::<u64>()
             ),
         ];
+        let interrupted = cx.state.interrupted(&address.to_string());
         let reason = if cx.forced(address) {
             Some("forced with --replace".to_string())
+        } else if let Some(i) = interrupted {
+            Some(format!("the restore of run {} was interrupted", i.run))
         } else if !missing.is_empty() {
             Some(format!(
                 "database {} does not exist on the live cluster",
@@ -209,9 +225,22 @@ impl super::kind::Kind for DatabaseKind {
                 "the live cluster ({}) is not the one backed up ({}) and bundle {bundle_id} was never restored into it",
                 seen.system_identifier, db.system_identifier
             ))
+        } else if !seen.short_of_bundle.is_empty() {
+            Some(format!(
+                "{} of the tables restored from bundle {bundle_id} hold fewer rows than the bundle",
+                seen.short_of_bundle.len()
+            ))
         } else {
             None
         };
+        let mut evidence = evidence;
+        if let Some(i) = interrupted {
+            evidence.push(format!(
+                "run {} started restoring bundle {} at {} and never verified it",
+                i.run, i.bundle_id, i.time
+            ));
+        }
+        evidence.extend(seen.short_of_bundle.iter().cloned());
         let mut v = match reason {
             Some(r) => {
                 dump_intact(cx.bundle, db).map_err(|e| {
@@ -321,7 +350,22 @@ impl super::kind::Kind for DatabaseKind {
             applied.details.push(format!("ended session: {b}"));
         }
 
-        // 3. Stream the dump into psql, reading every message it prints.
+        // 3. From the first statement on, the restore is owed until verified:
+        // a kill or a lost server leaves this record for the next plan.
+        {
+            let mut state = cx.state.borrow_mut();
+            state.start(crate::state::StartedRestore {
+                address: address.to_string(),
+                bundle_id: cx.bundle.name(),
+                run: crate::apply::run_name(cx.run_dir),
+                time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            });
+            state
+                .save(cx.root.dir())
+                .map_err(|e| ResourceError::new(address, format!("{e}; nothing was restored")))?;
+        }
+
+        // 4. Stream the dump into psql, reading every message it prints.
         let file = cx
             .bundle
             .open_file(&db.file)
@@ -352,7 +396,7 @@ impl super::kind::Kind for DatabaseKind {
             applied.warnings.push(format!("psql: {w}"));
         }
 
-        // 4. Trust rows, not exit codes: restore() compared the live cluster
+        // 5. Trust rows, not exit codes: restore() compared the live cluster
         // with the dump's own row counts; those must be the bundle's.
         let expected = pg::Fingerprint {
             databases: db.fingerprint.clone(),
@@ -380,7 +424,7 @@ impl super::kind::Kind for DatabaseKind {
             )));
         };
 
-        // 5. Remember it, so the next plan shows no change.
+        // 6. Verified: remember it, so the next plan shows no change.
         let mut state = cx.state.borrow_mut();
         state.record(crate::state::RestoreRecord {
             address: address.to_string(),
@@ -399,6 +443,52 @@ impl super::kind::Kind for DatabaseKind {
         );
         Ok(applied)
     }
+}
+
+/// The bundle's database record when the state says this very bundle was
+/// the last one restored into this very cluster, and every database it
+/// holds is there: then the live rows can be held against it.
+fn restored_here<'b>(
+    address: &Address,
+    view: &pg::ClusterView,
+    cx: &'b super::kind::Cx,
+) -> Option<&'b crate::bundle::DatabaseRecord> {
+    let db = cx
+        .bundle
+        .manifest
+        .database
+        .as_ref()
+        .filter(|d| &d.address == address)?;
+    let last = cx.state.last_restore(&address.to_string())?;
+    let all_there = db.fingerprint.keys().all(|d| view.databases.contains(d));
+    (last.bundle_id == cx.bundle.name()
+        && last.system_identifier == view.identity.system_identifier
+        && all_there)
+        .then_some(db)
+}
+
+/// Tables with fewer rows live than in the bundle (more is newer work).
+fn shortfall(
+    db: &crate::bundle::DatabaseRecord,
+    live: &pg::Fingerprint,
+    bundle_id: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, tables) in &db.fingerprint {
+        let here = live.databases.get(name);
+        for (table, &want) in tables {
+            match here.and_then(|t| t.get(table)) {
+                Some(&n) if n >= want => {}
+                Some(&n) => out.push(format!(
+                    "table {table} in database \"{name}\": {want} rows in bundle {bundle_id}, {n} live"
+                )),
+                None => out.push(format!(
+                    "table {table} in database \"{name}\" is missing ({want} rows in bundle {bundle_id})"
+                )),
+            }
+        }
+    }
+    out
 }
 
 /// A safety dump on disk, complete and synced.

