@@ -282,3 +282,69 @@ fn restart_postgres(data: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Waits (bounded) for a child; kills it and fails past the deadline.
+fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            kill9(&mut child);
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        started.elapsed(),
+    )
+}
+
+/// A client holds `LOCK TABLE … IN ACCESS EXCLUSIVE MODE` in an open
+/// transaction while apply restores: it is named (pid, user, application,
+/// query) and ended within seconds, and the restore completes.
+#[test]
+fn a_client_holding_a_table_lock_is_ended_within_seconds() {
+    use std::io::{BufRead, Write};
+    let m = Manager::backed_up();
+    let t = m.sb.target();
+    let mut holder = support::pg::plain_psql(&t)
+        .args(["-q", "-A", "-t", "-d", "chroma"])
+        .env("PGAPPNAME", "lock-holder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
+    writeln!(
+        stdin,
+        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let child = m.spawn_apply(&["--replace", "database.chroma"]);
+    let (out, took) = wait_at_most(child, Duration::from_secs(30));
+    out.code(0)
+        .stdout_has("ended session blocking the restore: pid ")
+        .stdout_has("(application \"lock-holder\")")
+        .stdout_has("query: LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;")
+        .stdout_has("1 restored");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(m.sb.rows().unwrap(), m.rows);
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+    drop(stdin);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -303,7 +303,7 @@ impl super::kind::Kind for DatabaseKind {
             Some(d) => d.wait(),
             None => {
                 let bar = cx.printer.bytes_bar(None, "safety dump");
-                let r = take_safety_dump(&target, cx.run_dir, |n| bar.set_position(n));
+                let r = take_safety_dump(&target, cx.run_dir, *cx.printer, |n| bar.set_position(n));
                 bar.finish_and_clear();
                 r
             }
@@ -376,13 +376,19 @@ impl super::kind::Kind for DatabaseKind {
             allow_connected_clients: true,
             ..pg::RestoreOptions::default()
         };
+        let watch = watch_locks(&target, *cx.printer);
         let report = pg::restore_with(&target, file, &options, |n| {
             bar.set_position(n);
             crate::apply::fault::restore_progress(n);
         });
         bar.finish_and_clear();
+        let watched = watch.finish();
         let report = report.map_err(|e| {
-            err("the restore failed", e).help(format!(
+            ResourceError::new(
+                address,
+                format!("the restore failed: {e}{}", gave_up(&watched)),
+            )
+            .help(format!(
                 "the cluster may be partly restored; the safety dump {} holds it as it was (zcat it into psql to go back), or fix the cause and run apply again",
                 safety_path.display()
             ))
@@ -491,6 +497,21 @@ fn shortfall(
     out
 }
 
+/// Ends the sessions that block ours (a client holding a table lock) and
+/// says so at once; see [`pg::LockWatch`].
+fn watch_locks(target: &PgTarget, printer: crate::printer::Printer) -> pg::LockWatch {
+    pg::LockWatch::start(target, move |line| {
+        let _ = printer.line(&format!("      {} {line}", printer.yellow("Blocked:")));
+    })
+}
+
+fn gave_up(w: &pg::WatchReport) -> String {
+    w.gave_up
+        .as_ref()
+        .map(|why| format!(" (cancelled: it {why})"))
+        .unwrap_or_default()
+}
+
 /// A safety dump on disk, complete and synced.
 pub struct SafetyFile {
     pub path: std::path::PathBuf,
@@ -503,6 +524,7 @@ pub struct SafetyFile {
 fn take_safety_dump(
     target: &PgTarget,
     run_dir: &std::path::Path,
+    printer: crate::printer::Printer,
     progress: impl FnMut(u64),
 ) -> Result<SafetyFile, String> {
     let stamp = crate::bundle::Stamp::new(std::time::SystemTime::now());
@@ -520,8 +542,14 @@ fn take_safety_dump(
         .open(&partial)
         .map_err(|e| cannot("create", &e))?;
     let mut out = std::io::BufWriter::new(file);
-    let stats = pg::dump_all(target, &mut out, progress).map_err(|e| {
-        format!("the safety dump of the live cluster failed, nothing was restored: {e}")
+    let watch = watch_locks(target, printer);
+    let stats = pg::dump_all(target, &mut out, progress);
+    let watched = watch.finish();
+    let stats = stats.map_err(|e| {
+        format!(
+            "the safety dump of the live cluster failed, nothing was restored: {e}{}",
+            gave_up(&watched)
+        )
     })?;
     std::io::Write::flush(&mut out)
         .and_then(|()| out.get_ref().sync_all())
@@ -565,9 +593,10 @@ impl Drop for SafetyDump {
 pub fn prepare(address: &Address, spec: &DatabaseSpec, cx: &super::kind::ApplyCx) {
     let target = target(spec);
     let run_dir = cx.run_dir.to_path_buf();
+    let printer = *cx.printer;
     let handle = std::thread::Builder::new()
         .name("safety-dump".into())
-        .spawn(move || take_safety_dump(&target, &run_dir, |_| {}));
+        .spawn(move || take_safety_dump(&target, &run_dir, printer, |_| {}));
     // Without a thread the restore step takes the dump itself.
     if let Ok(h) = handle {
         cx.safety_dumps.borrow_mut().push(SafetyDump {
