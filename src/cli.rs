@@ -139,6 +139,11 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub ssh: SftpArgs,
+
+    /// When another imlrecover apply or backup holds the host's lock, wait
+    /// up to DURATION for it (30s, 10min) instead of refusing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// How to reach an SFTP target (defaults as ssh: the invoking user's ~/.ssh).
@@ -309,6 +314,11 @@ pub struct ApplyArgs {
     /// Do not ask for approval (required when stdin is not a terminal).
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
+
+    /// When another imlrecover apply or backup holds the host's lock, wait
+    /// up to DURATION for it (30s, 10min) instead of refusing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// `demo [--keep]`

@@ -11,7 +11,7 @@ mod support;
 use imlrecover::host::postgres as pg;
 use imlrecover::sandbox::manager::Sandbox;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::cli::{Imlrecover, Output};
 
@@ -347,4 +347,95 @@ fn a_client_holding_a_table_lock_is_ended_within_seconds() {
     drop(stdin);
     let _ = holder.kill();
     let _ = holder.wait();
+}
+
+/// The bundle `latest` points at, and every bundle name.
+fn bundles(m: &Manager) -> (PathBuf, Vec<String>) {
+    let latest = std::fs::read_link(m.sb.bundles.join("latest")).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&m.sb.bundles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (latest, names)
+}
+
+/// A backup fired (by cron) while an apply restores is refused and writes
+/// nothing; with `--wait` it runs after the apply and holds the restored rows.
+#[test]
+fn a_backup_never_captures_a_restore_in_progress() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    // The apply's first step (the quiesce) waits for the gate.
+    let gate = m.sb.dir.join("gate");
+    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(
+        &script,
+        text.replacen(
+            "    stop) do_stop ;;",
+            &format!(
+                "    stop) while [ ! -e '{}' ]; do sleep 0.05; done; do_stop ;;",
+                gate.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let before = bundles(&m);
+    let apply = m.spawn_apply(&[]);
+    let pid = apply.id().to_string();
+    let lock = m.sb.root.join("var/lib/imlrecover/lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == pid) {
+        assert!(Instant::now() < deadline, "the apply never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m.cmd("backup")
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(["--keep", "1"])
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "another imlrecover apply (pid {pid}) holds the lock"
+        ))
+        .stderr_has("--wait");
+    assert_eq!(bundles(&m), before, "nothing written, latest untouched");
+    // The same backup told to wait: it starts once the apply is done.
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .env("NO_COLOR", "1")
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&m.sb.root)
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(["--wait", "5min"])
+        .args(m.sb.var_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bundles(&m), before, "the waiting backup has not started");
+    std::fs::write(&gate, "").unwrap();
+    let (applied, _) = wait_at_most(apply, Duration::from_secs(120));
+    applied.code(0).stdout_has("1 restored");
+    let (backed_up, _) = wait_at_most(waiting, Duration::from_secs(120));
+    backed_up
+        .code(0)
+        .stdout_has(&format!("Waiting: another imlrecover apply (pid {pid})"))
+        .stdout_has("Backup complete:");
+    let (latest, names) = bundles(&m);
+    assert_ne!(latest, before.0);
+    assert_eq!(names.len(), before.1.len() + 1);
+    let db = support::host::manifest(&m.sb.bundles.join(&latest))
+        .database
+        .unwrap();
+    assert_eq!(
+        db.fingerprint["chroma"][&format!("public.{SAMPLE}")],
+        SAMPLE_ROWS,
+        "the backup holds the restored rows"
+    );
 }

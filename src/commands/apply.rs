@@ -15,7 +15,7 @@ use miette::miette;
 
 pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     match &args.plan {
-        Some(planfile) => apply_saved(printer, planfile),
+        Some(planfile) => apply_saved(printer, planfile, args.wait),
         None => apply_fresh(printer, args),
     }
 }
@@ -38,6 +38,21 @@ fn target_args(args: &ApplyArgs) -> miette::Result<TargetArgs> {
     })
 }
 
+/// The host's lock, waited for up to `--wait`, saying so while waiting.
+pub(crate) fn take_lock(
+    printer: &Printer,
+    root: &Root,
+    wait: Option<std::time::Duration>,
+) -> miette::Result<lock::Lock> {
+    Ok(lock::acquire_waiting(
+        &crate::state::dir(root.dir()),
+        wait,
+        |held| {
+            let _ = printer.line(&format!("Waiting: {held}"));
+        },
+    )?)
+}
+
 fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     let t = target_args(args)?;
     // Refuse early: nothing is observed or locked for a question nobody can answer.
@@ -49,7 +64,7 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     }
     let recipe = super::load_recipe(&t.recipe)?;
     let root = Root::new(&t.root)?;
-    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
+    let _lock = take_lock(printer, &root, args.wait)?;
     let mut plan = super::plan::make_plan(&recipe, &t)?;
     let previous = run::unfinished(&apply::runs_dir(&root))
         .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
@@ -97,7 +112,11 @@ fn approved(printer: &Printer) -> miette::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
+fn apply_saved(
+    printer: &Printer,
+    planfile: &std::path::Path,
+    wait: Option<std::time::Duration>,
+) -> CmdResult {
     let saved = super::plan::load(planfile)?;
     let values = saved
         .variables
@@ -145,7 +164,7 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
         replace: saved.replace.iter().map(|a| a.to_string()).collect(),
     };
     let root = Root::new(&t.root)?;
-    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
+    let _lock = take_lock(printer, &root, wait)?;
     let fresh = plan_with(&recipe, &root, &bundle, &saved.replace)?;
     let stale = apply::stale(&saved, &fresh);
     if !stale.is_empty() {
