@@ -439,3 +439,27 @@ fn a_backup_never_captures_a_restore_in_progress() {
         "the backup holds the restored rows"
     );
 }
+
+/// A saved plan is stale when anything it was planned against moved, the
+/// database included: an empty plan does not survive `chroma` renamed away.
+#[test]
+fn an_empty_saved_plan_is_stale_once_chroma_is_renamed() {
+    let m = Manager::backed_up();
+    let planfile = m.sb.dir.join("plan.json");
+    m.cmd("plan")
+        .arg("--out")
+        .arg(&planfile)
+        .run()
+        .code(0)
+        .stdout_has("No changes.");
+    pg::execute(
+        &m.sb.target(),
+        "postgres",
+        "ALTER DATABASE chroma RENAME TO chroma_renamed",
+    )
+    .unwrap();
+    let out = Imlrecover::new().arg("apply").arg(&planfile).run();
+    out.code(1)
+        .stderr_has("the saved plan is stale: database.chroma changed on the host");
+    assert!(!out.stdout.contains("matches the recipe"), "{}", out.stdout);
+}

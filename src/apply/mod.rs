@@ -348,13 +348,13 @@ pub fn summary_line(plan: &Plan) -> String {
     format!("Apply complete! {}.", plan.summary.phrases(true))
 }
 
-/// Resources whose live state moved since `saved` was planned.
+/// Resources whose live state moved since `saved` was planned: any of
+/// them, not only those with steps (an empty plan made before `chroma` was
+/// renamed away must not claim the host matches).
 pub fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
-    let touched: Vec<&crate::recipe::Address> = saved.steps.iter().map(|s| &s.address).collect();
     saved
         .resource_changes
         .iter()
-        .filter(|c| touched.contains(&&c.address))
         // Remote hosts are re-checked as the step runs; flapping reachability
         // is not a reason to refuse the whole plan.
         .filter(|c| c.address.kind != crate::recipe::ResourceType::RemoteService)
