@@ -463,3 +463,75 @@ fn an_empty_saved_plan_is_stale_once_chroma_is_renamed() {
         .stderr_has("the saved plan is stale: database.chroma changed on the host");
     assert!(!out.stdout.contains("matches the recipe"), "{}", out.stdout);
 }
+
+/// Alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
+}
+
+/// `kill -9` of apply while an init script has started its daemon but not
+/// yet written the pid file: the next apply finds the daemon by the run's
+/// tag, ends it (its service says stopped) and starts the service once.
+#[test]
+fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
+    let m = Manager::backed_up();
+    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
+    assert!(std::process::Command::new(&script)
+        .arg("stop")
+        .status()
+        .unwrap()
+        .success());
+    let good = std::fs::read_to_string(&script).unwrap();
+    let pidfile = m.sb.dir.join("orphan.pid");
+    std::fs::write(
+        &script,
+        good.replacen(
+            "    start) do_start ;;",
+            &format!(
+                "    start) setsid /bin/sleep 86401 & echo $! > '{}'; sleep 600 ;;",
+                pidfile.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut child = m.spawn_apply(&[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let orphan: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break pid;
+        }
+        if Instant::now() > deadline {
+            kill9(&mut child);
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text);
+            panic!("the daemon never started:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kill9(&mut child);
+    std::fs::write(&script, good).unwrap();
+    assert!(alive(orphan), "the daemon outlives the killed apply");
+    let out = m.apply();
+    let ended = alive(orphan);
+    if ended {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(orphan),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    out.code(0)
+        .stdout_has(&format!(
+            "Orphan: pid {orphan} (chroma-supervisor): /bin/sleep 86401, started by the interrupted run "
+        ))
+        .stdout_has("ended, chroma-supervisor is not running (no pid file)")
+        .stdout_has("start service.chroma_supervisor");
+    assert!(!ended, "the orphan was ended");
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+}

@@ -65,9 +65,13 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     let recipe = super::load_recipe(&t.recipe)?;
     let root = Root::new(&t.root)?;
     let _lock = take_lock(printer, &root, args.wait)?;
-    let mut plan = super::plan::make_plan(&recipe, &t)?;
     let previous = run::unfinished(&apply::runs_dir(&root))
         .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if let Some(p) = &previous {
+        let services = Services::new(recipe.settings.services, root.dir());
+        apply::account_for_orphans(printer, &services, p)?;
+    }
+    let mut plan = super::plan::make_plan(&recipe, &t)?;
     if let Some(p) = &previous {
         let added = apply::carry_over(&mut plan, p);
         printer.line(&format!(
@@ -165,6 +169,12 @@ fn apply_saved(
     };
     let root = Root::new(&t.root)?;
     let _lock = take_lock(printer, &root, wait)?;
+    let previous = run::unfinished(&apply::runs_dir(&root))
+        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if let Some(p) = &previous {
+        let services = Services::new(recipe.settings.services, root.dir());
+        apply::account_for_orphans(printer, &services, p)?;
+    }
     let fresh = plan_with(&recipe, &root, &bundle, &saved.replace)?;
     let stale = apply::stale(&saved, &fresh);
     if !stale.is_empty() {
@@ -174,8 +184,6 @@ fn apply_saved(
             stale.join(", ")
         ));
     }
-    let previous = run::unfinished(&apply::runs_dir(&root))
-        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if !saved.has_changes() {
         printer.line(&views::human::plan(printer, &saved))?;
         return Ok(Outcome::Clean);
