@@ -334,14 +334,32 @@ fn a_client_holding_a_table_lock_is_ended_within_seconds() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "locked");
-    let child = m.spawn_apply(&["--replace", "database.chroma"]);
-    let (out, took) = wait_at_most(child, Duration::from_secs(30));
+    let started = Instant::now();
+    let mut child = m.spawn_apply(&["--replace", "database.chroma"]);
+    // When the blocker is reported, read as the apply prints it.
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut handled = None;
+        for l in lines.lines().map_while(Result::ok) {
+            if handled.is_none() && l.contains("ended session blocking the restore") {
+                handled = Some(started.elapsed());
+            }
+            text.push_str(&l);
+            text.push('\n');
+        }
+        (text, handled)
+    });
+    let (out, _) = wait_at_most(child, Duration::from_secs(300));
+    let (stdout, handled) = reader.join().unwrap();
+    let out = Output { stdout, ..out };
     out.code(0)
         .stdout_has("ended session blocking the restore: pid ")
         .stdout_has("(application \"lock-holder\")")
         .stdout_has("query: LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;")
         .stdout_has("1 restored");
-    assert!(took < Duration::from_secs(30), "{took:?}");
+    let handled = handled.unwrap();
+    assert!(handled < Duration::from_secs(30), "{handled:?}");
     assert_eq!(m.sb.rows().unwrap(), m.rows);
     m.cmd("plan").arg("--detailed-exitcode").run().code(0);
     drop(stdin);
@@ -534,4 +552,57 @@ fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
         .stdout_has("start service.chroma_supervisor");
     assert!(!ended, "the orphan was ended");
     m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+}
+
+/// A backup never ends a client's session, but it says what it waits for.
+#[test]
+fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
+    use std::io::{BufRead, Write};
+    let m = Manager::backed_up();
+    let mut holder = support::pg::plain_psql(&m.sb.target())
+        .args(["-q", "-A", "-t", "-d", "chroma"])
+        .env("PGAPPNAME", "lock-holder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
+    writeln!(
+        stdin,
+        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .env("NO_COLOR", "1")
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&m.sb.root)
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(m.sb.var_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // The holder's session is intact: it finishes its work and commits.
+    writeln!(stdin, "COMMIT;\n\\echo done").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done", "the client's session was not ended");
+    let (out, _) = wait_at_most(backup, Duration::from_secs(120));
+    out.code(0)
+        .stdout_has("Blocked: the dump waits for a lock held by pid ")
+        .stdout_has("(application \"lock-holder\")")
+        .stdout_has("Backup complete:");
+    drop(stdin);
+    let _ = holder.kill();
+    let _ = holder.wait();
 }

@@ -83,6 +83,21 @@ pub fn acquire_waiting(
     }
 }
 
+/// The pid of another process holding the lock now, if any: read-only
+/// (a plan asks, to tell a restore in progress from an interrupted one).
+pub fn holder(dir: &Path) -> Option<String> {
+    let file = File::open(dir.join("lock")).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim().to_string();
+            (pid != std::process::id().to_string()).then_some(pid)
+        }
+    }
+}
+
 /// Which imlrecover subcommand a process runs, from its command line.
 fn command_of(pid: &str) -> String {
     let args = pid

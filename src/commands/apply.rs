@@ -175,7 +175,7 @@ fn apply_saved(
         let services = Services::new(recipe.settings.services, root.dir());
         apply::account_for_orphans(printer, &services, p)?;
     }
-    let fresh = plan_with(&recipe, &root, &bundle, &saved.replace)?;
+    let fresh = plan_with(&recipe, &root, &bundle, &saved.replace, Vec::new())?;
     let stale = apply::stale(&saved, &fresh);
     if !stale.is_empty() {
         return Err(miette!(
@@ -201,8 +201,10 @@ fn plan_with(
     root: &Root,
     bundle: &Bundle,
     replace: &[recipe::Address],
+    verified_now: Vec<String>,
 ) -> miette::Result<Plan> {
-    let state = crate::state::State::load(root.dir())?;
+    let mut state = crate::state::State::load(root.dir())?;
+    state.verified_now = verified_now;
     let services = Services::new(recipe.settings.services, root.dir());
     Ok(crate::plan::build(&crate::plan::Inputs {
         recipe,
@@ -235,7 +237,15 @@ fn finish(
     let outcome = apply::execute(printer, &target, plan, previous)?;
     // Proof, not hope: plan again; anything left is an error.
     let replace: Vec<recipe::Address> = Vec::new();
-    let after = plan_with(recipe, root, &bundle, &replace)?;
+    // Every step succeeded: each database restore's rows were just counted.
+    let verified_now = plan
+        .steps
+        .iter()
+        .filter(|s| s.op == crate::plan::Op::Restore)
+        .filter(|s| s.address.kind == recipe::ResourceType::Database)
+        .map(|s| s.address.to_string())
+        .collect();
+    let after = plan_with(recipe, root, &bundle, &replace, verified_now)?;
     if after.has_changes() {
         let left: Vec<String> = after
             .resource_changes

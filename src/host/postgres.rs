@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use blocking::{blocked_sessions, Blocker, LockWatch, WatchReport};
+pub use blocking::{blocked_sessions, Blocker, LockWatch, WatchReport, BACKUP_GIVE_UP};
 pub use cluster::{cleanup_all, TempCluster};
 pub use dump::{dump_all, dump_all_with, DumpOptions, DumpStats};
 pub use error::{PgError, Result};

@@ -16,6 +16,12 @@ pub enum DatabaseError {
         // Boxed: PgError is large and this travels in every capture Result.
         error: Box<PgError>,
     },
+    #[error("{address}: the dump was cancelled: it {why}")]
+    #[diagnostic(
+        code(imlrecover::database_blocked),
+        help("a session kept a lock the dump needs; end it (or wait until it is done) and run backup again. No bundle was written")
+    )]
+    Blocked { address: Address, why: String },
     #[error("{address}: the cluster has no database {missing} (it has: {found})")]
     #[diagnostic(
         code(imlrecover::database_missing),
@@ -66,9 +72,25 @@ pub fn capture(
     } else {
         ProgressBar::hidden()
     };
+    // A backup ends nobody's session, but says what it waits for.
+    let printer = *cx.printer;
+    let watch = pg::LockWatch::report_only(&target, pg::BACKUP_GIVE_UP, move |line| {
+        let _ = printer.line(&format!("  {} {line}", printer.yellow("Blocked:")));
+    });
     let stats = pg::dump_all(&target, dump.writer(), |sql| bar.set_position(sql));
+    let watched = watch.finish();
     bar.finish_and_clear();
-    let stats = stats.map_err(pg_err)?;
+    let stats = match (stats, watched.gave_up) {
+        (Ok(s), _) => s,
+        (Err(_), Some(why)) => {
+            return Err(DatabaseError::Blocked {
+                address: address.clone(),
+                why,
+            }
+            .into())
+        }
+        (Err(e), None) => return Err(pg_err(e).into()),
+    };
     let name = dump.name.clone();
     let (blake3, size) = dump.finish()?;
     let fingerprint = stats.fingerprint.databases;
@@ -136,7 +158,9 @@ impl super::kind::Kind for DatabaseKind {
                 .help("is PostgreSQL running, and do host/port/run_as in the recipe point at it? Nothing was changed")
         };
         let view = pg::cluster_view(&target).map_err(err)?;
-        let short_of_bundle = match restored_here(address, &view, cx) {
+        // An apply's re-plan need not count again the rows it just verified.
+        let just_verified = cx.state.verified_now.contains(&address.to_string());
+        let short_of_bundle = match restored_here(address, &view, cx).filter(|_| !just_verified) {
             Some(db) => {
                 let wanted: Vec<String> = db.fingerprint.keys().cloned().collect();
                 let live = pg::fingerprint_of(&target, &wanted).map_err(err)?;
@@ -210,7 +234,14 @@ impl super::kind::Kind for DatabaseKind {
         let reason = if cx.forced(address) {
             Some("forced with --replace".to_string())
         } else if let Some(i) = interrupted {
-            Some(format!("the restore of run {} was interrupted", i.run))
+            let dir = crate::state::dir(cx.root.dir());
+            Some(match crate::apply::lock::holder(&dir) {
+                Some(pid) => format!(
+                    "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
+                    i.run
+                ),
+                None => format!("the restore of run {} was interrupted", i.run),
+            })
         } else if !missing.is_empty() {
             Some(format!(
                 "database {} does not exist on the live cluster",

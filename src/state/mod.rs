@@ -20,6 +20,10 @@ pub struct State {
     /// Restores started and not (yet) verified: at most one per address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub started: Vec<StartedRestore>,
+    /// Not stored: databases whose rows this process has just verified
+    /// (the apply's re-plan need not count them again).
+    #[serde(skip)]
+    pub verified_now: Vec<String>,
 }
 
 /// Written (and synced) before a restore's first statement; removed when

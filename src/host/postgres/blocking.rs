@@ -5,6 +5,8 @@
 //! ends every connected client anyway. A wait no ending can clear (a
 //! prepared transaction, a session that cannot be terminated) is cancelled
 //! after [`GIVE_UP`], so the step fails with the reason instead of hanging.
+//! A backup only reports what blocks it ([`LockWatch::report_only`]), and
+//! gives up after [`BACKUP_GIVE_UP`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +23,8 @@ const POLL: Duration = Duration::from_millis(500);
 const GRACE: Duration = Duration::from_secs(1);
 /// How long a wait may last in all before our own statement is cancelled.
 pub const GIVE_UP: Duration = Duration::from_secs(20);
+/// A backup ends nobody's session; it waits this long for a lock.
+pub const BACKUP_GIVE_UP: Duration = Duration::from_secs(300);
 
 /// A session holding a lock one of ours waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +84,30 @@ impl LockWatch {
     /// Starts watching `target`; `say` gets a line for every session ended
     /// and for a wait given up, as it happens.
     pub fn start(target: &PgTarget, say: impl Fn(&str) + Send + 'static) -> LockWatch {
+        Self::spawn(target, true, GIVE_UP, say)
+    }
+
+    /// Names what blocks ours without ending it; cancels ours after `give_up`.
+    pub fn report_only(
+        target: &PgTarget,
+        give_up: Duration,
+        say: impl Fn(&str) + Send + 'static,
+    ) -> LockWatch {
+        Self::spawn(target, false, give_up, say)
+    }
+
+    fn spawn(
+        target: &PgTarget,
+        end: bool,
+        give_up: Duration,
+        say: impl Fn(&str) + Send + 'static,
+    ) -> LockWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let target = target.clone();
         let handle = std::thread::Builder::new()
             .name("lock-watch".into())
-            .spawn(move || watch(&target, &flag, &say))
+            .spawn(move || watch(&target, &flag, end, give_up, &say))
             .ok();
         LockWatch { stop, handle }
     }
@@ -108,8 +130,15 @@ impl Drop for LockWatch {
     }
 }
 
-fn watch(target: &PgTarget, stop: &AtomicBool, say: &dyn Fn(&str)) -> WatchReport {
+fn watch(
+    target: &PgTarget,
+    stop: &AtomicBool,
+    end: bool,
+    give_up: Duration,
+    say: &dyn Fn(&str),
+) -> WatchReport {
     let mut report = WatchReport::default();
+    let mut named: Vec<(i32, i32)> = Vec::new();
     // Our waiting pid → when it was first seen waiting.
     let mut waiting: HashMap<i32, Instant> = HashMap::new();
     let mut cancelled: Vec<i32> = Vec::new();
@@ -135,17 +164,31 @@ fn watch(target: &PgTarget, stop: &AtomicBool, say: &dyn Fn(&str)) -> WatchRepor
             }
             // One of ours queued behind another of ours is not a blocker to end.
             let ours_waiting = blockers.iter().any(|x| x.blocks == b.pid);
-            if b.pid != 0
+            if !end {
+                if !named.contains(&(b.blocks, b.pid)) {
+                    say(&format!("the dump waits for a lock held by {b}"));
+                    named.push((b.blocks, b.pid));
+                }
+            } else if b.pid != 0
                 && !ours_waiting
                 && !report.ended.iter().any(|e| e.pid == b.pid)
                 && terminate(target, b.pid)
             {
                 say(&format!("ended session blocking the restore: {b}"));
                 report.ended.push(b.clone());
-            } else if now.duration_since(since) >= GIVE_UP && !cancelled.contains(&b.blocks) {
+            }
+            if now.duration_since(since) >= give_up
+                && !cancelled.contains(&b.blocks)
+                && (!end || b.pid == 0 || report.ended.iter().all(|e| e.pid != b.pid))
+            {
                 let why = format!(
-                    "waited {} s for a lock held by {b}, which could not be ended",
-                    now.duration_since(since).as_secs()
+                    "waited {} s for a lock held by {b}{}",
+                    now.duration_since(since).as_secs(),
+                    if end {
+                        ", which could not be ended"
+                    } else {
+                        ""
+                    }
                 );
                 say(&format!("giving up: {why}"));
                 let _ = ask(target, &format!("SELECT pg_cancel_backend({})", b.blocks));
