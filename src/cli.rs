@@ -149,6 +149,11 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub ssh: SftpArgs,
+
+    /// When another imlrecover apply or backup holds the host's lock, wait
+    /// up to DURATION for it (30s, 10min) instead of refusing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// How to reach an SFTP target (defaults as ssh: the invoking user's ~/.ssh).
@@ -404,6 +409,10 @@ pub struct ApplyArgs {
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub age: AgeArgs,
+    /// When another imlrecover apply or backup holds the host's lock, wait
+    /// up to DURATION for it (30s, 10min) instead of refusing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// `demo [--keep]`

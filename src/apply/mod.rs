@@ -65,6 +65,49 @@ pub fn run_name(dir: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
+/// Processes the interrupted run started for services, found by their
+/// tag: kept when their service says it runs (they are it), ended when it
+/// says stopped (no pid file: the run died between the daemon and its pid
+/// file), so that the plan starts each service once. Returns what it said.
+pub fn account_for_orphans(
+    printer: &Printer,
+    services: &Services,
+    unfinished: &Unfinished,
+) -> miette::Result<Vec<String>> {
+    let run = run_name(&unfinished.dir);
+    let tagged = crate::host::orphans::started_by(&run);
+    let mut said = Vec::new();
+    let mut status: std::collections::BTreeMap<String, bool> = Default::default();
+    for p in &tagged {
+        let running = *status.entry(p.service.clone()).or_insert_with(|| {
+            !p.service.is_empty()
+                && services.status(&p.service).ok() == Some(crate::host::service::Status::Running)
+        });
+        let line = if running {
+            format!(
+                "{p}, started by the interrupted run {run}: kept, {} is running",
+                p.service
+            )
+        } else if crate::host::orphans::end(p.pid, std::time::Duration::from_secs(10)) {
+            format!(
+                "{p}, started by the interrupted run {run}: ended, {} is not running (no pid file), so the plan starts it afresh",
+                p.service
+            )
+        } else {
+            format!(
+                "{p}, started by the interrupted run {run}: could not be ended; stop it by hand",
+            )
+        };
+        printer.line(&format!("{} {line}", printer.yellow("Orphan:")))?;
+        said.push(line);
+    }
+    if !tagged.is_empty() {
+        services.forget();
+        printer.line("")?;
+    }
+    Ok(said)
+}
+
 /// How a finished apply went.
 pub struct Outcome {
     pub run_dir: std::path::PathBuf,
@@ -112,6 +155,8 @@ pub fn execute(
         entries: &entries,
         safety_dumps: &safety_dumps,
     };
+    // Services this run starts carry its name: a later apply finds them.
+    t.services.tag_starts(&run_name(&run.dir));
     printer.line(&format!("Run directory: {}", run.dir.display()))?;
     let total = plan.steps.len();
     let width = total.to_string().len();
@@ -348,13 +393,13 @@ pub fn summary_line(plan: &Plan) -> String {
     format!("Apply complete! {}.", plan.summary.phrases(true))
 }
 
-/// Resources whose live state moved since `saved` was planned.
+/// Resources whose live state moved since `saved` was planned: any of
+/// them, not only those with steps (an empty plan made before `chroma` was
+/// renamed away must not claim the host matches).
 pub fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
-    let touched: Vec<&crate::recipe::Address> = saved.steps.iter().map(|s| &s.address).collect();
     saved
         .resource_changes
         .iter()
-        .filter(|c| touched.contains(&&c.address))
         // Remote hosts are re-checked as the step runs; flapping reachability
         // is not a reason to refuse the whole plan.
         .filter(|c| c.address.kind != crate::recipe::ResourceType::RemoteService)

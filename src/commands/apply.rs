@@ -15,7 +15,7 @@ use miette::miette;
 
 pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     match &args.plan {
-        Some(planfile) => apply_saved(printer, planfile),
+        Some(planfile) => apply_saved(printer, planfile, args.wait),
         None => apply_fresh(printer, args),
     }
 }
@@ -38,6 +38,21 @@ fn target_args(args: &ApplyArgs) -> miette::Result<TargetArgs> {
     })
 }
 
+/// The host's lock, waited for up to `--wait`, saying so while waiting.
+pub(crate) fn take_lock(
+    printer: &Printer,
+    root: &Root,
+    wait: Option<std::time::Duration>,
+) -> miette::Result<lock::Lock> {
+    Ok(lock::acquire_waiting(
+        &crate::state::dir(root.dir()),
+        wait,
+        |held| {
+            let _ = printer.line(&format!("Waiting: {held}"));
+        },
+    )?)
+}
+
 fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     let t = target_args(args)?;
     // Refuse early: nothing is observed or locked for a question nobody can answer.
@@ -49,10 +64,14 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     }
     let recipe = super::load_recipe(&t.recipe)?;
     let root = Root::new(&t.root)?;
-    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
-    let mut plan = super::plan::make_plan(&recipe, &t)?;
+    let _lock = take_lock(printer, &root, args.wait)?;
     let previous = run::unfinished(&apply::runs_dir(&root))
         .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if let Some(p) = &previous {
+        let services = Services::new(recipe.settings.services, root.dir());
+        apply::account_for_orphans(printer, &services, p)?;
+    }
+    let mut plan = super::plan::make_plan(&recipe, &t)?;
     if let Some(p) = &previous {
         let added = apply::carry_over(&mut plan, p);
         printer.line(&format!(
@@ -97,7 +116,11 @@ fn approved(printer: &Printer) -> miette::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
+fn apply_saved(
+    printer: &Printer,
+    planfile: &std::path::Path,
+    wait: Option<std::time::Duration>,
+) -> CmdResult {
     let saved = super::plan::load(planfile)?;
     let values = saved
         .variables
@@ -145,8 +168,14 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
         replace: saved.replace.iter().map(|a| a.to_string()).collect(),
     };
     let root = Root::new(&t.root)?;
-    let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
-    let fresh = plan_with(&recipe, &root, &bundle, &saved.replace)?;
+    let _lock = take_lock(printer, &root, wait)?;
+    let previous = run::unfinished(&apply::runs_dir(&root))
+        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
+    if let Some(p) = &previous {
+        let services = Services::new(recipe.settings.services, root.dir());
+        apply::account_for_orphans(printer, &services, p)?;
+    }
+    let fresh = plan_with(&recipe, &root, &bundle, &saved.replace, Vec::new())?;
     let stale = apply::stale(&saved, &fresh);
     if !stale.is_empty() {
         return Err(miette!(
@@ -155,8 +184,6 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
             stale.join(", ")
         ));
     }
-    let previous = run::unfinished(&apply::runs_dir(&root))
-        .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if !saved.has_changes() {
         printer.line(&views::human::plan(printer, &saved))?;
         return Ok(Outcome::Clean);
@@ -174,8 +201,10 @@ fn plan_with(
     root: &Root,
     bundle: &Bundle,
     replace: &[recipe::Address],
+    verified_now: Vec<String>,
 ) -> miette::Result<Plan> {
-    let state = crate::state::State::load(root.dir())?;
+    let mut state = crate::state::State::load(root.dir())?;
+    state.verified_now = verified_now;
     let services = Services::new(recipe.settings.services, root.dir());
     Ok(crate::plan::build(&crate::plan::Inputs {
         recipe,
@@ -208,7 +237,15 @@ fn finish(
     let outcome = apply::execute(printer, &target, plan, previous)?;
     // Proof, not hope: plan again; anything left is an error.
     let replace: Vec<recipe::Address> = Vec::new();
-    let after = plan_with(recipe, root, &bundle, &replace)?;
+    // Every step succeeded: each database restore's rows were just counted.
+    let verified_now = plan
+        .steps
+        .iter()
+        .filter(|s| s.op == crate::plan::Op::Restore)
+        .filter(|s| s.address.kind == recipe::ResourceType::Database)
+        .map(|s| s.address.to_string())
+        .collect();
+    let after = plan_with(recipe, root, &bundle, &replace, verified_now)?;
     if after.has_changes() {
         let left: Vec<String> = after
             .resource_changes

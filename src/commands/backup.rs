@@ -24,6 +24,8 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
     let recipe = load_recipe(&args.recipe)?;
     let store = store_options(&recipe, args)?;
     let root = Root::new(&args.root).map_err(Report::new)?;
+    // Never capture a restore in progress: the apply lock, or wait for it.
+    let _lock = super::apply::take_lock(printer, &root, args.wait)?;
     let databases: Vec<_> = recipe
         .resources
         .iter()

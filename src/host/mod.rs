@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod fanout;
 pub mod fs;
+pub mod orphans;
 pub mod postgres;
 pub mod process;
 pub mod service;

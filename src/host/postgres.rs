@@ -20,6 +20,7 @@
 //! cores ([`dump_all`]); `zcat FILE | psql postgres` restores them as the
 //! runbook does.
 
+mod blocking;
 mod cluster;
 mod concurrent;
 mod dump;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use blocking::{blocked_sessions, Blocker, LockWatch, WatchReport, BACKUP_GIVE_UP};
 pub use cluster::{cleanup_all, TempCluster};
 pub use dump::{dump_all, dump_all_with, DumpOptions, DumpStats};
 pub use error::{PgError, Result};

@@ -97,6 +97,10 @@ pub struct Services {
     /// after our own verified stop need not ask again. Cleared by
     /// [`forget`](Self::forget) when something else may have acted.
     settled: Arc<Mutex<BTreeMap<String, Status>>>,
+    /// The apply run that starts services, put in their environment
+    /// ([`crate::host::orphans`]) so that a later apply can find what a
+    /// killed one started.
+    tag: Arc<Mutex<Option<String>>>,
 }
 
 impl Services {
@@ -107,6 +111,15 @@ impl Services {
             timeout: Duration::from_secs(90),
             settle: Duration::from_secs(30),
             settled: Arc::default(),
+            tag: Arc::default(),
+        }
+    }
+
+    /// Tags every service started from now on with `run` (SysV only:
+    /// systemd keeps track of what it starts).
+    pub fn tag_starts(&self, run: &str) {
+        if let Ok(mut t) = self.tag.lock() {
+            *t = Some(run.to_string());
         }
     }
 
@@ -137,6 +150,11 @@ impl Services {
                         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     )
                     .env("LANG", "C");
+                let tag = self.tag.lock().ok().and_then(|t| t.clone());
+                if let (Some(run), "start" | "restart") = (tag, verb) {
+                    cmd.env(super::orphans::RUN_VAR, run)
+                        .env(super::orphans::SERVICE_VAR, name);
+                }
                 Ok(cmd)
             }
             ServiceBackend::Systemd => {

@@ -16,6 +16,12 @@ pub enum DatabaseError {
         // Boxed: PgError is large and this travels in every capture Result.
         error: Box<PgError>,
     },
+    #[error("{address}: the dump was cancelled: it {why}")]
+    #[diagnostic(
+        code(imlrecover::database_blocked),
+        help("a session kept a lock the dump needs; end it (or wait until it is done) and run backup again. No bundle was written")
+    )]
+    Blocked { address: Address, why: String },
     #[error("{address}: the cluster has no database {missing} (it has: {found})")]
     #[diagnostic(
         code(imlrecover::database_missing),
@@ -66,9 +72,25 @@ pub fn capture(
     } else {
         ProgressBar::hidden()
     };
+    // A backup ends nobody's session, but says what it waits for.
+    let printer = *cx.printer;
+    let watch = pg::LockWatch::report_only(&target, pg::BACKUP_GIVE_UP, move |line| {
+        let _ = printer.line(&format!("  {} {line}", printer.yellow("Blocked:")));
+    });
     let stats = pg::dump_all(&target, dump.writer(), |sql| bar.set_position(sql));
+    let watched = watch.finish();
     bar.finish_and_clear();
-    let stats = stats.map_err(pg_err)?;
+    let stats = match (stats, watched.gave_up) {
+        (Ok(s), _) => s,
+        (Err(_), Some(why)) => {
+            return Err(DatabaseError::Blocked {
+                address: address.clone(),
+                why,
+            }
+            .into())
+        }
+        (Err(e), None) => return Err(pg_err(e).into()),
+    };
     let name = dump.name.clone();
     let (blake3, size) = dump.finish()?;
     let fingerprint = stats.fingerprint.databases;
@@ -114,6 +136,10 @@ pub struct Observed {
     pub system_identifier: String,
     pub server_version: String,
     pub databases: Vec<String>,
+    /// When this cluster was last restored from the bundle being planned:
+    /// its tables that hold fewer rows than the bundle (counted live).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub short_of_bundle: Vec<String>,
 }
 
 impl super::kind::Kind for DatabaseKind {
@@ -124,7 +150,7 @@ impl super::kind::Kind for DatabaseKind {
         &self,
         address: &Address,
         spec: &DatabaseSpec,
-        _cx: &super::kind::Cx,
+        cx: &super::kind::Cx,
     ) -> Result<Observed, super::kind::ResourceError> {
         let target = target(spec);
         let err = |e: PgError| {
@@ -132,10 +158,21 @@ impl super::kind::Kind for DatabaseKind {
                 .help("is PostgreSQL running, and do host/port/run_as in the recipe point at it? Nothing was changed")
         };
         let view = pg::cluster_view(&target).map_err(err)?;
+        // An apply's re-plan need not count again the rows it just verified.
+        let just_verified = cx.state.verified_now.contains(&address.to_string());
+        let short_of_bundle = match restored_here(address, &view, cx).filter(|_| !just_verified) {
+            Some(db) => {
+                let wanted: Vec<String> = db.fingerprint.keys().cloned().collect();
+                let live = pg::fingerprint_of(&target, &wanted).map_err(err)?;
+                shortfall(db, &live, &cx.bundle.name())
+            }
+            None => Vec::new(),
+        };
         Ok(Observed {
             system_identifier: view.identity.system_identifier,
             server_version: view.identity.server_version,
             databases: view.databases,
+            short_of_bundle,
         })
     }
 
@@ -175,7 +212,7 @@ impl super::kind::Kind for DatabaseKind {
             .iter()
             .filter(|d| !seen.databases.contains(d))
             .collect();
-        let evidence = vec![
+        let evidence: Vec<String> = vec![
             format!(
                 "live cluster:   system_identifier {} (PostgreSQL {})",
                 seen.system_identifier, seen.server_version
@@ -199,8 +236,18 @@ impl super::kind::Kind for DatabaseKind {
                     .sum::<u64>()
             ),
         ];
+        let interrupted = cx.state.interrupted(&address.to_string());
         let reason = if cx.forced(address) {
             Some("forced with --replace".to_string())
+        } else if let Some(i) = interrupted {
+            let dir = crate::state::dir(cx.root.dir());
+            Some(match crate::apply::lock::holder(&dir) {
+                Some(pid) => format!(
+                    "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
+                    i.run
+                ),
+                None => format!("the restore of run {} was interrupted", i.run),
+            })
         } else if !missing.is_empty() {
             Some(format!(
                 "database {} does not exist on the live cluster",
@@ -221,9 +268,22 @@ impl super::kind::Kind for DatabaseKind {
                 "the live cluster ({}) is not the one backed up ({}) and bundle {bundle_id} was never restored into it",
                 seen.system_identifier, db.system_identifier
             ))
+        } else if !seen.short_of_bundle.is_empty() {
+            Some(format!(
+                "{} of the tables restored from bundle {bundle_id} hold fewer rows than the bundle",
+                seen.short_of_bundle.len()
+            ))
         } else {
             None
         };
+        let mut evidence = evidence;
+        if let Some(i) = interrupted {
+            evidence.push(format!(
+                "run {} started restoring bundle {} at {} and never verified it",
+                i.run, i.bundle_id, i.time
+            ));
+        }
+        evidence.extend(seen.short_of_bundle.iter().cloned());
         let mut v = match reason {
             Some(r) => {
                 dump_intact(cx.bundle, db).map_err(|e| {
@@ -286,7 +346,7 @@ impl super::kind::Kind for DatabaseKind {
             Some(d) => d.wait(),
             None => {
                 let bar = cx.printer.bytes_bar(None, "safety dump");
-                let r = take_safety_dump(&target, cx.run_dir, |n| bar.set_position(n));
+                let r = take_safety_dump(&target, cx.run_dir, *cx.printer, |n| bar.set_position(n));
                 bar.finish_and_clear();
                 r
             }
@@ -333,7 +393,22 @@ impl super::kind::Kind for DatabaseKind {
             applied.details.push(format!("ended session: {b}"));
         }
 
-        // 3. Stream the dump into psql, reading every message it prints.
+        // 3. From the first statement on, the restore is owed until verified:
+        // a kill or a lost server leaves this record for the next plan.
+        {
+            let mut state = cx.state.borrow_mut();
+            state.start(crate::state::StartedRestore {
+                address: address.to_string(),
+                bundle_id: cx.bundle.name(),
+                run: crate::apply::run_name(cx.run_dir),
+                time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            });
+            state
+                .save(cx.root.dir())
+                .map_err(|e| ResourceError::new(address, format!("{e}; nothing was restored")))?;
+        }
+
+        // 4. Stream the dump into psql, reading every message it prints.
         let file = cx
             .bundle
             .open_file(&db.file)
@@ -344,13 +419,19 @@ impl super::kind::Kind for DatabaseKind {
             allow_connected_clients: true,
             ..pg::RestoreOptions::default()
         };
+        let watch = watch_locks(&target, *cx.printer);
         let report = pg::restore_with(&target, file, &options, |n| {
             bar.set_position(n);
             crate::apply::fault::restore_progress(n);
         });
         bar.finish_and_clear();
+        let watched = watch.finish();
         let report = report.map_err(|e| {
-            err("the restore failed", e).help(format!(
+            ResourceError::new(
+                address,
+                format!("the restore failed: {e}{}", gave_up(&watched)),
+            )
+            .help(format!(
                 "the cluster may be partly restored; the safety dump {} holds it as it was (zcat it into psql to go back), or fix the cause and run apply again",
                 safety_path.display()
             ))
@@ -364,7 +445,7 @@ impl super::kind::Kind for DatabaseKind {
             applied.warnings.push(format!("psql: {w}"));
         }
 
-        // 4. Trust rows, not exit codes: restore() compared the live cluster
+        // 5. Trust rows, not exit codes: restore() compared the live cluster
         // with the dump's own row counts; those must be the bundle's.
         let expected = pg::Fingerprint {
             databases: db.fingerprint.clone(),
@@ -392,7 +473,7 @@ impl super::kind::Kind for DatabaseKind {
             )));
         };
 
-        // 5. Remember it, so the next plan shows no change.
+        // 6. Verified: remember it, so the next plan shows no change.
         let mut state = cx.state.borrow_mut();
         state.record(crate::state::RestoreRecord {
             address: address.to_string(),
@@ -413,6 +494,67 @@ impl super::kind::Kind for DatabaseKind {
     }
 }
 
+/// The bundle's database record when the state says this very bundle was
+/// the last one restored into this very cluster, and every database it
+/// holds is there: then the live rows can be held against it.
+fn restored_here<'b>(
+    address: &Address,
+    view: &pg::ClusterView,
+    cx: &'b super::kind::Cx,
+) -> Option<&'b crate::bundle::DatabaseRecord> {
+    let db = cx
+        .bundle
+        .manifest
+        .database
+        .as_ref()
+        .filter(|d| &d.address == address)?;
+    let last = cx.state.last_restore(&address.to_string())?;
+    let all_there = db.fingerprint.keys().all(|d| view.databases.contains(d));
+    (last.bundle_id == cx.bundle.name()
+        && last.system_identifier == view.identity.system_identifier
+        && all_there)
+        .then_some(db)
+}
+
+/// Tables with fewer rows live than in the bundle (more is newer work).
+fn shortfall(
+    db: &crate::bundle::DatabaseRecord,
+    live: &pg::Fingerprint,
+    bundle_id: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, tables) in &db.fingerprint {
+        let here = live.databases.get(name);
+        for (table, &want) in tables {
+            match here.and_then(|t| t.get(table)) {
+                Some(&n) if n >= want => {}
+                Some(&n) => out.push(format!(
+                    "table {table} in database \"{name}\": {want} rows in bundle {bundle_id}, {n} live"
+                )),
+                None => out.push(format!(
+                    "table {table} in database \"{name}\" is missing ({want} rows in bundle {bundle_id})"
+                )),
+            }
+        }
+    }
+    out
+}
+
+/// Ends the sessions that block ours (a client holding a table lock) and
+/// says so at once; see [`pg::LockWatch`].
+fn watch_locks(target: &PgTarget, printer: crate::printer::Printer) -> pg::LockWatch {
+    pg::LockWatch::start(target, move |line| {
+        let _ = printer.line(&format!("      {} {line}", printer.yellow("Blocked:")));
+    })
+}
+
+fn gave_up(w: &pg::WatchReport) -> String {
+    w.gave_up
+        .as_ref()
+        .map(|why| format!(" (cancelled: it {why})"))
+        .unwrap_or_default()
+}
+
 /// A safety dump on disk, complete and synced.
 pub struct SafetyFile {
     pub path: std::path::PathBuf,
@@ -425,6 +567,7 @@ pub struct SafetyFile {
 fn take_safety_dump(
     target: &PgTarget,
     run_dir: &std::path::Path,
+    printer: crate::printer::Printer,
     progress: impl FnMut(u64),
 ) -> Result<SafetyFile, String> {
     let stamp = crate::bundle::Stamp::new(std::time::SystemTime::now());
@@ -442,8 +585,14 @@ fn take_safety_dump(
         .open(&partial)
         .map_err(|e| cannot("create", &e))?;
     let mut out = std::io::BufWriter::new(file);
-    let stats = pg::dump_all(target, &mut out, progress).map_err(|e| {
-        format!("the safety dump of the live cluster failed, nothing was restored: {e}")
+    let watch = watch_locks(target, printer);
+    let stats = pg::dump_all(target, &mut out, progress);
+    let watched = watch.finish();
+    let stats = stats.map_err(|e| {
+        format!(
+            "the safety dump of the live cluster failed, nothing was restored: {e}{}",
+            gave_up(&watched)
+        )
     })?;
     std::io::Write::flush(&mut out)
         .and_then(|()| out.get_ref().sync_all())
@@ -487,9 +636,10 @@ impl Drop for SafetyDump {
 pub fn prepare(address: &Address, spec: &DatabaseSpec, cx: &super::kind::ApplyCx) {
     let target = target(spec);
     let run_dir = cx.run_dir.to_path_buf();
+    let printer = *cx.printer;
     let handle = std::thread::Builder::new()
         .name("safety-dump".into())
-        .spawn(move || take_safety_dump(&target, &run_dir, |_| {}));
+        .spawn(move || take_safety_dump(&target, &run_dir, printer, |_| {}));
     // Without a thread the restore step takes the dump itself.
     if let Ok(h) = handle {
         cx.safety_dumps.borrow_mut().push(SafetyDump {

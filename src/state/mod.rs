@@ -1,6 +1,8 @@
 //! What imlrecover remembers about a host between runs, in
 //! `<root>/var/lib/imlrecover/state.json`: which bundle was restored into
-//! which PostgreSQL cluster, so that the next plan shows no change.
+//! which PostgreSQL cluster, so that the next plan shows no change, and
+//! which restore was started but never verified (killed, PostgreSQL gone),
+//! so that the next plan owes it.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -15,6 +17,27 @@ pub struct State {
     pub format_version: u32,
     #[serde(default)]
     pub restores: Vec<RestoreRecord>,
+    /// Restores started and not (yet) verified: at most one per address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub started: Vec<StartedRestore>,
+    /// Not stored: databases whose rows this process has just verified
+    /// (the apply's re-plan need not count them again).
+    #[serde(skip)]
+    pub verified_now: Vec<String>,
+}
+
+/// Written (and synced) before a restore's first statement; removed when
+/// its row counts matched the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedRestore {
+    /// `database.chroma`
+    pub address: String,
+    /// The bundle being restored.
+    pub bundle_id: String,
+    /// The run directory's name (its timestamp).
+    pub run: String,
+    /// RFC 3339, UTC.
+    pub time: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +93,7 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State {
                     format_version: FORMAT_VERSION,
-                    restores: Vec::new(),
+                    ..State::default()
                 })
             }
             Err(source) => {
@@ -99,8 +122,25 @@ impl State {
         })
     }
 
+    /// The latest verified restore of `address`, into whatever cluster.
+    pub fn last_restore(&self, address: &str) -> Option<&RestoreRecord> {
+        self.restores.iter().rev().find(|r| r.address == address)
+    }
+
+    /// Records a verified restore; it ends any started one of the address.
     pub fn record(&mut self, record: RestoreRecord) {
+        self.started.retain(|s| s.address != record.address);
         self.restores.push(record);
+    }
+
+    /// A restore of `address` that was started and never verified.
+    pub fn interrupted(&self, address: &str) -> Option<&StartedRestore> {
+        self.started.iter().find(|s| s.address == address)
+    }
+
+    pub fn start(&mut self, started: StartedRestore) {
+        self.started.retain(|s| s.address != started.address);
+        self.started.push(started);
     }
 
     /// Written atomically: temp file, fsync, rename, fsync the directory.
@@ -144,6 +184,23 @@ mod tests {
         assert!(s
             .restored("database.chroma", "2026-11-26T06-10-00Z", "7301")
             .is_some());
+        let mut s = s;
+        s.start(StartedRestore {
+            address: "database.chroma".into(),
+            bundle_id: "2026-11-26T06-10-00Z".into(),
+            run: "2026-11-27T08-00-00.000Z".into(),
+            time: "2026-11-27T08:00:00Z".into(),
+        });
+        s.save(root.path()).unwrap();
+        let s = State::load(root.path()).unwrap();
+        assert_eq!(
+            s.interrupted("database.chroma").map(|r| r.run.as_str()),
+            Some("2026-11-27T08-00-00.000Z")
+        );
+        let mut s = s;
+        let done = s.restores[0].clone();
+        s.record(done);
+        assert!(s.interrupted("database.chroma").is_none());
         assert!(s
             .restored("database.chroma", "2026-11-26T06-10-00Z", "7302")
             .is_none());

@@ -1,0 +1,608 @@
+//! Disasters the way they really go, on a sandbox manager whose `chroma`
+//! holds a table of 150,000 rows: the apply killed (`IMLRECOVER_FAULT`, a
+//! real `kill -9`) or PostgreSQL stopped in the middle of the restore, rows
+//! lost after a restore, a client holding a table lock, a backup started
+//! while an apply runs, a stale saved plan, services orphaned by a killed
+//! apply. After each, the next apply converges: rows equal the bundle and
+//! the re-plan exits 0. Never "0 restored" with rows missing.
+
+mod support;
+
+use imlrecover::host::postgres as pg;
+use imlrecover::sandbox::manager::Sandbox;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::cli::{Imlrecover, Output};
+
+const PLAN: &str = "plans/iml-manager.hcl";
+const SAMPLE: &str = "chroma_core_sample_10";
+const SAMPLE_ROWS: u64 = 150_000;
+
+struct Manager {
+    sb: Sandbox,
+    _tmp: tempfile::TempDir,
+    bundle: String,
+    rows: BTreeMap<String, u64>,
+}
+
+impl Manager {
+    /// A golden manager with a big table, backed up.
+    fn backed_up() -> Manager {
+        let tmp = tempfile::tempdir().unwrap();
+        let sb = Sandbox::golden(tmp.path()).expect("golden manager");
+        pg::execute(
+            &sb.target(),
+            "chroma",
+            &format!(
+                "SET ROLE chroma; CREATE TABLE {SAMPLE} (id serial PRIMARY KEY, sample text NOT NULL); \
+                 INSERT INTO {SAMPLE} (sample) SELECT md5(g::text) FROM generate_series(1, {SAMPLE_ROWS}) g;"
+            ),
+        )
+        .unwrap();
+        let m = Manager {
+            bundle: sb.bundles.join("latest").display().to_string(),
+            rows: sb.rows().unwrap(),
+            sb,
+            _tmp: tmp,
+        };
+        m.cmd("backup")
+            .arg("--bundle-dir")
+            .arg(&m.sb.bundles)
+            .run()
+            .code(0);
+        assert_eq!(m.rows.get(&format!("public.{SAMPLE}")), Some(&SAMPLE_ROWS));
+        m
+    }
+
+    fn cmd(&self, sub: &str) -> Imlrecover {
+        let c = Imlrecover::new()
+            .args([sub, "-r", PLAN, "--root"])
+            .arg(&self.sb.root);
+        let c = if sub == "backup" {
+            c
+        } else {
+            c.args(["--bundle", &self.bundle])
+        };
+        c.args(self.sb.var_args())
+    }
+
+    fn apply(&self) -> Output {
+        self.cmd("apply").arg("--auto-approve").run()
+    }
+
+    /// The same apply as a child process, to be killed or raced.
+    fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+            .current_dir(support::cli::repo())
+            .env("NO_COLOR", "1")
+            .args(["apply", "-r", PLAN, "--root"])
+            .arg(&self.sb.root)
+            .args(["--bundle", &self.bundle, "--auto-approve"])
+            .args(extra)
+            .args(self.sb.var_args())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn state(&self) -> String {
+        std::fs::read_to_string(self.sb.root.join("var/lib/imlrecover/state.json"))
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until a restore is recorded as started.
+    fn wait_for_restore_start(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.state().contains("\"started\"") {
+            assert!(Instant::now() < deadline, "the restore never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn dump_size(&self) -> u64 {
+        support::host::manifest(Path::new(&self.bundle))
+            .database
+            .unwrap()
+            .size
+    }
+
+    fn drop_chroma(&self) {
+        pg::execute(&self.sb.target(), "postgres", "DROP DATABASE chroma").unwrap();
+    }
+
+    /// The next apply restores, the rows are the bundle's, the re-plan is clean.
+    #[track_caller]
+    fn converges(&self) -> Output {
+        let out = self.apply();
+        out.code(0).stdout_has("1 restored");
+        assert!(!out.stdout.contains("0 restored"), "{}", out.stdout);
+        assert_eq!(
+            self.sb.rows().unwrap(),
+            self.rows,
+            "rows differ from the bundle"
+        );
+        self.cmd("plan").arg("--detailed-exitcode").run().code(0);
+        assert!(!self.state().contains("\"started\""), "{}", self.state());
+        out
+    }
+}
+
+fn kill9(child: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+/// The issue's case: `chroma` dropped by mistake on the same cluster, the
+/// apply dies half-way through the restore; plan, audit and the next apply
+/// must all know the restore is owed.
+#[test]
+fn a_restore_killed_half_way_is_owed_until_verified() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    let half = m.dump_size() / 2;
+    let out = m
+        .cmd("apply")
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", format!("restore:{half}"))
+        .run();
+    assert_eq!(out.code, -1, "killed\n{}\n{}", out.stdout, out.stderr);
+    let live = m.sb.rows().unwrap_or_default();
+    assert_ne!(live, m.rows, "the kill came before the restore finished");
+    let plan = m.cmd("plan").arg("--detailed-exitcode").run();
+    plan.code(2)
+        .stdout_has("-/+ database.chroma (restore: the restore of run ");
+    assert!(plan.stdout.contains("was interrupted)"), "{}", plan.stdout);
+    m.cmd("audit")
+        .run()
+        .code(2)
+        .stdout_has("the restore of run ")
+        .stdout_has("never verified it");
+    m.converges();
+}
+
+/// A real `kill -9` at several moments of the restore.
+#[test]
+fn a_restore_killed_at_any_moment_is_redone() {
+    let m = Manager::backed_up();
+    for delay_ms in [0u64, 120, 400] {
+        let mut child = m.spawn_apply(&["--replace", "database.chroma"]);
+        m.wait_for_restore_start();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill9(&mut child);
+        // The restore either finished and was verified, or is owed.
+        if m.state().contains("\"started\"") {
+            m.cmd("plan")
+                .arg("--detailed-exitcode")
+                .run()
+                .code(2)
+                .stdout_has("was interrupted");
+            m.converges();
+        } else {
+            m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+            assert_eq!(m.sb.rows().unwrap(), m.rows);
+        }
+    }
+}
+
+/// Rows lost after a verified restore of this bundle (nothing newer could
+/// explain it) are drift, with the tables and their counts.
+#[test]
+fn rows_short_of_the_restored_bundle_are_drift() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    m.converges();
+    pg::execute(
+        &m.sb.target(),
+        "chroma",
+        &format!("DELETE FROM {SAMPLE} WHERE id > 100000"),
+    )
+    .unwrap();
+    let plan = m.cmd("plan").arg("--detailed-exitcode").run();
+    plan.code(2)
+        .stdout_has("hold fewer rows than the bundle")
+        .stdout_has(&format!(
+            "table public.{SAMPLE} in database \"chroma\": {SAMPLE_ROWS} rows in bundle"
+        ))
+        .stdout_has("100000 live");
+    m.cmd("audit")
+        .run()
+        .code(2)
+        .stdout_has(&format!("table public.{SAMPLE}"))
+        .stdout_has("100000 live");
+    // More rows than the bundle is newer work, not drift.
+    m.converges();
+    pg::execute(
+        &m.sb.target(),
+        "chroma",
+        &format!("INSERT INTO {SAMPLE} (sample) VALUES ('newer')"),
+    )
+    .unwrap();
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+}
+
+/// PostgreSQL stops (immediate shutdown) while the dump streams in: the
+/// apply fails, says so and starts the services again; once PostgreSQL is
+/// back, the next apply restores.
+#[test]
+fn postgres_stopped_mid_restore_is_redone_when_it_is_back() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    let child = m.spawn_apply(&[]);
+    m.wait_for_restore_start();
+    std::thread::sleep(Duration::from_millis(150));
+    let cluster = m.sb.cluster.as_ref().unwrap();
+    let pid = cluster.postmaster_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGQUIT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("database.chroma"), "{stderr}");
+    assert!(m.state().contains("\"started\""), "{}", m.state());
+    restart_postgres(cluster.data_dir());
+    m.cmd("plan")
+        .arg("--detailed-exitcode")
+        .run()
+        .code(2)
+        .stdout_has("was interrupted");
+    m.converges();
+}
+
+/// `pg_ctl restart` with the options the cluster was started with
+/// (postmaster.opts), after an immediate shutdown.
+fn restart_postgres(data: &Path) {
+    let pg_ctl = pg::find_program(None, "pg_ctl").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data.join("postmaster.pid").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
+        .arg(data)
+        .args(["-w", "-t", "60", "-l"])
+        .arg(data.parent().unwrap().join("postgres.log"))
+        .arg("restart")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits (bounded) for a child; kills it and fails past the deadline.
+fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            kill9(&mut child);
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        started.elapsed(),
+    )
+}
+
+/// A client holds `LOCK TABLE … IN ACCESS EXCLUSIVE MODE` in an open
+/// transaction while apply restores: it is named (pid, user, application,
+/// query) and ended within seconds, and the restore completes.
+#[test]
+fn a_client_holding_a_table_lock_is_ended_within_seconds() {
+    use std::io::{BufRead, Write};
+    let m = Manager::backed_up();
+    let t = m.sb.target();
+    let mut holder = support::pg::plain_psql(&t)
+        .args(["-q", "-A", "-t", "-d", "chroma"])
+        .env("PGAPPNAME", "lock-holder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
+    writeln!(
+        stdin,
+        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let started = Instant::now();
+    let mut child = m.spawn_apply(&["--replace", "database.chroma"]);
+    // When the blocker is reported, read as the apply prints it.
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut handled = None;
+        for l in lines.lines().map_while(Result::ok) {
+            if handled.is_none() && l.contains("ended session blocking the restore") {
+                handled = Some(started.elapsed());
+            }
+            text.push_str(&l);
+            text.push('\n');
+        }
+        (text, handled)
+    });
+    let (out, _) = wait_at_most(child, Duration::from_secs(300));
+    let (stdout, handled) = reader.join().unwrap();
+    let out = Output { stdout, ..out };
+    out.code(0)
+        .stdout_has("ended session blocking the restore: pid ")
+        .stdout_has("(application \"lock-holder\")")
+        .stdout_has("query: LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;")
+        .stdout_has("1 restored");
+    let handled = handled.unwrap();
+    assert!(handled < Duration::from_secs(30), "{handled:?}");
+    assert_eq!(m.sb.rows().unwrap(), m.rows);
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+    drop(stdin);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+/// The bundle `latest` points at, and every bundle name.
+fn bundles(m: &Manager) -> (PathBuf, Vec<String>) {
+    let latest = std::fs::read_link(m.sb.bundles.join("latest")).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&m.sb.bundles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (latest, names)
+}
+
+/// A backup fired (by cron) while an apply restores is refused and writes
+/// nothing; with `--wait` it runs after the apply and holds the restored rows.
+#[test]
+fn a_backup_never_captures_a_restore_in_progress() {
+    let m = Manager::backed_up();
+    m.drop_chroma();
+    // The apply's first step (the quiesce) waits for the gate.
+    let gate = m.sb.dir.join("gate");
+    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(
+        &script,
+        text.replacen(
+            "    stop) do_stop ;;",
+            &format!(
+                "    stop) while [ ! -e '{}' ]; do sleep 0.05; done; do_stop ;;",
+                gate.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let before = bundles(&m);
+    let apply = m.spawn_apply(&[]);
+    let pid = apply.id().to_string();
+    let lock = m.sb.root.join("var/lib/imlrecover/lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == pid) {
+        assert!(Instant::now() < deadline, "the apply never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m.cmd("backup")
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(["--keep", "1"])
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "another imlrecover apply (pid {pid}) holds the lock"
+        ))
+        .stderr_has("--wait");
+    assert_eq!(bundles(&m), before, "nothing written, latest untouched");
+    // The same backup told to wait: it starts once the apply is done.
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .env("NO_COLOR", "1")
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&m.sb.root)
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(["--wait", "5min"])
+        .args(m.sb.var_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bundles(&m), before, "the waiting backup has not started");
+    std::fs::write(&gate, "").unwrap();
+    let (applied, _) = wait_at_most(apply, Duration::from_secs(120));
+    applied.code(0).stdout_has("1 restored");
+    let (backed_up, _) = wait_at_most(waiting, Duration::from_secs(120));
+    backed_up
+        .code(0)
+        .stdout_has(&format!("Waiting: another imlrecover apply (pid {pid})"))
+        .stdout_has("Backup complete:");
+    let (latest, names) = bundles(&m);
+    assert_ne!(latest, before.0);
+    assert_eq!(names.len(), before.1.len() + 1);
+    let db = support::host::manifest(&m.sb.bundles.join(&latest))
+        .database
+        .unwrap();
+    assert_eq!(
+        db.fingerprint["chroma"][&format!("public.{SAMPLE}")],
+        SAMPLE_ROWS,
+        "the backup holds the restored rows"
+    );
+}
+
+/// A saved plan is stale when anything it was planned against moved, the
+/// database included: an empty plan does not survive `chroma` renamed away.
+#[test]
+fn an_empty_saved_plan_is_stale_once_chroma_is_renamed() {
+    let m = Manager::backed_up();
+    let planfile = m.sb.dir.join("plan.json");
+    m.cmd("plan")
+        .arg("--out")
+        .arg(&planfile)
+        .run()
+        .code(0)
+        .stdout_has("No changes.");
+    pg::execute(
+        &m.sb.target(),
+        "postgres",
+        "ALTER DATABASE chroma RENAME TO chroma_renamed",
+    )
+    .unwrap();
+    let out = Imlrecover::new().arg("apply").arg(&planfile).run();
+    out.code(1)
+        .stderr_has("the saved plan is stale: database.chroma changed on the host");
+    assert!(!out.stdout.contains("matches the recipe"), "{}", out.stdout);
+}
+
+/// Alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
+}
+
+/// `kill -9` of apply while an init script has started its daemon but not
+/// yet written the pid file: the next apply finds the daemon by the run's
+/// tag, ends it (its service says stopped) and starts the service once.
+#[test]
+fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
+    let m = Manager::backed_up();
+    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
+    assert!(std::process::Command::new(&script)
+        .arg("stop")
+        .status()
+        .unwrap()
+        .success());
+    let good = std::fs::read_to_string(&script).unwrap();
+    let pidfile = m.sb.dir.join("orphan.pid");
+    std::fs::write(
+        &script,
+        good.replacen(
+            "    start) do_start ;;",
+            &format!(
+                "    start) setsid /bin/sleep 86401 & echo $! > '{}'; sleep 600 ;;",
+                pidfile.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut child = m.spawn_apply(&[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let orphan: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break pid;
+        }
+        if Instant::now() > deadline {
+            kill9(&mut child);
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text);
+            panic!("the daemon never started:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kill9(&mut child);
+    std::fs::write(&script, good).unwrap();
+    assert!(alive(orphan), "the daemon outlives the killed apply");
+    let out = m.apply();
+    let ended = alive(orphan);
+    if ended {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(orphan),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    out.code(0)
+        .stdout_has(&format!(
+            "Orphan: pid {orphan} (chroma-supervisor): /bin/sleep 86401, started by the interrupted run "
+        ))
+        .stdout_has("ended, chroma-supervisor is not running (no pid file)")
+        .stdout_has("start service.chroma_supervisor");
+    assert!(!ended, "the orphan was ended");
+    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
+}
+
+/// A backup never ends a client's session, but it says what it waits for.
+#[test]
+fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
+    use std::io::{BufRead, Write};
+    let m = Manager::backed_up();
+    let mut holder = support::pg::plain_psql(&m.sb.target())
+        .args(["-q", "-A", "-t", "-d", "chroma"])
+        .env("PGAPPNAME", "lock-holder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
+    writeln!(
+        stdin,
+        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .env("NO_COLOR", "1")
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&m.sb.root)
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(m.sb.var_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // The holder's session is intact: it finishes its work and commits.
+    writeln!(stdin, "COMMIT;\n\\echo done").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done", "the client's session was not ended");
+    let (out, _) = wait_at_most(backup, Duration::from_secs(120));
+    out.code(0)
+        .stdout_has("Blocked: the dump waits for a lock held by pid ")
+        .stdout_has("(application \"lock-holder\")")
+        .stdout_has("Backup complete:");
+    drop(stdin);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
