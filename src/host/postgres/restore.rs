@@ -221,7 +221,7 @@ pub fn restore_with(
         }
     }
 
-    let mut cmd = target.client("psql")?;
+    let mut cmd = super::version::restore_client(target)?.client("psql")?;
     // -b echoes each failed statement, which tells a harmless DROP apart
     // from anything else; -f - makes psql prefix messages with line numbers.
     cmd.args(["-X", "-q", "-b", "-d", "postgres", "-f", "-"]);

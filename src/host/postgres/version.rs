@@ -100,6 +100,36 @@ pub fn client_version(target: &PgTarget, program: &str) -> Option<u32> {
     program_version(&bin)
 }
 
+/// The target a restore runs psql through: psql needs `-b` (9.5+) to say
+/// which statement failed, which tells the harmless errors of a `--clean`
+/// dump from the rest. An older psql (EL7's 9.2) gives way to the newest
+/// one installed: psql only carries the script, whose SQL is pg_dumpall's.
+pub(crate) fn restore_client(target: &PgTarget) -> super::error::Result<PgTarget> {
+    const ECHO_ERRORS: u32 = 90500;
+    match client_version(target, "psql") {
+        Some(v) if v < ECHO_ERRORS => {
+            let newest = find_program(None, "psql")
+                .ok()
+                .filter(|p| program_version(p).is_some_and(|n| n >= ECHO_ERRORS));
+            match newest.and_then(|p| p.parent().map(Path::to_path_buf)) {
+                Some(dir) => Ok(PgTarget {
+                    bin_dir: Some(dir),
+                    ..target.clone()
+                }),
+                None => Err(super::error::PgError::ProgramNotFound {
+                    program: "psql 9.5 or newer".into(),
+                    searched: format!(
+                        "the server's psql is {}, which cannot say which statement failed \
+                         (`-b`); install a newer PostgreSQL client beside it",
+                        major_of(v)
+                    ),
+                }),
+            }
+        }
+        _ => Ok(target.clone()),
+    }
+}
+
 /// A running local server, as its socket's lock file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalServer {
@@ -180,9 +210,16 @@ fn dir_major(dir: &Path, probe: &[&str]) -> Option<String> {
 /// A directory holding all of `programs` of major version `major`;
 /// `first` (e.g. the running postmaster's own directory) is tried first.
 pub fn dir_for_major(major: &str, programs: &[&str], first: Option<&Path>) -> Option<PathBuf> {
+    // The server's own directory and the per-major layouts say their major
+    // by where they are: no program is run to ask (plan stays a few ms).
+    let known = |d: &Path| {
+        Some(d) == first
+            || d == Path::new(&format!("/usr/lib/postgresql/{major}/bin"))
+            || d == Path::new(&format!("/usr/pgsql-{major}/bin"))
+    };
     major_dirs(major, first).into_iter().find(|d| {
         programs.iter().all(|p| find_program(Some(d), p).is_ok())
-            && dir_major(d, programs).as_deref() == Some(major)
+            && (known(d) || dir_major(d, programs).as_deref() == Some(major))
     })
 }
 
