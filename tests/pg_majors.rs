@@ -225,3 +225,38 @@ fn the_drill_runs_in_the_bundles_major_and_says_which() {
         }
     }
 }
+
+/// The runbook's own restore, `zcat pgbackup-….sql.gz | psql postgres`
+/// with the same major's psql, still restores the bundle's dump on 18.
+#[test]
+fn the_runbooks_zcat_psql_restores_an_18_bundle() {
+    let source = harness::seeded_major("18", SEED_A);
+    let site = Site::new();
+    site.backup(&source.target());
+    let db = support::host::manifest(&site.latest())
+        .database
+        .expect("database record");
+    let target = fresh("18");
+    let t = target.target();
+    assert_eq!(
+        t.bin_dir.as_deref(),
+        Some(harness::major_bin("18").as_path())
+    );
+    let mut zcat = std::process::Command::new("zcat")
+        .arg(site.latest().join(&db.file))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("zcat");
+    let out = harness::plain_psql(&t)
+        .args(["-q", "-d", "postgres"])
+        .stdin(zcat.stdout.take().expect("zcat stdout"))
+        .output()
+        .expect("psql");
+    assert!(zcat.wait().expect("zcat").success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(chroma_rows(&t), chroma_rows(&source.target()));
+}

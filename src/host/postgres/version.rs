@@ -233,6 +233,10 @@ pub const SERVER_PROGRAMS: &[&str] = &["initdb", "pg_ctl", "postgres"];
 /// is not local or no such installation exists (then the newest programs
 /// are used, and backup warns when they are newer than the server).
 pub fn server_client_dir(target: &PgTarget) -> Option<PathBuf> {
+    // An explicitly configured directory is never second-guessed.
+    if std::env::var_os(super::process::ENV_BINDIR).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
     let server = local_server(target)?;
     dir_for_major(&server.major, CLIENT_PROGRAMS, server.bin_dir.as_deref())
 }
