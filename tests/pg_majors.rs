@@ -260,3 +260,70 @@ fn the_runbooks_zcat_psql_restores_an_18_bundle() {
     );
     assert_eq!(chroma_rows(&t), chroma_rows(&source.target()));
 }
+
+/// IML 6.1's kind of move: a bundle dumped by the old major's own
+/// pg_dumpall (14's, from its PyPI wheel) restores into a 15 server, the
+/// plan naming both versions, the rows verified.
+#[test]
+fn a_dump_by_an_older_majors_own_programs_restores_into_15() {
+    let source = harness::seeded_major("14", SEED_A);
+    let site = Site::new();
+    let out = site.backup(&source.target());
+    assert!(
+        !out.stderr.contains("newer than the server"),
+        "{}",
+        out.stderr
+    );
+    let db = support::host::manifest(&site.latest())
+        .database
+        .expect("database record");
+    assert!(
+        db.dumped_by
+            .as_deref()
+            .is_some_and(|b| b.starts_with("14.")),
+        "{db:?}"
+    );
+    let fifteen = fresh("15");
+    site.with_bundle("plan", &fifteen.target(), Paths::New, &[])
+        .code(0)
+        .stdout_has("PostgreSQL 14.23 → 15.");
+    site.with_bundle("apply", &fifteen.target(), Paths::New, &["--auto-approve"])
+        .code(0)
+        .stdout_has("rows verified");
+    assert_eq!(
+        chroma_rows(&fifteen.target()),
+        chroma_rows(&source.target())
+    );
+}
+
+/// `bindir` in the recipe names the programs to use, and backup says when
+/// they are newer than the server (18's pg_dumpall on a 15 server).
+#[test]
+fn the_recipes_bindir_is_used_and_a_newer_pg_dumpall_is_warned_about() {
+    let source = harness::seeded_major("15", SEED_A);
+    let site = Site::new();
+    let bindir = harness::major_bin("18");
+    std::fs::write(
+        &site.recipe,
+        RECIPE.replace(
+            "run_as    = \"postgres\"",
+            &format!(
+                "run_as    = \"postgres\"\n  bindir    = \"{}\"",
+                bindir.display()
+            ),
+        ),
+    )
+    .expect("recipe");
+    let out = site.backup(&source.target());
+    out.stderr_has("pg_dumpall 18.6 is newer than the server (PostgreSQL 15.")
+        .stderr_has("set `bindir` in the recipe");
+    let db = support::host::manifest(&site.latest())
+        .database
+        .expect("database record");
+    assert_eq!(db.dumped_by.as_deref(), Some("18.6"));
+    // Its dump needs 18: the 15 server it came from refuses it.
+    let fresh15 = fresh("15");
+    site.with_bundle("plan", &fresh15.target(), Paths::New, &[])
+        .code(1)
+        .stderr_has("needs PostgreSQL 18 or newer");
+}
