@@ -35,13 +35,27 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>>
         .map_err(|e| vec![problem(&db.file, format!("cannot open the dump: {e}"))])?;
 
     super::interrupt::install();
-    let mut cluster = TempCluster::start().map_err(|e| {
+    let server_dir = drill_server(db).map_err(|e| vec![problem(&db.file, e)])?;
+    let mut cluster = TempCluster::start_with(server_dir.as_deref()).map_err(|e| {
         vec![problem(
             &db.file,
             format!("cannot start a throwaway PostgreSQL cluster: {e}"),
         )]
     })?;
     let target = cluster.target();
+    // Which server the drill ran in, and the bundle's when its major differs.
+    let ran = pg::program_version(&cluster.bin_dir().join("postgres"));
+    let source = pg::version_num(&db.server_version);
+    let used = format!(
+        "PostgreSQL {} cluster ({}{})",
+        ran.map(pg::major_of).unwrap_or_else(|| "?".into()),
+        cluster.bin_dir().display(),
+        match (ran, source) {
+            (Some(r), Some(s)) if pg::major_num(r) != pg::major_num(s) =>
+                format!("; the bundle's server is PostgreSQL {}", pg::major_of(s)),
+            _ => String::new(),
+        }
+    );
 
     let bar = if printer.progress {
         let bar = ProgressBar::new(db.size).with_style(
@@ -94,7 +108,7 @@ pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>>
     }
     let seconds = started.elapsed().as_secs_f64();
     let summary = format!(
-        "restored {} ({}) into a throwaway cluster in {}; {} {}, {} rows match the manifest; psql printed only the {} known harmless {}",
+        "restored {} ({}) into a throwaway {used} in {}; {} {}, {} rows match the manifest; psql printed only the {} known harmless {}",
         db.file,
         HumanBytes(report.sql_bytes),
         humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64)),
@@ -220,6 +234,42 @@ pub fn write_record(bundle: &Bundle, run: Run) -> std::io::Result<(std::path::Pa
     let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
     crate::host::atomic::replace_small(&path, &json, 0o644)?;
     Ok((path, record))
+}
+
+/// The server programs to drill in: the bundle's own major where this
+/// machine has it, else the next newer one (a dump loads into a newer
+/// major, never an older one). `None`: the usual search (an explicit
+/// `$IMLRECOVER_PG_BINDIR`, or no installation found by version).
+fn drill_server(db: &super::DatabaseRecord) -> Result<Option<std::path::PathBuf>, String> {
+    if std::env::var_os(pg::ENV_BINDIR).is_some_and(|v| !v.is_empty()) {
+        return Ok(None);
+    }
+    let Some(needs) = db.loads_into_from() else {
+        return Ok(None);
+    };
+    let installs = pg::server_installations();
+    if installs.is_empty() {
+        return Ok(None);
+    }
+    let major = pg::major_num(needs);
+    installs
+        .iter()
+        .find(|(v, _)| pg::major_num(*v) == major)
+        .or_else(|| installs.iter().find(|(v, _)| pg::major_num(*v) > major))
+        .map(|(_, d)| Some(d.clone()))
+        .ok_or_else(|| {
+            format!(
+                "the dump needs PostgreSQL {} or newer to load, and this machine has only {}; \
+                 install that major's server (or name its bin directory in ${})",
+                pg::major_of(needs),
+                installs
+                    .iter()
+                    .map(|(v, _)| pg::major_of(*v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                pg::ENV_BINDIRS
+            )
+        })
 }
 
 fn problem(path: &str, message: impl Into<String>) -> Problem {

@@ -282,11 +282,30 @@ pub struct DatabaseRecord {
     /// `pg_control`'s system identifier, as a decimal string (it is a u64).
     pub system_identifier: String,
     pub server_version: String,
+    /// `pg_dumpall --version` of the program that wrote the dump, e.g.
+    /// `15.18`: a dump loads into a server of that major or newer.
+    /// Absent in bundles of earlier versions (taken as `server_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dumped_by: Option<String>,
     /// The databases the recipe requires the bundle to bring back.
     pub databases: Vec<String>,
     /// Counted from the dump's `COPY` data, not from the live cluster, so it
     /// describes exactly what a restore of this file brings back.
     pub fingerprint: Fingerprint,
+}
+
+impl DatabaseRecord {
+    /// The oldest server version the dump loads into: the newer of the
+    /// source server and the pg_dumpall that wrote it (`server_version_num`).
+    pub fn loads_into_from(&self) -> Option<u32> {
+        let server = crate::host::postgres::version_num(&self.server_version)?;
+        let client = self
+            .dumped_by
+            .as_deref()
+            .and_then(crate::host::postgres::version_num)
+            .unwrap_or(server);
+        Some(server.max(client))
+    }
 }
 
 /// A file mode, written as an octal string (`"0644"`) so people can read it.

@@ -23,6 +23,7 @@
 mod blocking;
 mod cluster;
 mod concurrent;
+mod controldata;
 mod dump;
 mod error;
 mod fingerprint;
@@ -30,6 +31,7 @@ mod process;
 mod restore;
 mod scan;
 mod sql;
+mod version;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,7 +43,8 @@ pub use cluster::{cleanup_all, TempCluster};
 pub use dump::{dump_all, dump_all_with, DumpOptions, DumpStats};
 pub use error::{PgError, Result};
 pub use fingerprint::{
-    compare, fingerprint, fingerprint_of, qualified_name, Fingerprint, FingerprintDiff,
+    compare, fingerprint, fingerprint_in, fingerprint_of, fingerprint_with, qualified_name,
+    CountPath, Fingerprint, FingerprintDiff,
 };
 pub use process::{find_program, ENV_BINDIR};
 pub use restore::{
@@ -50,8 +53,13 @@ pub use restore::{
 };
 pub use scan::{fingerprint_from_dump, DumpScanner};
 pub use sql::{
-    cluster_identity, cluster_view, connected_backends, execute, list_databases, ping, query,
-    terminate_backends, Backend, ClusterIdentity, ClusterView,
+    cluster_identity, cluster_view, cluster_view_via, connected_backends, execute, list_databases,
+    ping, query, terminate_backends, Backend, ClusterIdentity, ClusterView, IdentitySource,
+};
+pub use version::{
+    client_version, dir_for_major, local_server, major_num, major_of, program_version,
+    server_client_dir, server_installations, version_num, LocalServer, CLIENT_PROGRAMS,
+    ENV_BINDIRS, SERVER_PROGRAMS,
 };
 
 /// How to reach a PostgreSQL server and run its client programs.

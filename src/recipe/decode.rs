@@ -1107,6 +1107,7 @@ impl Decoder {
                     let host = attrs.get("host").and_then(|a| self.string(a));
                     let port = attrs.get("port").and_then(|a| self.port(a));
                     let run_as = attrs.get("run_as").and_then(|a| self.string(a));
+                    let bindir = attrs.get("bindir").and_then(|a| self.path(a));
                     let mut quiesce_refs = Vec::new();
                     if let Some(a) = attrs.get("quiesce") {
                         self.address_list(
@@ -1130,6 +1131,7 @@ impl Decoder {
                         host,
                         port,
                         run_as,
+                        bindir,
                         quiesce,
                     })
                 }

@@ -192,6 +192,10 @@ pub struct DatabaseSpec {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub run_as: Option<String>,
+    /// Directory of the server's own client programs (`/usr/pgsql-9.6/bin`);
+    /// on the live host like `host`, not under `--root`. Default: found
+    /// from the running server.
+    pub bindir: Option<String>,
     /// Services stopped before the restore and started after it.
     pub quiesce: Vec<Address>,
 }

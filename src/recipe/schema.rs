@@ -94,6 +94,7 @@ pub fn resource(kind: ResourceType) -> BlockSchema {
                 ("host", false),
                 ("port", false),
                 ("run_as", false),
+                ("bindir", false),
                 ("quiesce", false),
                 ("depends_on", false),
             ],

@@ -34,15 +34,74 @@ pub enum DatabaseError {
     },
 }
 
-/// How the recipe's block reaches the cluster.
+/// How the recipe's block reaches the cluster, with the client programs
+/// of the server's own major version: the recipe's `bindir`, else those
+/// found from the running server (its socket's lock file, data directory
+/// and executable), else the newest installed.
 pub fn target(spec: &DatabaseSpec) -> PgTarget {
-    PgTarget {
+    let mut t = PgTarget {
         host: spec.host.clone(),
         port: spec.port,
         superuser: spec.superuser.clone(),
         run_as: spec.run_as.clone(),
-        bin_dir: None,
+        bin_dir: spec.bindir.as_ref().map(std::path::PathBuf::from),
+    };
+    if t.bin_dir.is_none() {
+        t.bin_dir = pg::server_client_dir(&t);
     }
+    t
+}
+
+/// `15.18` of `15.18 (Debian 15.18-0+deb12u1)`.
+fn short_version(v: &str) -> &str {
+    v.split_whitespace().next().unwrap_or(v)
+}
+
+/// A number of `server_version_num` as a version text: 150018 → `15.18`,
+/// 90624 → `9.6.24`.
+fn version_text(num: u32) -> String {
+    if num >= 100_000 {
+        format!("{}.{}", num / 10000, num % 10000)
+    } else {
+        format!("{}.{}.{}", num / 10000, num / 100 % 100, num % 100)
+    }
+}
+
+/// Why a dump of `db` may or may not go into a live server of
+/// `live_version`: `Err` when it was made by (or from) a newer major.
+pub fn restore_compatibility(
+    db: &crate::bundle::DatabaseRecord,
+    live_version: &str,
+) -> Result<Option<String>, String> {
+    let (Some(live), Some(needs)) = (pg::version_num(live_version), db.loads_into_from()) else {
+        return Ok(None);
+    };
+    let from = short_version(&db.server_version);
+    let to = short_version(live_version);
+    if pg::major_num(needs) > pg::major_num(live) {
+        let by = db
+            .dumped_by
+            .as_deref()
+            .filter(|b| pg::version_num(b) != pg::version_num(&db.server_version))
+            .map(|b| format!(" by pg_dumpall {b}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "the dump {} was made from PostgreSQL {from}{by} and needs PostgreSQL {} or newer; \
+             the live server is PostgreSQL {to}, into which a newer major's dump is not \
+             guaranteed to load (its SQL may use what {to} lacks, and a --clean restore that \
+             fails half-way leaves the cluster without its databases)",
+            db.file,
+            pg::major_of(needs),
+        ));
+    }
+    let source = pg::version_num(&db.server_version).unwrap_or(needs);
+    if pg::major_num(source) < pg::major_num(live) {
+        return Ok(Some(format!(
+            "PostgreSQL {from} → {to}: allowed, a dump loads into the same or a newer major \
+             version (as IML 6.1's move from 9.2 to 9.6 did)"
+        )));
+    }
+    Ok(None)
 }
 
 /// Streams `pg_dumpall --clean` through parallel gzip into the bundle and
@@ -58,6 +117,23 @@ pub fn capture(
     };
     let target = target(spec);
     let identity = pg::cluster_identity(&target).map_err(pg_err)?;
+    let dumped_by = pg::client_version(&target, "pg_dumpall");
+    if let Some(by) = dumped_by.filter(|by| {
+        pg::major_num(*by) > pg::major_num(identity.server_version_num)
+            && identity.server_version_num != 0
+    }) {
+        // Still a good backup for this server's upgrade, not for itself.
+        eprintln!(
+            "{} {address}: pg_dumpall {} is newer than the server (PostgreSQL {}): its dump \
+             loads only into PostgreSQL {} or newer, not back into this server. Install the \
+             server's own client programs (PostgreSQL {}) or set `bindir` in the recipe.",
+            cx.printer.yellow("warning:"),
+            version_text(by),
+            short_version(&identity.server_version),
+            pg::major_of(by),
+            pg::major_of(identity.server_version_num),
+        );
+    }
     let mut dump = cx.bundle.create_dump()?;
     let bar = if cx.printer.progress {
         let bar = ProgressBar::new_spinner().with_style(
@@ -119,6 +195,7 @@ pub fn capture(
         sql_size: stats.sql_bytes,
         system_identifier: identity.system_identifier,
         server_version: identity.server_version,
+        dumped_by: dumped_by.map(version_text),
         databases: spec.databases.clone(),
         fingerprint,
     });
@@ -284,8 +361,25 @@ impl super::kind::Kind for DatabaseKind {
             ));
         }
         evidence.extend(seen.short_of_bundle.iter().cloned());
+        // Worth a line only when it is not the server's own major.
+        if let Some(by) = db.dumped_by.as_deref().filter(|by| {
+            pg::version_num(by).map(pg::major_num)
+                != pg::version_num(&db.server_version).map(pg::major_num)
+        }) {
+            evidence.push(format!("dump written by pg_dumpall {by}"));
+        }
         let mut v = match reason {
             Some(r) => {
+                match restore_compatibility(db, &seen.server_version) {
+                    Err(e) => {
+                        return Err(super::kind::ResourceError::new(address, e).help(
+                            "restore it into a server of that major version or newer (a dump \
+                             always loads into a newer one); nothing was changed",
+                        ))
+                    }
+                    Ok(Some(upgrade)) => evidence.push(upgrade),
+                    Ok(None) => {}
+                }
                 dump_intact(cx.bundle, db).map_err(|e| {
                     super::kind::ResourceError::new(address, e).help(
                         "the bundle fails its integrity check: run `imlrecover verify BUNDLE`",
@@ -317,7 +411,7 @@ impl super::kind::Kind for DatabaseKind {
         address: &Address,
         spec: &DatabaseSpec,
         _step: &crate::plan::Step,
-        _change: &crate::plan::ResourceChange,
+        change: &crate::plan::ResourceChange,
         cx: &super::kind::ApplyCx,
     ) -> Result<super::kind::Applied, super::kind::ResourceError> {
         use super::kind::{Applied, ResourceError};
@@ -332,6 +426,12 @@ impl super::kind::Kind for DatabaseKind {
                 ResourceError::new(address, "the bundle holds no dump for this database")
             })?;
         dump_intact(cx.bundle, db).map_err(|e| ResourceError::new(address, e))?;
+        // The plan refuses a dump of a newer major; a saved plan is checked
+        // again against the server it observed, before the safety dump.
+        if let Some(live) = change.before.get("server_version").and_then(|v| v.as_str()) {
+            restore_compatibility(db, live)
+                .map_err(|e| ResourceError::new(address, e).help("nothing was restored"))?;
+        }
         let target = target(spec);
         let mut applied = Applied::default();
 

@@ -186,9 +186,58 @@ impl HeldSession {
     }
 }
 
+impl HeldSession {
+    /// Runs `sql` in the held session and waits until it is done.
+    pub fn run(&mut self, sql: &str) {
+        writeln!(self._stdin, "{sql}\nSELECT 'done';").expect("write to psql");
+        self._stdin.flush().expect("flush psql stdin");
+        let mut line = String::new();
+        while line.trim() != "done" {
+            line.clear();
+            let n = self._stdout.read_line(&mut line).expect("read from psql");
+            assert!(n > 0, "psql ended while running {sql}");
+        }
+    }
+}
+
 impl Drop for HeldSession {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// The server programs of PostgreSQL `major`: Debian's 15, or the other
+/// majors `.ci/pg-majors` installs under target/pg-majors (cached there; the
+/// first test to need one installs it, from npm or PyPI).
+pub fn major_bin(major: &str) -> std::path::PathBuf {
+    let debian = std::path::PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    if debian.join("initdb").is_file() {
+        return debian;
+    }
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/pg-majors").join(major).join("bin");
+    if !dir.join("postgres").is_file() {
+        let status = Command::new(root.join(".ci/pg-majors"))
+            .arg(major)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run .ci/pg-majors");
+        assert!(status.success(), ".ci/pg-majors {major} failed");
+    }
+    dir
+}
+
+/// A cluster of PostgreSQL `major` seeded with `seed`.
+pub fn seeded_major(major: &str, seed: Seed) -> TempCluster {
+    let cluster = TempCluster::start_with(Some(&major_bin(major)))
+        .unwrap_or_else(|e| panic!("start a PostgreSQL {major} cluster: {e}"));
+    seed_cluster(&cluster.target(), seed);
+    cluster
+}
+
+/// The majors the version tests run against: the oldest and newest
+/// obtainable here and Debian's own.
+pub const MAJORS: &[&str] = &["10", "15", "18"];

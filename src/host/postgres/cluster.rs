@@ -242,15 +242,24 @@ impl TempCluster {
     }
 
     /// How to reach the cluster: its socket directory and port, as
-    /// `postgres`, with client programs from the same installation.
+    /// `postgres`, with client programs from the same installation (where
+    /// it has them: a server-only installation leaves them to the search).
     pub fn target(&self) -> PgTarget {
+        let has_clients = super::version::CLIENT_PROGRAMS
+            .iter()
+            .all(|p| find_program(Some(&self.bin_dir), p).is_ok());
         PgTarget {
             host: Some(self.root.display().to_string()),
             port: Some(self.port),
             superuser: SUPERUSER.into(),
             run_as: self.os_user.clone(),
-            bin_dir: Some(self.bin_dir.clone()),
+            bin_dir: has_clients.then(|| self.bin_dir.clone()),
         }
+    }
+
+    /// Directory of the server programs this cluster runs.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
     }
 
     pub fn data_dir(&self) -> &Path {

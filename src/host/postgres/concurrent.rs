@@ -90,6 +90,8 @@ struct Output {
 /// and every name can be framed as pg_dumpall frames it.
 fn small_cluster_databases(target: &PgTarget, up_to: u64) -> Option<Vec<Database>> {
     // Names travel hex-encoded: no character can break the parsing.
+    // Oldest server: 8.4 (`convert_to` 8.3, `pg_database_size` 8.1); a
+    // failure only means pg_dumpall runs itself.
     let rows = query(
         target,
         "postgres",

@@ -18,7 +18,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::error::{PgError, Result};
-use super::fingerprint::{fingerprint_of, Fingerprint, FingerprintDiff};
+use super::fingerprint::{fingerprint_in, Fingerprint, FingerprintDiff};
 use super::process::{
     for_each_line_capped, kill_tree, program_name, spawn_error, truncate, OUR_APP, TAIL_LINE_CAP,
 };
@@ -221,7 +221,7 @@ pub fn restore_with(
         }
     }
 
-    let mut cmd = target.client("psql")?;
+    let mut cmd = super::version::restore_client(target)?.client("psql")?;
     // -b echoes each failed statement, which tells a harmless DROP apart
     // from anything else; -f - makes psql prefix messages with line numbers.
     cmd.args(["-X", "-q", "-b", "-d", "postgres", "-f", "-"]);
@@ -359,7 +359,7 @@ pub fn restore_with(
     if options.verify {
         // One session for what the cluster is and holds, one for its rows.
         let view = cluster_view(target)?;
-        let live = fingerprint_of(target, &view.databases)?;
+        let live = fingerprint_in(target, &view)?;
         identity = Some(view.identity);
         let mut differences = Vec::new();
         for d in dump_fingerprint.diff(&live) {

@@ -1,6 +1,8 @@
 //! Short SQL conversations through `psql`: queries, cluster identity and the
 //! client backends that would block a restore.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::error::{PgError, Result};
@@ -99,13 +101,21 @@ pub struct ClusterIdentity {
     pub server_version_num: u32,
 }
 
+/// Oldest server: 9.6 (`pg_control_system()`); older servers take
+/// [`OLD_IDENTITY_SQL`] and `pg_controldata`.
 const IDENTITY_SQL: &str =
     "SELECT 'i', system_identifier::text, current_setting('server_version'), \
      current_setting('server_version_num') FROM pg_control_system();\n";
 
+/// Oldest server: 8.2 (`server_version_num`); `data_directory` (8.0+) is
+/// where `pg_controldata` reads the system identifier.
+const OLD_IDENTITY_SQL: &str = "SELECT 'v', current_setting('server_version'), \
+     current_setting('server_version_num'), current_setting('data_directory');\n";
+
 /// The databases a dump covers and a fingerprint counts: connectable, not
 /// templates, not half-dropped (`datconnlimit = -2`). Names travel
 /// hex-encoded, so no character (not even a newline) can break parsing.
+/// Oldest server: 8.3 (`convert_to`); `datconnlimit` is 8.1+.
 const DATABASES_SQL: &str = "SELECT 'd', encode(convert_to(datname::text, 'UTF8'), 'hex') \
      FROM pg_database WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2 \
      ORDER BY datname;\n";
@@ -116,17 +126,76 @@ const DATABASES_SQL: &str = "SELECT 'd', encode(convert_to(datname::text, 'UTF8'
 pub struct ClusterView {
     pub identity: ClusterIdentity,
     pub databases: Vec<String>,
+    /// Where the system identifier came from: `pg_control_system()` (9.6+)
+    /// or `pg_controldata` (older servers).
+    #[serde(default)]
+    pub identity_source: IdentitySource,
 }
 
-/// Reads the cluster's identity and its databases in one session (needs
-/// PostgreSQL ≥ 9.6 for `pg_control_system()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    #[default]
+    PgControlSystem,
+    PgControldata,
+}
+
+/// Reads the cluster's identity and its databases in one session. A server
+/// older than 9.6 has no `pg_control_system()`: its identity comes from
+/// `pg_controldata` on its data directory (run as `run_as`), which costs a
+/// second session on those servers only.
 pub fn cluster_view(target: &PgTarget) -> Result<ClusterView> {
+    let prefer = if super::version::old_paths_forced() {
+        IdentitySource::PgControldata
+    } else {
+        IdentitySource::PgControlSystem
+    };
+    cluster_view_via(target, prefer)
+}
+
+/// [`cluster_view`], taking the identity from `prefer` where the server
+/// allows (`PgControldata` works on every server).
+pub fn cluster_view_via(target: &PgTarget, prefer: IdentitySource) -> Result<ClusterView> {
+    if prefer == IdentitySource::PgControlSystem {
+        match query(
+            target,
+            "postgres",
+            &format!("{IDENTITY_SQL}{DATABASES_SQL}"),
+        ) {
+            Ok(rows) => return parse_view(target, &rows, None),
+            Err(e) if !is_missing_pg_control_system(&e) => return Err(e),
+            Err(_) => {}
+        }
+    }
     let rows = query(
         target,
         "postgres",
-        &format!("{IDENTITY_SQL}{DATABASES_SQL}"),
-    )
-    .map_err(identity_hint)?;
+        &format!("{OLD_IDENTITY_SQL}{DATABASES_SQL}"),
+    )?;
+    let data_dir = rows
+        .iter()
+        .find(|r| r.first().map(String::as_str) == Some("v"))
+        .and_then(|r| r.get(3).cloned())
+        .unwrap_or_default();
+    let version = rows
+        .iter()
+        .find(|r| r.first().map(String::as_str) == Some("v"))
+        .and_then(|r| r.get(2)?.parse::<u32>().ok())
+        .unwrap_or(0);
+    let id = super::controldata::system_identifier(target, Path::new(&data_dir), version)?;
+    parse_view(target, &rows, Some(id))
+}
+
+fn is_missing_pg_control_system(e: &PgError) -> bool {
+    matches!(e, PgError::Command { stderr, .. }
+        if stderr.contains("pg_control_system") && stderr.contains("does not exist"))
+}
+
+fn parse_view(
+    target: &PgTarget,
+    rows: &[Vec<String>],
+    controldata_id: Option<String>,
+) -> Result<ClusterView> {
     let bad = |rows: &[Vec<String>]| PgError::UnexpectedOutput {
         program: "psql".into(),
         target: target.to_string(),
@@ -135,7 +204,7 @@ pub fn cluster_view(target: &PgTarget) -> Result<ClusterView> {
     };
     let mut identity = None;
     let mut databases = Vec::new();
-    for row in &rows {
+    for row in rows {
         match row.as_slice() {
             [tag, id, version, num] if tag == "i" && !id.is_empty() => {
                 identity = Some(ClusterIdentity {
@@ -144,43 +213,34 @@ pub fn cluster_view(target: &PgTarget) -> Result<ClusterView> {
                     server_version_num: num.parse().unwrap_or(0),
                 });
             }
-            [tag, hex] if tag == "d" => {
-                databases.push(super::fingerprint::unhex(hex).ok_or_else(|| bad(&rows))?);
+            [tag, version, num, _data_dir] if tag == "v" => {
+                if let Some(id) = &controldata_id {
+                    identity = Some(ClusterIdentity {
+                        system_identifier: id.clone(),
+                        server_version: version.clone(),
+                        server_version_num: num.parse().unwrap_or(0),
+                    });
+                }
             }
-            _ => return Err(bad(&rows)),
+            [tag, hex] if tag == "d" => {
+                databases.push(super::fingerprint::unhex(hex).ok_or_else(|| bad(rows))?);
+            }
+            _ => return Err(bad(rows)),
         }
     }
-    let identity = identity.ok_or_else(|| bad(&rows))?;
+    let identity = identity.ok_or_else(|| bad(rows))?;
     Ok(ClusterView {
         identity,
         databases,
+        identity_source: if controldata_id.is_some() {
+            IdentitySource::PgControldata
+        } else {
+            IdentitySource::PgControlSystem
+        },
     })
 }
 
-fn identity_hint(e: PgError) -> PgError {
-    match e {
-        PgError::Command {
-            program,
-            target,
-            doing,
-            status,
-            stderr,
-            ..
-        } if stderr.contains("pg_control_system") => PgError::Command {
-            program,
-            target,
-            doing,
-            status,
-            stderr,
-            hint: "this server is older than PostgreSQL 9.6 and does not expose its \
-                   system identifier over SQL",
-        },
-        e => e,
-    }
-}
-
-/// Reads the cluster's identity (needs PostgreSQL ≥ 9.6 for
-/// `pg_control_system()`).
+/// Reads the cluster's identity (see [`cluster_view`]).
 pub fn cluster_identity(target: &PgTarget) -> Result<ClusterIdentity> {
     cluster_view(target).map(|v| v.identity)
 }
@@ -232,8 +292,8 @@ pub(crate) fn format_backends(backends: &[Backend]) -> String {
 /// Client backends (not ours, not autovacuum or replication) connected to
 /// any of `databases`; an empty slice means every database.
 pub fn connected_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<Backend>> {
-    let sql = format!("{} ORDER BY pid", backend_select(databases));
-    parse_backends(target, query(target, "postgres", &sql)?)
+    let rows = backend_rows(target, databases, |select| format!("{select} ORDER BY 1"))?;
+    parse_backends(target, rows)
 }
 
 /// Terminates the client backends connected to `databases` (empty: every
@@ -243,22 +303,23 @@ pub fn connected_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<B
 pub fn terminate_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<Backend>> {
     // In the select list, not the WHERE clause: there the planner may call
     // it before the `pid <> pg_backend_pid()` filter and kill our session.
-    let sql = format!(
-        "SELECT b.*, pg_terminate_backend(b.pid) FROM ({}) b ORDER BY 1",
-        backend_select(databases)
-    );
-    let rows = query(target, "postgres", &sql)?
-        .into_iter()
-        .filter_map(|mut r| (r.pop().as_deref() == Some("t")).then_some(r))
-        .collect();
+    // pg_terminate_backend: 8.4+.
+    let rows = backend_rows(target, databases, |select| {
+        format!("SELECT b.*, pg_terminate_backend(b.pid) FROM ({select}) b ORDER BY 1")
+    })?
+    .into_iter()
+    .filter_map(|mut r| (r.pop().as_deref() == Some("t")).then_some(r))
+    .collect();
     let gone = parse_backends(target, rows)?;
     if gone.is_empty() {
         return Ok(gone);
     }
     // pg_terminate_backend only sends a signal; DROP DATABASE needs them gone.
+    // pg_stat_get_backend_idset/pid: 8.4+ (pg_stat_activity.pid is 9.2+).
     let pids: Vec<String> = gone.iter().map(|b| b.pid.to_string()).collect();
     let check = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid IN ({})",
+        "SELECT count(*) FROM (SELECT pg_stat_get_backend_idset() AS id) s \
+         WHERE pg_stat_get_backend_pid(s.id) IN ({})",
         pids.join(",")
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -272,14 +333,35 @@ pub fn terminate_backends(target: &PgTarget, databases: &[&str]) -> Result<Vec<B
     Ok(gone)
 }
 
+/// The backends' rows through `wrap(select)`: pg_stat_activity where the
+/// server has its 9.2+ columns, else the statistics functions of 8.4+.
+fn backend_rows(
+    target: &PgTarget,
+    databases: &[&str],
+    wrap: impl Fn(String) -> String,
+) -> Result<Vec<Vec<String>>> {
+    if !super::version::old_paths_forced() {
+        match query(target, "postgres", &wrap(backend_select(databases))) {
+            Err(PgError::Command { stderr, .. }) if stderr.contains("does not exist") => {}
+            other => return other,
+        }
+    }
+    query(target, "postgres", &wrap(old_backend_select(databases)))
+}
+
+fn database_filter(column: &str, databases: &[&str]) -> String {
+    if databases.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {column} = ANY({})", text_array(databases))
+    }
+}
+
+/// Oldest server: 9.2 (`pid`, `state`, `row_to_json`).
 fn backend_select(databases: &[&str]) -> String {
     // backend_type exists from PostgreSQL 10 on; read through row_to_json
     // the query also runs on older servers (which list only clients).
-    let filter = if databases.is_empty() {
-        String::new()
-    } else {
-        format!(" AND a.datname = ANY({})", text_array(databases))
-    };
+    let filter = database_filter("a.datname", databases);
     format!(
         "SELECT a.pid, a.datname, coalesce(a.usename::text, ''), \
          translate(coalesce(a.application_name, ''), E'\\n\\r', '  '), \
@@ -288,6 +370,21 @@ fn backend_select(databases: &[&str]) -> String {
          WHERE a.datname IS NOT NULL AND a.pid <> pg_backend_pid() \
          AND coalesce(row_to_json(a)->>'backend_type', 'client backend') = 'client backend'\
          {filter}"
+    )
+}
+
+/// Oldest server: 8.4 (the statistics functions; pg_stat_activity calls
+/// its pid `procpid` before 9.2). No application name or state: those
+/// columns are 9.0+/9.2+.
+fn old_backend_select(databases: &[&str]) -> String {
+    let filter = database_filter("d.datname::text", databases);
+    format!(
+        "SELECT pg_stat_get_backend_pid(s.id) AS pid, d.datname, coalesce(u.rolname::text, ''), \
+         '', coalesce(host(pg_stat_get_backend_client_addr(s.id)), 'local socket'), '' \
+         FROM (SELECT pg_stat_get_backend_idset() AS id) s \
+         JOIN pg_database d ON d.oid = pg_stat_get_backend_dbid(s.id) \
+         LEFT JOIN pg_roles u ON u.oid = pg_stat_get_backend_userid(s.id) \
+         WHERE pg_stat_get_backend_pid(s.id) <> pg_backend_pid(){filter}"
     )
 }
 
