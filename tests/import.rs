@@ -221,7 +221,7 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
         .stdout_has("-/+ database.chroma (restore: bundle 2")
         .stdout_has("was imported from a runbook dump, which does not record its cluster's system_identifier, and was never restored into this cluster")
         .stdout_has("bundle cluster: system_identifier unknown (imported from a runbook dump)")
-        .stdout_has("Plan: 1 to restore, 0 to update, 0 to remove, ");
+        .stdout_has("Plan: 1 to restore, 0 to create, 0 to update, 0 to remove, ");
 
     sb.disaster().unwrap();
     on(&sb, &b, "plan", &["--detailed-exitcode"])
