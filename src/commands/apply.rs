@@ -50,7 +50,7 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     let recipe = super::load_recipe(&t.recipe)?;
     let root = Root::new(&t.root)?;
     let _lock = lock::acquire(&crate::state::dir(root.dir()))?;
-    let mut plan = super::plan::make_plan(&recipe, &t)?;
+    let mut plan = super::plan::make_plan(&recipe, &t, true)?;
     let previous = run::unfinished(&apply::runs_dir(&root))
         .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if let Some(p) = &previous {
@@ -126,6 +126,7 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
     }
     let bundle = Bundle::open(std::path::Path::new(&saved.bundle.path))?;
     crate::bundle::crypt::check_readable(&bundle)?;
+    crate::bundle::check::require(&bundle, Some(&recipe))?;
     if bundle.name() != saved.bundle.id {
         return Err(miette!(
             "the plan was made from bundle {}, but {} is now bundle {}",

@@ -2,7 +2,7 @@
 
 use super::validate::plural;
 use super::{CmdResult, Outcome};
-use crate::bundle::verify::{self, ProblemKind};
+use crate::bundle::verify::ProblemKind;
 use crate::bundle::Bundle;
 use crate::cli::VerifyArgs;
 use crate::printer::Printer;
@@ -13,7 +13,7 @@ use std::time::Instant;
 pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
     let started = Instant::now();
     let bundle = Bundle::open(&args.bundle).map_err(Report::new)?;
-    let mut report = verify::verify(&bundle);
+    let mut report = crate::bundle::check::check(&bundle, None);
     let mut drill_summary = None;
     if args.drill {
         match crate::bundle::drill::drill(&bundle, printer) {

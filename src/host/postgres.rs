@@ -25,6 +25,7 @@ mod concurrent;
 mod dump;
 mod error;
 mod fingerprint;
+mod meta;
 mod process;
 mod restore;
 mod scan;
