@@ -17,6 +17,7 @@ pub mod host;
 pub mod plan;
 pub mod printer;
 pub mod recipe;
+pub mod redact;
 pub mod resources;
 pub mod sandbox;
 pub mod state;

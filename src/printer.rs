@@ -37,6 +37,7 @@ impl Printer {
     /// Writes to stdout. A reader that went away (`| head`) ends the
     /// command quietly with [`PipeClosed`]; `run` exits 0 on it, as grep does.
     pub fn out(&self, text: &str) -> miette::Result<()> {
+        let text = crate::redact::for_output(text);
         let mut out = io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())

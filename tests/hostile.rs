@@ -341,3 +341,269 @@ fn a_dump_cannot_run_shell_commands() {
         assert_eq!(ChromaCluster::rows(&source.target()), rows, "{what}");
     }
 }
+
+#[test]
+fn the_state_directory_and_lock_stay_under_the_root() {
+    let (host, recipe, b) = files_bundle();
+    // Something to apply: a changed file.
+    std::fs::write(host.file("/etc/hosts"), "127.0.0.1 changed\n").unwrap();
+    // The state directory is a link out of the root, its lock a link to a
+    // file outside: both are test directories, listed after.
+    let outside = host.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let victim = host.tmp.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(host.file("/var/lib")).unwrap();
+    std::os::unix::fs::symlink(&outside, host.file("/var/lib/imlrecover")).unwrap();
+
+    with_bundle("apply", &recipe, &host, &b)
+        .arg("--auto-approve")
+        .run()
+        .code(0);
+    assert_eq!(
+        listing(&outside),
+        BTreeSet::new(),
+        "nothing is written outside the root"
+    );
+    // The link resolves inside the root, as the kernel would under chroot.
+    let inside = host.root.join(outside.strip_prefix("/").unwrap());
+    assert!(inside.join("lock").is_file(), "the lock is under the root");
+    assert!(inside.join("runs").is_dir(), "the runs are under the root");
+
+    // A lock that is a symlink is never written through.
+    std::fs::remove_file(host.file("/var/lib/imlrecover")).unwrap();
+    std::fs::create_dir(host.file("/var/lib/imlrecover")).unwrap();
+    std::os::unix::fs::symlink(&victim, host.file("/var/lib/imlrecover/lock")).unwrap();
+    std::fs::write(host.file("/etc/hosts"), "127.0.0.1 again\n").unwrap();
+    with_bundle("apply", &recipe, &host, &b)
+        .arg("--auto-approve")
+        .run()
+        .code(1)
+        .stderr_has("cannot take the lock");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(
+        std::fs::read_to_string(host.file("/etc/hosts")).unwrap(),
+        "127.0.0.1 again\n",
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn init_scripts_are_looked_up_inside_the_root() {
+    let host = Host::new();
+    // `<root>/etc` links to a directory outside the root whose init script
+    // would leave a marker: plan must not run it.
+    let outside = host.tmp.path().join("hostetc");
+    std::fs::create_dir_all(outside.join("init.d")).unwrap();
+    let marker = host.tmp.path().join("marker");
+    let script = outside.join("init.d/svc");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\nexit 0\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(host.file("/etc")).unwrap();
+    std::os::unix::fs::symlink(&outside, host.file("/etc")).unwrap();
+    let recipe = host.tmp.path().join("svc.hcl");
+    std::fs::write(&recipe, "service \"svc\" {\n  state = \"running\"\n}\n").unwrap();
+    std::fs::create_dir_all(&host.bundles).unwrap();
+    // No bundle is needed to look at a service, but plan wants one.
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .run()
+        .code(0);
+    assert!(!marker.exists(), "backup ran the script outside the root");
+    with_bundle("plan", &recipe, &host, &host.latest())
+        .run()
+        .code(1)
+        .stderr_has("svc");
+    assert!(
+        !marker.exists(),
+        "plan ran the init script outside the root"
+    );
+}
+
+/// Every byte of every file under `dir`, for grepping.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sensitive_variables_are_redacted_everywhere() {
+    const SECRET: &str = "S3cr3tTok3n";
+    let host = Host::new();
+    let recipe = host.tmp.path().join("secret.hcl");
+    let base = std::fs::read_to_string(host.files_recipe()).unwrap();
+    std::fs::write(
+        &recipe,
+        format!(
+            "{base}\nvariable \"token\" {{\n  sensitive = true\n}}\n\
+             file \"token_file\" {{\n  path     = \"/etc/${{var.token}}.conf\"\n  optional = true\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(host.file(&format!("/etc/{SECRET}.conf")), "x\n").unwrap();
+    let var = format!("token={SECRET}");
+    Imlrecover::new()
+        .args(["backup", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--bundle-dir")
+        .arg(&host.bundles)
+        .args(["--var", &var])
+        .run()
+        .code(0);
+    let b = host.latest();
+    // Changes to show: the secret's own file and /etc/hosts.
+    std::fs::write(host.file(&format!("/etc/{SECRET}.conf")), "y\n").unwrap();
+    std::fs::write(host.file("/etc/hosts"), "127.0.0.1 changed\n").unwrap();
+    let planfile = host.tmp.path().join("plan.json");
+    let mut outputs: Vec<(String, Output)> = Vec::new();
+    let target = |cmd: &str| with_bundle(cmd, &recipe, &host, &b).args(["--var", &var]);
+    outputs.push(("plan".into(), target("plan").run()));
+    outputs.push(("plan --json".into(), target("plan").arg("--json").run()));
+    outputs.push((
+        "plan --out".into(),
+        target("plan").arg("--out").arg(&planfile).run(),
+    ));
+    outputs.push((
+        "show".into(),
+        Imlrecover::new().arg("show").arg(&planfile).run(),
+    ));
+    outputs.push((
+        "show --json".into(),
+        Imlrecover::new()
+            .args(["show", "--json"])
+            .arg(&planfile)
+            .run(),
+    ));
+    outputs.push(("audit".into(), target("audit").run()));
+    outputs.push((
+        "audit --format json".into(),
+        target("audit").args(["--format", "json"]).run(),
+    ));
+    let applied = Imlrecover::new()
+        .arg("apply")
+        .arg(&planfile)
+        .args(["--var", &var])
+        .run();
+    applied.code(0);
+    assert_eq!(
+        std::fs::read_to_string(host.file(&format!("/etc/{SECRET}.conf"))).unwrap(),
+        "x\n",
+        "the saved plan applied with the value given again"
+    );
+    outputs.push(("apply PLANFILE".into(), applied));
+    // A diagnostic that would quote the value.
+    let bad = host.tmp.path().join("bad.hcl");
+    std::fs::write(
+        &bad,
+        "variable \"token\" {\n  sensitive = true\n}\nfile \"x\" {\n  path = \"/etc/x\"\n  mode = var.token\n}\n",
+    )
+    .unwrap();
+    let v = Imlrecover::new()
+        .args(["validate", "-r"])
+        .arg(&bad)
+        .args(["--var", &var])
+        .run();
+    v.code(1);
+    outputs.push(("validate".into(), v));
+
+    for (what, out) in &outputs {
+        for text in [&out.stdout, &out.stderr] {
+            assert!(!text.contains(SECRET), "{what} shows the secret:\n{text}");
+        }
+    }
+    assert!(outputs[0].1.stdout.contains("(sensitive value)"));
+    let mut files = all_bytes(&host.root.join("var/lib/imlrecover"));
+    files.push((planfile.clone(), std::fs::read(&planfile).unwrap()));
+    assert!(files.len() > 2, "the run directory was written");
+    for (path, bytes) in files {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn recipe_input_is_bounded_and_messages_are_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let validate = |recipe: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"));
+        c.args(["validate", "-r"]).arg(recipe);
+        run_bounded(c, Duration::from_secs(30))
+    };
+    // A FIFO or a device is refused at once, never read.
+    let fifo = tmp.path().join("fifo.hcl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for bad in [fifo.as_path(), Path::new("/dev/zero")] {
+        let (code, err) = validate(bad);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"));
+    c.args([
+        "validate",
+        "-r",
+        "plans/iml-manager.hcl",
+        "--var-file",
+        "/dev/zero",
+    ])
+    .current_dir(support::cli::repo());
+    let (code, err) = run_bounded(c, Duration::from_secs(30));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // Larger than 16 MiB.
+    let big = tmp.path().join("big.hcl");
+    std::fs::write(&big, vec![b'#'; (16 << 20) + 1]).unwrap();
+    let (code, err) = validate(&big);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+
+    // A byte-order mark is accepted; 1/0 is an error; escape bytes from the
+    // recipe reach the terminal escaped.
+    let r = tmp.path().join("r.hcl");
+    std::fs::write(
+        &r,
+        "\u{feff}variable \"x\" {\n  default = 1/0\n}\nfile \"a\" {\n  path = \"/etc/\u{1b}]0;owned\u{7}\"\n  mode = 9223372036854775807 + 1\n}\n",
+    )
+    .unwrap();
+    let (code, err) = validate(&r);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("unexpected"), "{err}");
+    assert!(
+        err.contains("`default`: the arithmetic divides by zero or overflows"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`mode`: the arithmetic divides by zero or overflows"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    let ok = tmp.path().join("ok.hcl");
+    std::fs::write(&ok, "\u{feff}file \"a\" {\n  path = \"/etc/a\"\n}\n").unwrap();
+    let (code, err) = validate(&ok);
+    assert_eq!(code, 0, "{err}");
+}

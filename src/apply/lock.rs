@@ -4,6 +4,7 @@
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -41,6 +42,8 @@ pub fn acquire(dir: &Path) -> Result<Lock, LockError> {
         .write(true)
         .create(true)
         .truncate(false)
+        // Never write a pid through a symlink someone put there.
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io)?;
     let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -15,7 +15,7 @@ use miette::miette;
 
 pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     match &args.plan {
-        Some(planfile) => apply_saved(printer, planfile),
+        Some(planfile) => apply_saved(printer, planfile, args),
         None => apply_fresh(printer, args),
     }
 }
@@ -97,11 +97,13 @@ fn approved(printer: &Printer) -> miette::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
+fn apply_saved(printer: &Printer, planfile: &std::path::Path, args: &ApplyArgs) -> CmdResult {
     let saved = super::plan::load(planfile)?;
+    // Sensitive values are not in the plan file: they come from --var again.
     let values = saved
         .variables
         .iter()
+        .filter(|(_, v)| v.as_str() != Some(crate::redact::MARK))
         .map(|(k, v)| {
             Ok((
                 k.clone(),
@@ -111,7 +113,8 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
         .collect::<miette::Result<Vec<_>>>()?;
     let input = recipe::VarInput {
         values,
-        ..Default::default()
+        vars: args.vars.clone(),
+        files: args.var_files.clone(),
     };
     let recipe_path = std::path::PathBuf::from(&saved.recipe.path);
     let recipe = recipe::load(&recipe_path, &input).map_err(miette::Report::new)?;
@@ -167,7 +170,21 @@ fn apply_saved(printer: &Printer, planfile: &std::path::Path) -> CmdResult {
         planfile.display(),
         saved.steps.len()
     ))?;
-    finish(printer, &recipe, &root, &t, &saved, previous.as_ref())
+    // A plan file holds sensitive values redacted: run the fresh plan,
+    // which is the saved one once its values are redacted the same way.
+    let to_run = if crate::redact::active() {
+        let shown = |p: &Plan| serde_json::to_string(&p.steps).unwrap_or_default();
+        if crate::redact::text(&shown(&fresh)) != shown(&saved) {
+            return Err(miette!(
+                help = "make a new plan (`imlrecover plan ... --out F`) and review it",
+                "the saved plan is stale: its steps differ from a plan made now"
+            ));
+        }
+        &fresh
+    } else {
+        &saved
+    };
+    finish(printer, &recipe, &root, &t, to_run, previous.as_ref())
 }
 
 fn plan_with(

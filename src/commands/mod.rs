@@ -65,7 +65,7 @@ pub fn run() -> ExitCode {
         Ok(Outcome::Changes) => ExitCode::from(2),
         Err(report) if is_broken_pipe(&report) => ExitCode::SUCCESS,
         Err(report) => {
-            eprintln!("{report:?}");
+            eprintln!("{}", crate::redact::for_output(&format!("{report:?}")));
             ExitCode::from(1)
         }
     }

@@ -103,7 +103,7 @@ fn save(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let text = views::json(plan);
+    let text = crate::redact::text(&views::json(plan)).into_owned();
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name()

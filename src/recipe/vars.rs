@@ -89,12 +89,19 @@ fn cli_value(raw: &str) -> Result<hcl::Value, String> {
 
 fn eval_constant(expr: hcl::edit::expr::Expression) -> Result<hcl::Value, hcl::eval::Error> {
     use hcl::eval::Evaluate;
-    hcl::Expression::from(expr).evaluate(&hcl::eval::Context::new())
+    let expr = hcl::Expression::from(expr);
+    let ctx = hcl::eval::Context::new();
+    if !super::decode::arithmetic_ok(&expr, &ctx) {
+        return Err(hcl::eval::Error::from(hcl::eval::ErrorKind::Message(
+            "the arithmetic divides by zero or overflows".into(),
+        )));
+    }
+    expr.evaluate(&ctx)
 }
 
-fn read_var_file(path: &PathBuf) -> Result<Vec<Assignment>, Vec<RecipeError>> {
+fn read_var_file(path: &std::path::Path) -> Result<Vec<Assignment>, Vec<RecipeError>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = super::read_text(path).map_err(|e| {
         vec![RecipeError::new(
             ErrorKind::Io,
             format!("cannot read --var-file {name}: {e}"),

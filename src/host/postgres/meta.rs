@@ -274,10 +274,43 @@ pub(crate) fn allowed_meta_line(line: &str) -> bool {
     if let Some(k) = line.strip_prefix("\\unrestrict ") {
         return key(k);
     }
+    if let Some(name) = line.strip_prefix("\\encoding ") {
+        // pg_dump's line for a database in another encoding; only server
+        // encodings, in which no multi-byte character holds an ASCII byte.
+        return server_encoding(name);
+    }
     if let Some(arg) = line.strip_prefix("\\connect ") {
         return !line.contains('`') && super::scan::connect_is_plain(arg);
     }
     false
+}
+
+fn server_encoding(name: &str) -> bool {
+    let n = name.to_ascii_uppercase().replace(['-', '_'], "");
+    let fixed = [
+        "SQLASCII",
+        "UTF8",
+        "MULEINTERNAL",
+        "KOI8R",
+        "KOI8U",
+        "EUCCN",
+        "EUCJP",
+        "EUCJIS2004",
+        "EUCKR",
+        "EUCTW",
+        "ISO88595",
+        "ISO88596",
+        "ISO88597",
+        "ISO88598",
+        "WIN866",
+        "WIN874",
+    ];
+    let numbered = |prefix: &str, range: std::ops::RangeInclusive<u32>| {
+        n.strip_prefix(prefix)
+            .and_then(|d| d.parse::<u32>().ok())
+            .is_some_and(|d| range.contains(&d))
+    };
+    fixed.contains(&n.as_str()) || numbered("LATIN", 1..=10) || numbered("WIN", 1250..=1258)
 }
 
 #[cfg(test)]
@@ -339,6 +372,9 @@ mod tests {
             "\\connect -reuse-previous=on \"dbname='a b'\""
         ));
         assert!(allowed_meta_line("\\restrict abcXYZ123"));
+        assert!(allowed_meta_line("\\encoding SQL_ASCII"));
+        assert!(allowed_meta_line("\\encoding LATIN1"));
+        assert!(!allowed_meta_line("\\encoding SJIS"));
         assert!(!allowed_meta_line("\\connect chroma evilhost"));
         assert!(!allowed_meta_line(
             "\\connect -reuse-previous=on \"dbname='a' host=evil\""
