@@ -15,7 +15,7 @@ use hcl::edit::structure::{Attribute, Block, BlockLabel, Body};
 use hcl::edit::visit::{visit_traversal, Visit};
 use hcl::edit::Span;
 use hcl::eval::{Context, Evaluate};
-use miette::{NamedSource, SourceSpan};
+use miette::SourceSpan;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub(super) fn decode(
     vars: &VarInput,
     hash: String,
 ) -> Result<Recipe, RecipeErrors> {
-    let source: Source = Arc::new(NamedSource::new(name, text).with_language("hcl"));
+    let source: Source = Arc::new(super::diagnostic::Indexed::new(name, text));
     let fail = |errors| RecipeErrors {
         path: name.to_string(),
         errors,

@@ -37,7 +37,7 @@ impl Recipe {
 
     /// The recipe's line:column for a span, for messages outside miette.
     pub fn location(&self, span: SourceSpan) -> String {
-        let (line, col) = line_col(self.source.inner(), span.offset());
+        let (line, col) = self.source.line_col(span.offset());
         format!("{}:{}:{}", self.source.name(), line, col)
     }
 }

@@ -2,7 +2,6 @@
 
 use super::diagnostic::{ErrorKind, RecipeError, Source};
 use hcl::edit::Span;
-use miette::NamedSource;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -107,7 +106,7 @@ fn read_var_file(path: &std::path::Path) -> Result<Vec<Assignment>, Vec<RecipeEr
             format!("cannot read --var-file {name}: {e}"),
         )]
     })?;
-    let source: Source = Arc::new(NamedSource::new(name.clone(), text.clone()));
+    let source: Source = Arc::new(super::diagnostic::Indexed::new(name.clone(), text.clone()));
     let body = hcl::edit::parser::parse_body(&text)
         .map_err(|e| vec![super::decode::syntax_error(&source, &e)])?;
     let mut out = Vec::new();
