@@ -67,8 +67,9 @@ impl SourceCode for Indexed {
         }
         let first = self.line_of(span.offset());
         let last = self.line_of(end.saturating_sub(1).max(span.offset()));
-        let lo_line = first.saturating_sub(before);
-        let hi_line = (last + after + 1).min(self.starts.len());
+        // A window wider than miette looks at, so its excerpt is the same.
+        let lo_line = first.saturating_sub(before + 2);
+        let hi_line = (last + after + 3).min(self.starts.len());
         let lo = self.starts[lo_line];
         let hi = self
             .starts

@@ -162,8 +162,19 @@ fn classify(name: &str) -> Class {
 fn judge(name: &[u8]) -> Class {
     let whole = String::from_utf8_lossy(name);
     let mut worst = classify(&whole);
-    if let Some(first) = whole.chars().next() {
-        let one = classify(&first.to_string());
+    if let Some(first) = whole
+        .chars()
+        .next()
+        .filter(|_| whole.chars().nth(1).is_some())
+    {
+        // Read as a one-letter command, only those that run a program,
+        // write or read a file, or connect elsewhere matter; `\e` would
+        // start the admin's own editor, and `\e` is what a name like
+        // `a\e` holds.
+        let one = match classify(&first.to_string()) {
+            Class::Dangerous if !"!owsgic".contains(first) => Class::Unknown,
+            c => c,
+        };
         worst = match (worst, one) {
             (Class::Dangerous, _) | (_, Class::Dangerous) => Class::Dangerous,
             (Class::Display, _) | (_, Class::Display) => Class::Display,

@@ -296,11 +296,12 @@ pub fn restore_with(
     });
     let gz_bytes = decoder.get_ref().get_ref().count;
 
-    if let Some(problem) = hostile {
-        return Err(PgError::DumpFormat {
-            problem,
-            hint: super::scan::HOSTILE_HINT,
-        });
+    if hostile.is_some() && corrupt.is_none() {
+        // Garbage from a damaged archive looks hostile too: say "corrupt"
+        // when the stream is (psql got nothing more either way).
+        if let Err(e) = io::copy(&mut decoder, &mut io::sink()) {
+            corrupt = Some(e);
+        }
     }
     if let Some(source) = corrupt {
         return Err(PgError::CorruptArchive {
@@ -308,6 +309,12 @@ pub fn restore_with(
             gz_bytes,
             sql_bytes,
             source,
+        });
+    }
+    if let Some(problem) = hostile {
+        return Err(PgError::DumpFormat {
+            problem,
+            hint: super::scan::HOSTILE_HINT,
         });
     }
     let status = status.map_err(|source| PgError::Io {
