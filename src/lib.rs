@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod plan;
 pub mod printer;
 pub mod recipe;
+pub mod redact;
 pub mod resources;
 pub mod sandbox;
 pub mod state;

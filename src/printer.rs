@@ -39,6 +39,7 @@ impl Printer {
     /// Writes to stdout. A reader that went away (`| head`) ends the
     /// command quietly with [`PipeClosed`]; `run` exits 0 on it, as grep does.
     pub fn out(&self, text: &str) -> miette::Result<()> {
+        let text = crate::redact::for_output(text);
         let mut out = io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
@@ -113,10 +114,12 @@ impl Printer {
     }
 }
 
-/// Writes to stderr, the one way anything reaches it. A closed stderr
+/// Writes to stderr, the one way anything reaches it (secrets redacted,
+/// control characters escaped). A closed stderr
 /// (`2>&1 | head -1`) is ignored: `eprintln!` would panic there (exit 101)
 /// and the exit code must stay the command's own.
 pub fn eprint(text: &str) {
+    let text = crate::redact::for_output(text);
     let mut err = io::stderr().lock();
     let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }

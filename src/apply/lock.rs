@@ -6,6 +6,7 @@
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -126,6 +127,8 @@ fn try_acquire(dir: &Path) -> Result<Lock, LockError> {
         .write(true)
         .create(true)
         .truncate(false)
+        // Never write a pid through a symlink someone put there.
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io)?;
     let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -27,7 +27,7 @@ pub struct Target<'a> {
 }
 
 pub fn runs_dir(root: &Root) -> std::path::PathBuf {
-    crate::state::dir(root.dir()).join("runs")
+    crate::state::confined(root.dir(), &format!("{}/runs", crate::state::DIR))
 }
 
 /// Adds the steps an interrupted run still owed (restarts after changes it

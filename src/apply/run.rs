@@ -8,6 +8,7 @@ use crate::plan::{Op, Plan, Step};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const PLAN: &str = "plan.json";
@@ -52,6 +53,7 @@ impl RunDir {
         fs::create_dir(&dir).map_err(|e| io_ctx(&dir, e))?;
         fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let text = serde_json::to_string_pretty(plan).map_err(io::Error::other)?;
+        let text = crate::redact::text(&text);
         let plan_path = dir.join(PLAN);
         let mut f = File::create(&plan_path).map_err(|e| io_ctx(&plan_path, e))?;
         f.write_all(text.as_bytes())?;
@@ -60,6 +62,7 @@ impl RunDir {
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&journal_path)
             .map_err(|e| io_ctx(&journal_path, e))?;
         crate::host::atomic::sync_dir(runs)?;
@@ -77,6 +80,7 @@ impl RunDir {
     /// to a power cut loses nothing but the "N steps done" count.
     pub fn record(&mut self, line: &JournalLine, durable: bool) -> io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
+        text = crate::redact::text(&text).into_owned();
         text.push('\n');
         self.journal.write_all(text.as_bytes())?;
         if durable {

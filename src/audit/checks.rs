@@ -3,7 +3,7 @@
 //! a missing or wrong file is a finding, never an error.
 
 use super::{check, BundleRef, Finding, Limits, RecipeRef, Report, Suite, Summary, FORMAT_VERSION};
-use crate::bundle::{normalize, verify, Bundle, ResourceRecord};
+use crate::bundle::{normalize, Bundle, ResourceRecord};
 use crate::host::fs::{FileKind, FsError, Root};
 use crate::plan::{Action, Plan};
 use crate::recipe::{Address, CertSpec, Recipe, Spec};
@@ -212,7 +212,7 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
         },
     }
 
-    let report = verify::verify(i.bundle);
+    let report = crate::bundle::check::check(i.bundle, Some(i.recipe));
     if report.problems.is_empty() {
         out.push(Finding::pass(
             Suite::Backup,

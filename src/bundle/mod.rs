@@ -7,6 +7,7 @@
 //! directory with a timestamp name and a manifest is a complete bundle; the
 //! rename is the completeness marker. docs/bundle.md documents every field.
 
+pub mod check;
 pub mod crypt;
 pub mod drill;
 pub mod interrupt;

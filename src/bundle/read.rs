@@ -91,10 +91,33 @@ impl Bundle {
                 .map_err(|f| BundleFileError::Stored(super::crypt::describe(rel, &f)));
         }
         let path = self.file(rel).map_err(BundleFileError::Unsafe)?;
-        File::open(&path)
+        open_regular(&path)
             .map(|f| Content(Box::new(f)))
             .map_err(|e| BundleFileError::Io(path, e))
     }
+}
+
+/// Opens a bundle file for reading only if it is a regular file: a FIFO
+/// or device put into a bundle must not make a command hang or read a
+/// device, and a symlink is never followed.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory)",
+        ));
+    }
+    // Reads of a regular file never block; clear the flag anyway.
+    let _ = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&file),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
+    Ok(file)
 }
 
 /// The plaintext of a bundle file (see [`Bundle::open_file`]).
@@ -179,6 +202,8 @@ fn runbook_backup(path: &Path, dir: &Path) -> OpenError {
         ),
     }
 }
+/// Largest manifest read (a million entries is about 300 MiB).
+const MANIFEST_CAP: u64 = 1 << 30;
 
 fn read_manifest(dir: &Path) -> Result<Manifest, OpenError> {
     let path = dir.join(MANIFEST);
@@ -192,10 +217,13 @@ fn read_manifest(dir: &Path) -> Result<Manifest, OpenError> {
             reason: "its manifest.json is not a regular file".into(),
         });
     }
-    let bytes = std::fs::read(&path).map_err(|e| OpenError::Io {
-        path: path.clone(),
-        error: e,
-    })?;
+    let mut bytes = Vec::new();
+    open_regular(&path)
+        .and_then(|f| f.take(MANIFEST_CAP).read_to_end(&mut bytes))
+        .map_err(|e| OpenError::Io {
+            path: path.clone(),
+            error: e,
+        })?;
     // Read the version first, so a newer manifest gets "upgrade", not a
     // confusing schema error.
     #[derive(serde::Deserialize)]

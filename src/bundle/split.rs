@@ -222,7 +222,7 @@ impl Read for PartsReader {
                 let i = self.next;
                 let path = safe_join(&self.dir, &self.parts[i].file)
                     .map_err(|e| self.part_error(i, format!("refused: {e}")))?;
-                let file = File::open(&path).map_err(|e| match e.kind() {
+                let file = super::read::open_regular(&path).map_err(|e| match e.kind() {
                     io::ErrorKind::NotFound => self.part_error(i, "missing"),
                     _ => self.part_error(i, e),
                 })?;

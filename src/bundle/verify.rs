@@ -353,7 +353,7 @@ fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
         );
     }
     let size_ok = actual == job.size;
-    let file = match File::open(&path) {
+    let file = match super::read::open_regular(&path) {
         Ok(f) => f,
         Err(e) => {
             problems.push(
@@ -460,6 +460,7 @@ fn check_dump(file: impl Read, job: &Job, size_ok: bool, problems: &mut Vec<Prob
         let mut gz = MultiGzDecoder::new(&mut hashing);
         io::copy(&mut gz, &mut tail)
     };
+    let hostile = tail.scanner.hostile_content().map(str::to_string);
     // Hash whatever the decoder left unread (trailing garbage).
     let rest = io::copy(&mut hashing, &mut io::sink());
     let p = |kind, msg: String| Problem::new(job.rel, kind, msg).at(job.address);
@@ -471,6 +472,12 @@ fn check_dump(file: impl Read, job: &Job, size_ok: bool, problems: &mut Vec<Prob
             format!("the SQL does not end with pg_dumpall's \"{DUMP_COMPLETE}\": the dump was cut short"),
         )),
         Ok(_) => {}
+    }
+    if let Some(h) = hostile {
+        problems.push(p(
+            ProblemKind::Dump,
+            format!("{h}: psql would run it; pg_dumpall never writes it (the dump was altered)"),
+        ));
     }
     if let Err(e) = rest {
         problems.push(p(ProblemKind::Missing, format!("cannot read it: {e}")));
@@ -500,10 +507,12 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// A sink that remembers the last bytes written.
+/// A sink that remembers the last bytes written, and scans them all for
+/// what psql could run.
 #[derive(Default)]
 struct Tail {
     buf: Vec<u8>,
+    scanner: crate::host::postgres::DumpScanner,
 }
 
 const TAIL: usize = 256;
@@ -516,6 +525,9 @@ impl Tail {
 
 impl Write for Tail {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.scanner.hostile_content().is_none() {
+            self.scanner.feed(data);
+        }
         if data.len() >= TAIL {
             self.buf.clear();
             self.buf.extend_from_slice(&data[data.len() - TAIL..]);

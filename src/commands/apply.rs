@@ -15,7 +15,7 @@ use miette::miette;
 
 pub fn run(printer: &Printer, args: &ApplyArgs) -> CmdResult {
     match &args.plan {
-        Some(planfile) => apply_saved(printer, planfile, args.wait),
+        Some(planfile) => apply_saved(printer, planfile, args),
         None => apply_fresh(printer, args),
     }
 }
@@ -71,7 +71,7 @@ fn apply_fresh(printer: &Printer, args: &ApplyArgs) -> CmdResult {
         let services = Services::new(recipe.settings.services, root.dir());
         apply::account_for_orphans(printer, &services, p)?;
     }
-    let mut plan = super::plan::make_plan(&recipe, &t)?;
+    let mut plan = super::plan::make_plan(&recipe, &t, true)?;
     if let Some(p) = &previous {
         let added = apply::carry_over(&mut plan, p);
         printer.line(&format!(
@@ -116,15 +116,13 @@ fn approved(printer: &Printer) -> miette::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn apply_saved(
-    printer: &Printer,
-    planfile: &std::path::Path,
-    wait: Option<std::time::Duration>,
-) -> CmdResult {
+fn apply_saved(printer: &Printer, planfile: &std::path::Path, args: &ApplyArgs) -> CmdResult {
     let saved = super::plan::load(planfile)?;
+    // Sensitive values are not in the plan file: they come from --var again.
     let values = saved
         .variables
         .iter()
+        .filter(|(_, v)| v.as_str() != Some(crate::redact::MARK))
         .map(|(k, v)| {
             Ok((
                 k.clone(),
@@ -134,7 +132,8 @@ fn apply_saved(
         .collect::<miette::Result<Vec<_>>>()?;
     let input = recipe::VarInput {
         values,
-        ..Default::default()
+        vars: args.vars.clone(),
+        files: args.var_files.clone(),
     };
     let recipe_path = std::path::PathBuf::from(&saved.recipe.path);
     let recipe = recipe::load(&recipe_path, &input).map_err(miette::Report::new)?;
@@ -149,6 +148,7 @@ fn apply_saved(
     }
     let bundle = Bundle::open(std::path::Path::new(&saved.bundle.path))?;
     crate::bundle::crypt::check_readable(&bundle)?;
+    crate::bundle::check::require(&bundle, Some(&recipe))?;
     if bundle.name() != saved.bundle.id {
         return Err(miette!(
             "the plan was made from bundle {}, but {} is now bundle {}",
@@ -168,7 +168,7 @@ fn apply_saved(
         replace: saved.replace.iter().map(|a| a.to_string()).collect(),
     };
     let root = Root::new(&t.root)?;
-    let _lock = take_lock(printer, &root, wait)?;
+    let _lock = take_lock(printer, &root, args.wait)?;
     let previous = run::unfinished(&apply::runs_dir(&root))
         .map_err(|e| miette!("cannot read earlier runs: {e}"))?;
     if let Some(p) = &previous {
@@ -193,7 +193,21 @@ fn apply_saved(
         planfile.display(),
         saved.steps.len()
     ))?;
-    finish(printer, &recipe, &root, &t, &saved, previous.as_ref())
+    // A plan file holds sensitive values redacted: run the fresh plan,
+    // which is the saved one once its values are redacted the same way.
+    let to_run = if crate::redact::active() {
+        let shown = |p: &Plan| serde_json::to_string(&p.steps).unwrap_or_default();
+        if crate::redact::text(&shown(&fresh)) != shown(&saved) {
+            return Err(miette!(
+                help = "make a new plan (`imlrecover plan ... --out F`) and review it",
+                "the saved plan is stale: its steps differ from a plan made now"
+            ));
+        }
+        &fresh
+    } else {
+        &saved
+    };
+    finish(printer, &recipe, &root, &t, to_run, previous.as_ref())
 }
 
 fn plan_with(

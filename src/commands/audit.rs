@@ -21,7 +21,7 @@ pub fn run(printer: &Printer, args: &AuditArgs) -> CmdResult {
     };
     // The plan's errors (an unreachable database, an unreadable file) are
     // the audit's errors: without a plan there is no drift to report.
-    let plan = super::plan::make_plan(&recipe, &target).map_err(|e| {
+    let plan = super::plan::make_plan(&recipe, &target, false).map_err(|e| {
         e.wrap_err("the audit could not compare the host with the recipe (an error, not drift)")
     })?;
     let now = std::time::SystemTime::now();

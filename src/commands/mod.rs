@@ -70,7 +70,8 @@ pub fn run() -> ExitCode {
         if nagios {
             // The plugin convention: an error of the check is UNKNOWN.
             let chain: Vec<String> = report.chain().map(|e| e.to_string()).collect();
-            println!("IMLRECOVER UNKNOWN - {}", one_line(&chain.join(": ")));
+            let line = one_line(&chain.join(": "));
+            println!("IMLRECOVER UNKNOWN - {}", crate::redact::for_output(&line));
             ExitCode::from(NAGIOS_UNKNOWN)
         } else {
             ExitCode::from(1)

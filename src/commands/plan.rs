@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 pub fn run(printer: &Printer, args: &PlanArgs) -> CmdResult {
     let recipe = load_recipe(&args.target.recipe)?;
-    let plan = make_plan(&recipe, &args.target)?;
+    let plan = make_plan(&recipe, &args.target, true)?;
     if let Some(out) = &args.out {
         save(&plan, out)?;
     }
@@ -40,12 +40,22 @@ pub fn run(printer: &Printer, args: &PlanArgs) -> CmdResult {
 }
 
 /// Validates `--root`, `--bundle` and `--replace`, then plans. Shared with
-/// `apply` and `audit`.
-pub(crate) fn make_plan(recipe: &Recipe, t: &TargetArgs) -> miette::Result<Plan> {
+/// `apply` and `audit`. `require_bundle`: refuse a bundle that fails
+/// [`crate::bundle::check`] (audit reports its problems as findings instead).
+pub(crate) fn make_plan(
+    recipe: &Recipe,
+    t: &TargetArgs,
+    require_bundle: bool,
+) -> miette::Result<Plan> {
     let replace = replace_addresses(recipe, &t.replace)?;
     let root = Root::new(&t.root)?;
     let bundle = Bundle::open(&t.bundle)?;
     crate::bundle::crypt::check_readable(&bundle)?;
+    let refused = if require_bundle {
+        crate::bundle::check::require(&bundle, Some(recipe)).err()
+    } else {
+        None
+    };
     let state = State::load(root.dir())?;
     let services = Services::new(recipe.settings.services, root.dir());
     let plan = plan::build(&plan::Inputs {
@@ -55,8 +65,15 @@ pub(crate) fn make_plan(recipe: &Recipe, t: &TargetArgs) -> miette::Result<Plan>
         services: &services,
         state: &state,
         replace: &replace,
-    })?;
-    Ok(plan)
+    });
+    match (refused, plan) {
+        (None, plan) => Ok(plan?),
+        (Some(r), Ok(_)) => Err(r.into()),
+        (Some(mut r), Err(errors)) => {
+            r.related = errors.errors;
+            Err(r.into())
+        }
+    }
 }
 
 fn replace_addresses(recipe: &Recipe, raw: &[String]) -> miette::Result<Vec<Address>> {
@@ -86,7 +103,7 @@ fn save(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let text = views::json(plan);
+    let text = crate::redact::text(&views::json(plan)).into_owned();
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name()

@@ -15,7 +15,7 @@ use std::time::Instant;
 pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
     let started = Instant::now();
     let bundle = Bundle::open(&args.bundle).map_err(Report::new)?;
-    let mut report = verify::verify(&bundle);
+    let mut report = crate::bundle::check::check(&bundle, None);
     metrics::record(Family::gauge(
         "imlrecover_verify_files",
         "Files the last verify checked.",

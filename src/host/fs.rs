@@ -366,6 +366,31 @@ impl Root {
     }
 }
 
+/// Whether an absolute path is one [`Root::glob`] could return for
+/// `pattern`: the same number of components, each matching its part.
+pub fn glob_matches(pattern: &str, path: &str) -> bool {
+    let pat = components(Path::new(pattern));
+    let got = components(Path::new(path));
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    pat.len() == got.len()
+        && pat.iter().zip(&got).all(|(p, g)| {
+            let (Some(p), Some(g)) = (p.to_str(), g.to_str()) else {
+                return false;
+            };
+            if g == ".." {
+                return false;
+            }
+            match glob::Pattern::new(p) {
+                Ok(pattern) if has_wildcard(p) => pattern.matches_with(g, opts),
+                _ => p == g,
+            }
+        })
+}
+
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }

@@ -27,6 +27,7 @@ mod controldata;
 mod dump;
 mod error;
 mod fingerprint;
+mod meta;
 mod process;
 mod restore;
 mod scan;

@@ -127,8 +127,11 @@ impl Services {
         self.backend
     }
 
+    /// `<root>/etc/init.d/NAME`, resolved inside the root: with `<root>/etc`
+    /// a link to `/etc`, the host's own script must not run.
     fn script(&self, name: &str) -> PathBuf {
-        self.root.join("etc/init.d").join(name)
+        let rel = format!("/etc/init.d/{}", name.replace('/', "_"));
+        crate::state::confined(&self.root, &rel)
     }
 
     fn command(&self, name: &str, verb: &str) -> Result<Command, ServiceError> {

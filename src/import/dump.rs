@@ -39,6 +39,8 @@ pub struct Checked {
     pub fingerprint: Fingerprint,
     /// From pg_dump's `-- Dumped from database version` line.
     pub server_version: Option<String>,
+    /// From pg_dump's `-- Dumped by pg_dump version` line.
+    pub dumped_by: Option<String>,
 }
 
 /// `pgbackup-<stamp>.sql.gz` → `<stamp>` and the split suffix (empty when whole).
@@ -219,6 +221,17 @@ pub fn check(dir: &Path, dump: &Dump) -> Result<Checked, String> {
         sql_bytes,
         fingerprint,
         server_version: server_version(&head),
+        dumped_by: dumped_by(&head),
+    })
+}
+
+/// `-- Dumped by pg_dump version 15.18 (Debian 15.18-1)`: the programs that
+/// wrote the dump (pg_dumpall runs its own major's pg_dump), as `15.18`.
+fn dumped_by(head: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(head).lines().find_map(|l| {
+        l.strip_prefix("-- Dumped by pg_dump version ")
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_string)
     })
 }
 

@@ -126,6 +126,7 @@ pub fn write(s: &Survey, recipe: &Recipe, bundle_dir: &Path) -> Result<Committed
                 .server_version
                 .clone()
                 .unwrap_or_else(|| UNKNOWN_IDENTIFIER.to_string()),
+            dumped_by: c.dumped_by.clone(),
             databases: spec.databases.clone(),
             fingerprint: c.fingerprint.databases.clone(),
         });

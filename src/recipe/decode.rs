@@ -15,7 +15,7 @@ use hcl::edit::structure::{Attribute, Block, BlockLabel, Body};
 use hcl::edit::visit::{visit_traversal, Visit};
 use hcl::edit::Span;
 use hcl::eval::{Context, Evaluate};
-use miette::{NamedSource, SourceSpan};
+use miette::SourceSpan;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub(super) fn decode(
     vars: &VarInput,
     hash: String,
 ) -> Result<Recipe, RecipeErrors> {
-    let source: Source = Arc::new(NamedSource::new(name, text).with_language("hcl"));
+    let source: Source = Arc::new(super::diagnostic::Indexed::new(name, text));
     let fail = |errors| RecipeErrors {
         path: name.to_string(),
         errors,
@@ -396,10 +396,9 @@ impl Decoder {
         let nulls: Vec<(&str, Range<usize>)> = attrs
             .iter()
             .filter(|(_, a)| {
-                matches!(
-                    hcl::Expression::from(a.value.clone()).evaluate(&self.ctx),
-                    Ok(hcl::Value::Null)
-                )
+                let expr = hcl::Expression::from(a.value.clone());
+                arithmetic_ok(&expr, &self.ctx)
+                    && matches!(expr.evaluate(&self.ctx), Ok(hcl::Value::Null))
             })
             .map(|(k, a)| (*k, span_of(&a.value)))
             .collect();
@@ -459,6 +458,10 @@ impl Decoder {
             let what = format!("variable `{name}`");
             let attrs = self.check_body(&what, h.block, &schema::VARIABLE);
             let description = attrs.get("description").and_then(|a| self.string(a));
+            let sensitive = attrs
+                .get("sensitive")
+                .and_then(|a| self.bool(a))
+                .unwrap_or(false);
             let default = attrs.get("default").and_then(|a| self.constant(a));
             let value = assignments
                 .iter()
@@ -479,9 +482,13 @@ impl Decoder {
                 self.unset.push(name.clone());
                 continue;
             };
+            if sensitive {
+                crate::redact::add_value(&value);
+            }
             self.variables.insert(name.clone(), value.clone());
             out.push(Variable {
                 name: name.clone(),
+                sensitive,
                 description,
                 value,
                 span: header_span(h.block).into(),
@@ -591,7 +598,16 @@ impl Decoder {
     }
 
     fn eval_raw(&mut self, attr: &Attribute) -> Option<hcl::Value> {
-        match hcl::Expression::from(attr.value.clone()).evaluate(&self.ctx) {
+        let expr = hcl::Expression::from(attr.value.clone());
+        if !arithmetic_ok(&expr, &self.ctx) {
+            self.number_error(attr);
+            return None;
+        }
+        match expr.evaluate(&self.ctx) {
+            Ok(v) if out_of_range(&v) => {
+                self.number_error(attr);
+                None
+            }
             Ok(v) => Some(v),
             Err(e) => {
                 self.err(
@@ -607,7 +623,16 @@ impl Decoder {
 
     /// For variable defaults: no references allowed.
     fn constant(&mut self, attr: &Attribute) -> Option<hcl::Value> {
-        match hcl::Expression::from(attr.value.clone()).evaluate(&Context::new()) {
+        let expr = hcl::Expression::from(attr.value.clone());
+        if !arithmetic_ok(&expr, &Context::new()) {
+            self.number_error(attr);
+            return None;
+        }
+        match expr.evaluate(&Context::new()) {
+            Ok(v) if out_of_range(&v) => {
+                self.number_error(attr);
+                None
+            }
             Ok(v) => Some(v),
             Err(e) => {
                 self.err(
@@ -619,6 +644,18 @@ impl Decoder {
                 None
             }
         }
+    }
+
+    fn number_error(&mut self, attr: &Attribute) {
+        self.err(
+            ErrorKind::InvalidValue,
+            format!(
+                "`{}`: the arithmetic divides by zero or overflows",
+                attr.key.as_str()
+            ),
+            span_of(&attr.value),
+            "this expression",
+        );
     }
 
     fn unknown_resource(&mut self, addr: &Address, span: Range<usize>) {
@@ -1284,5 +1321,73 @@ impl Visit for RefFinder {
             }
         }
         visit_traversal(self, node);
+    }
+}
+
+/// A number no arithmetic of a recipe should give: `1/0` evaluates to the
+/// largest float (or infinity), an overflow too.
+fn out_of_range(v: &hcl::Value) -> bool {
+    match v {
+        hcl::Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| !f.is_finite() || f.abs() >= f64::MAX),
+        hcl::Value::Array(items) => items.iter().any(out_of_range),
+        hcl::Value::Object(map) => map.values().any(out_of_range),
+        _ => false,
+    }
+}
+
+/// Whether every `+ - * / %` in `expr` stays in range: hcl divides by zero
+/// into the largest float and wraps integer overflow (it asserts only in
+/// debug builds), so both are checked before evaluating.
+pub(super) fn arithmetic_ok(expr: &hcl::Expression, ctx: &Context) -> bool {
+    use hcl::expr::{BinaryOperator as B, Expression as E, Operation};
+    match expr {
+        E::Array(items) => items.iter().all(|e| arithmetic_ok(e, ctx)),
+        E::Object(map) => map.values().all(|e| arithmetic_ok(e, ctx)),
+        E::Parenthesis(e) => arithmetic_ok(e, ctx),
+        E::FuncCall(f) => f.args.iter().all(|e| arithmetic_ok(e, ctx)),
+        E::Conditional(c) => [&c.cond_expr, &c.true_expr, &c.false_expr]
+            .into_iter()
+            .all(|e| arithmetic_ok(e, ctx)),
+        E::Operation(op) => match op.as_ref() {
+            Operation::Unary(u) => arithmetic_ok(&u.expr, ctx),
+            Operation::Binary(b) => {
+                if !arithmetic_ok(&b.lhs_expr, ctx) || !arithmetic_ok(&b.rhs_expr, ctx) {
+                    return false;
+                }
+                let arithmetic =
+                    matches!(b.operator, B::Plus | B::Minus | B::Mul | B::Div | B::Mod);
+                if !arithmetic {
+                    return true;
+                }
+                let (Ok(hcl::Value::Number(l)), Ok(hcl::Value::Number(r))) =
+                    (b.lhs_expr.evaluate(ctx), b.rhs_expr.evaluate(ctx))
+                else {
+                    // Not numbers: evaluation reports the type error.
+                    return true;
+                };
+                if let (Some(l), Some(r)) = (l.as_i64(), r.as_i64()) {
+                    return match b.operator {
+                        B::Plus => l.checked_add(r).is_some(),
+                        B::Minus => l.checked_sub(r).is_some(),
+                        B::Mul => l.checked_mul(r).is_some(),
+                        _ => r != 0 && l.checked_rem(r).is_some(),
+                    };
+                }
+                let (Some(l), Some(r)) = (l.as_f64(), r.as_f64()) else {
+                    return true;
+                };
+                let v = match b.operator {
+                    B::Plus => l + r,
+                    B::Minus => l - r,
+                    B::Mul => l * r,
+                    B::Div => l / r,
+                    _ => l % r,
+                };
+                v.is_finite() && (!matches!(b.operator, B::Div | B::Mod) || r != 0.0)
+            }
+        },
+        _ => true,
     }
 }

@@ -6,7 +6,92 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The recipe text, shared by every diagnostic that points into it.
-pub type Source = Arc<NamedSource<String>>;
+pub type Source = Arc<Indexed>;
+
+/// A named text with the offset of every line, so that a diagnostic finds
+/// its excerpt and line number without reading the text from the start:
+/// 10,000 errors in a big recipe render in linear time.
+#[derive(Debug)]
+pub struct Indexed {
+    named: NamedSource<String>,
+    starts: Vec<usize>,
+}
+
+impl Indexed {
+    pub fn new(name: impl AsRef<str>, text: String) -> Indexed {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        Indexed {
+            named: NamedSource::new(name, text),
+            starts,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.named.name()
+    }
+
+    pub fn inner(&self) -> &String {
+        self.named.inner()
+    }
+
+    /// Zero-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// One-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let text = self.inner();
+        let offset = offset.min(text.len());
+        let line = self.line_of(offset);
+        let start = self.starts[line];
+        let col = text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        (line + 1, col)
+    }
+}
+
+impl SourceCode for Indexed {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let text = self.inner();
+        let end = span.offset() + span.len();
+        if end > text.len() {
+            return self.named.read_span(span, before, after);
+        }
+        let first = self.line_of(span.offset());
+        let last = self.line_of(end.saturating_sub(1).max(span.offset()));
+        // A window wider than miette looks at, so its excerpt is the same.
+        let lo_line = first.saturating_sub(before + 2);
+        let hi_line = (last + after + 3).min(self.starts.len());
+        let lo = self.starts[lo_line];
+        let hi = self
+            .starts
+            .get(hi_line)
+            .copied()
+            .unwrap_or(text.len())
+            .max(end);
+        let Some(sub) = text.get(lo..hi) else {
+            return self.named.read_span(span, before, after);
+        };
+        let local = SourceSpan::new((span.offset() - lo).into(), span.len());
+        let c = sub.read_span(&local, before, after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name().to_string(),
+            c.data(),
+            SourceSpan::new((c.span().offset() + lo).into(), c.span().len()),
+            c.line() + lo_line,
+            c.column(),
+            c.line_count(),
+        )))
+    }
+}
 
 /// What kind of problem; also the diagnostic code (`recipe::unknown_attribute`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +179,7 @@ impl RecipeError {
     pub fn location(&self) -> Option<String> {
         let source = self.source.as_ref()?;
         let (span, _) = self.labels.first()?;
-        let text = source.inner();
-        let (line, col) = line_col(text, span.offset());
+        let (line, col) = source.line_col(span.offset());
         Some(format!("{}:{}:{}", source.name(), line, col))
     }
 }

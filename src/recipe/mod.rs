@@ -37,7 +37,7 @@ impl Recipe {
 
     /// The recipe's line:column for a span, for messages outside miette.
     pub fn location(&self, span: SourceSpan) -> String {
-        let (line, col) = line_col(self.source.inner(), span.offset());
+        let (line, col) = self.source.line_col(span.offset());
         format!("{}:{}:{}", self.source.name(), line, col)
     }
 }
@@ -68,6 +68,8 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct Variable {
     pub name: String,
+    /// `sensitive = true`: its value is redacted everywhere (see [`crate::redact`]).
+    pub sensitive: bool,
     pub description: Option<String>,
     pub value: hcl::Value,
     pub span: SourceSpan,
@@ -268,7 +270,7 @@ pub struct RemoteServiceSpec {
 /// Reads, parses and validates a recipe. Every problem found is returned.
 pub fn load(path: &Path, vars: &VarInput) -> Result<Recipe, RecipeErrors> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| RecipeErrors {
+    let text = read_text(path).map_err(|e| RecipeErrors {
         path: display.clone(),
         errors: vec![
             RecipeError::new(ErrorKind::Io, format!("cannot read recipe {display}: {e}"))
@@ -276,6 +278,48 @@ pub fn load(path: &Path, vars: &VarInput) -> Result<Recipe, RecipeErrors> {
         ],
     })?;
     load_str(&display, text, vars)
+}
+
+/// Largest recipe or var file read: far beyond any real recipe (100,000
+/// resources is ~10 MiB), small enough that `-r /dev/zero`-like mistakes
+/// cannot eat the memory.
+pub const MAX_INPUT: u64 = 16 << 20;
+
+/// A recipe or var file: a regular file (a FIFO or device is refused, never
+/// waited on) of at most [`MAX_INPUT`] bytes of UTF-8; a byte-order mark is
+/// dropped.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory); pass a file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_INPUT >> 20),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// As [`load`], for text already in memory; `name` is used in diagnostics.

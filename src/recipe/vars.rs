@@ -2,7 +2,6 @@
 
 use super::diagnostic::{ErrorKind, RecipeError, Source};
 use hcl::edit::Span;
-use miette::NamedSource;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -89,19 +88,26 @@ fn cli_value(raw: &str) -> Result<hcl::Value, String> {
 
 fn eval_constant(expr: hcl::edit::expr::Expression) -> Result<hcl::Value, hcl::eval::Error> {
     use hcl::eval::Evaluate;
-    hcl::Expression::from(expr).evaluate(&hcl::eval::Context::new())
+    let expr = hcl::Expression::from(expr);
+    let ctx = hcl::eval::Context::new();
+    if !super::decode::arithmetic_ok(&expr, &ctx) {
+        return Err(hcl::eval::Error::from(hcl::eval::ErrorKind::Message(
+            "the arithmetic divides by zero or overflows".into(),
+        )));
+    }
+    expr.evaluate(&ctx)
 }
 
-fn read_var_file(path: &PathBuf) -> Result<Vec<Assignment>, Vec<RecipeError>> {
+fn read_var_file(path: &std::path::Path) -> Result<Vec<Assignment>, Vec<RecipeError>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = super::read_text(path).map_err(|e| {
         vec![RecipeError::new(
             ErrorKind::Io,
             format!("cannot read --var-file {name}: {e}"),
         )
         .help("--var-file names a file of `name = value` lines; check the path (relative paths start from the current directory)")]
     })?;
-    let source: Source = Arc::new(NamedSource::new(name.clone(), text.clone()));
+    let source: Source = Arc::new(super::diagnostic::Indexed::new(name.clone(), text.clone()));
     let body = hcl::edit::parser::parse_body(&text)
         .map_err(|e| vec![super::decode::syntax_error(&source, &e)])?;
     let mut out = Vec::new();

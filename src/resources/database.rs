@@ -123,16 +123,16 @@ pub fn capture(
             && identity.server_version_num != 0
     }) {
         // Still a good backup for this server's upgrade, not for itself.
-        eprintln!(
+        crate::printer::eprint(&format!(
             "{} {address}: pg_dumpall {} is newer than the server (PostgreSQL {}): its dump \
              loads only into PostgreSQL {} or newer, not back into this server. Install the \
-             server's own client programs (PostgreSQL {}) or set `bindir` in the recipe.",
+             server's own client programs (PostgreSQL {}) or set `bindir` in the recipe.\n",
             cx.printer.yellow("warning:"),
             version_text(by),
             short_version(&identity.server_version),
             pg::major_of(by),
             pg::major_of(identity.server_version_num),
-        );
+        ));
     }
     let mut dump = cx.bundle.create_dump()?;
     let bar = if cx.printer.progress {

@@ -77,7 +77,17 @@ pub enum StateError {
 }
 
 pub fn dir(root: &Path) -> PathBuf {
-    root.join(DIR)
+    confined(root, DIR)
+}
+
+/// `rel` under `root`, resolved the way recipe paths are (symlinks
+/// followed inside the root, never out of it): imlrecover's own files stay
+/// under `--root` whatever links someone left there.
+pub fn confined(root: &Path, rel: &str) -> PathBuf {
+    match crate::host::fs::Root::new(root).and_then(|r| r.path(rel)) {
+        Ok(p) => p,
+        Err(_) => root.join(rel),
+    }
 }
 
 pub fn path(root: &Path) -> PathBuf {

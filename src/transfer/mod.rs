@@ -18,7 +18,6 @@ pub mod target;
 pub use target::{RemoteTarget, SshOptions, TargetError};
 
 use crate::bundle::retention::{self, Policy};
-use crate::bundle::verify;
 use crate::bundle::{
     parse_bundle_name, Bundle, Manifest, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST,
 };
@@ -875,7 +874,7 @@ pub fn pull(
         dir: tmp_path.clone(),
         manifest,
     };
-    let report = verify::verify(&pulled);
+    let report = crate::bundle::check::check(&pulled, None);
     if !report.problems.is_empty() {
         return Err(TransferError::PulledDamaged {
             name,

@@ -250,6 +250,7 @@ pub fn restore_with(
     let mut scanner = DumpScanner::new();
     let mut sql_bytes = 0u64;
     let mut corrupt: Option<io::Error> = None;
+    let mut hostile: Option<String> = None;
     let mut pipe_closed = false;
 
     let (parsed, status) = std::thread::scope(|s| {
@@ -269,6 +270,12 @@ pub fn restore_with(
                 }
             };
             scanner.feed(&buf[..n]);
+            // Checked before psql gets the line: psql acts on a line only
+            // once its newline arrives, and is killed below without one.
+            if let Some(h) = scanner.hostile_content() {
+                hostile = Some(h.to_string());
+                break;
+            }
             if stdin.write_all(&buf[..n]).is_err() {
                 // psql is gone (connection lost, FATAL): its stderr says why.
                 pipe_closed = true;
@@ -277,7 +284,7 @@ pub fn restore_with(
             sql_bytes += n as u64;
             progress(decoder.get_ref().get_ref().count);
         }
-        if corrupt.is_some() {
+        if corrupt.is_some() || hostile.is_some() {
             // Kill before closing stdin: at end of input psql would run the
             // half-received statement and commit a half-received COPY.
             kill_tree(&mut child);
@@ -289,12 +296,25 @@ pub fn restore_with(
     });
     let gz_bytes = decoder.get_ref().get_ref().count;
 
+    if hostile.is_some() && corrupt.is_none() {
+        // Garbage from a damaged archive looks hostile too: say "corrupt"
+        // when the stream is (psql got nothing more either way).
+        if let Err(e) = io::copy(&mut decoder, &mut io::sink()) {
+            corrupt = Some(e);
+        }
+    }
     if let Some(source) = corrupt {
         return Err(PgError::CorruptArchive {
             target: target.to_string(),
             gz_bytes,
             sql_bytes,
             source,
+        });
+    }
+    if let Some(problem) = hostile {
+        return Err(PgError::DumpFormat {
+            problem,
+            hint: super::scan::HOSTILE_HINT,
         });
     }
     let status = status.map_err(|source| PgError::Io {

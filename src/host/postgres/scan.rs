@@ -29,6 +29,13 @@ pub struct DumpScanner {
     templates: BTreeSet<String>,
     complete: bool,
     problem: Option<String>,
+    /// Something pg_dumpall never writes and psql could run (see [`super::meta`]).
+    hostile: Option<String>,
+    guard: super::meta::MetaGuard,
+    /// This statement line starts with a backslash: checked whole at its end.
+    meta_line: bool,
+    /// The completion marker was seen: only comments and blank lines may follow.
+    marker_seen: bool,
 }
 
 #[derive(Debug)]
@@ -59,6 +66,10 @@ impl DumpScanner {
             templates: ["template0", "template1"].map(String::from).into(),
             complete: false,
             problem: None,
+            hostile: None,
+            guard: super::meta::MetaGuard::default(),
+            meta_line: false,
+            marker_seen: false,
         }
     }
 
@@ -80,6 +91,12 @@ impl DumpScanner {
     }
 
     fn push(&mut self, part: &[u8]) {
+        if self.line_len == 0 && self.copy.is_none() && part.first() == Some(&b'\\') {
+            self.meta_line = true;
+        }
+        if !self.meta_line {
+            self.guard.feed(part);
+        }
         // Inside COPY data only "is this line exactly `\.`" matters.
         let keep = if self.copy.is_some() { 3 } else { LINE_CAP };
         let room = keep.saturating_sub(self.line.len());
@@ -89,6 +106,21 @@ impl DumpScanner {
 
     fn end_line(&mut self) {
         self.lines += 1;
+        self.guard.end_line();
+        if let Some(p) = self.guard.take_problem() {
+            self.hostile(p);
+        }
+        if std::mem::take(&mut self.meta_line) {
+            let line = String::from_utf8_lossy(&self.line);
+            let line = line.trim_end_matches('\r');
+            if self.line_len > 4096 || !super::meta::allowed_meta_line(line) {
+                let what = format!(
+                    "`{}` is a psql meta-command pg_dumpall never writes",
+                    shown(line.as_bytes())
+                );
+                self.hostile(what);
+            }
+        }
         if let Some(block) = &mut self.copy {
             if self.line_len == 2 && self.line == b"\\." {
                 if let Some(b) = self.copy.take() {
@@ -113,6 +145,15 @@ impl DumpScanner {
 
     fn statement_line(&mut self, line: &str) {
         let line = line.trim_end_matches('\r');
+        if self.marker_seen && !line.trim().is_empty() && !line.starts_with("--") {
+            self.hostile(format!(
+                "`{}` comes after pg_dumpall's completion marker",
+                shown(line.as_bytes())
+            ));
+        }
+        if line == COMPLETE_MARKER {
+            self.marker_seen = true;
+        }
         if line == COMPLETE_MARKER {
             self.complete = true;
         } else if !line.is_empty() && line != "--" {
@@ -180,6 +221,19 @@ impl DumpScanner {
         }
     }
 
+    fn hostile(&mut self, what: String) {
+        if self.hostile.is_none() {
+            self.hostile = Some(format!("line {}: {what}", self.lines));
+        }
+    }
+
+    /// The first thing seen so far that pg_dumpall never writes and that
+    /// psql could act on. Check it after every [`feed`](Self::feed), before
+    /// the bytes go on to psql.
+    pub fn hostile_content(&self) -> Option<&str> {
+        self.hostile.as_deref()
+    }
+
     fn problem(&mut self, what: String) {
         if self.problem.is_none() {
             self.problem = Some(format!("line {}: {what}", self.lines));
@@ -213,6 +267,12 @@ impl DumpScanner {
                 hint: truncated_hint,
             });
         }
+        if let Some(p) = self.hostile.take() {
+            return Err(PgError::DumpFormat {
+                problem: p,
+                hint: HOSTILE_HINT,
+            });
+        }
         if let Some(p) = self.problem.take() {
             return Err(PgError::DumpFormat {
                 problem: p,
@@ -233,6 +293,46 @@ impl DumpScanner {
         databases.retain(|db, _| !self.templates.contains(db));
         Ok(Fingerprint { databases })
     }
+}
+
+/// What to do about a dump that holds commands pg_dumpall never writes.
+pub const HOSTILE_HINT: &str = "pg_dumpall never writes this, and psql would run it: the \
+                                 dump was altered; do not restore it, use another bundle";
+
+/// At most 200 bytes of `b` for a message, control characters escaped.
+pub(crate) fn shown(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if b.len() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// A `\connect` argument as pg_dump writes it, with nothing else
+/// (no host, port or user that would point psql elsewhere).
+pub(crate) fn connect_is_plain(arg: &str) -> bool {
+    let arg = arg.trim_end();
+    if let Some(rest) = arg.strip_prefix("-reuse-previous=on ") {
+        let Some((connstr, tail)) = parse_ident(rest) else {
+            return false;
+        };
+        let Some(value) = connstr.strip_prefix("dbname=") else {
+            return false;
+        };
+        let (_, after) = conn_value_len(value);
+        return tail.is_empty() && after.trim().is_empty();
+    }
+    matches!(parse_ident(arg), Some((_, tail)) if tail.is_empty())
 }
 
 /// Row counts of a plain pg_dumpall script, streamed (bounded memory).
@@ -306,6 +406,24 @@ fn parse_connect(arg: &str) -> Option<String> {
         return Some(parse_conn_value(value));
     }
     parse_ident(arg).map(|(db, _)| db)
+}
+
+/// A libpq connection-string value's length and what follows it.
+fn conn_value_len(v: &str) -> (usize, &str) {
+    let Some(rest) = v.strip_prefix('\'') else {
+        let n = v.find(char::is_whitespace).unwrap_or(v.len());
+        return (n, &v[n..]);
+    };
+    let mut escaped = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '\'' => return (i + 2, &rest[i + 1..]),
+            _ => {}
+        }
+    }
+    (v.len(), "x")
 }
 
 /// A libpq connection-string value: `'quoted \' value'` or a bare word.
@@ -418,6 +536,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not end with pg_dumpall's"), "{e}");
+    }
+
+    #[test]
+    fn commands_psql_would_run_are_hostile() {
+        let marker = "-- PostgreSQL database cluster dump complete\n";
+        for (bad, why) in [
+            ("\\! touch /tmp/x\n", "never writes"),
+            ("SELECT 1; \\! id\n", "never writes there"),
+            // Data of a COPY that fails is read as SQL by psql.
+            (
+                "COPY nope (a) FROM stdin;\n\\! id\n\\.\n",
+                "never writes there",
+            ),
+            ("\\connect chroma host=evil\n", "never writes"),
+        ] {
+            let dump = DUMP.replacen("\\connect postgres", &format!("{bad}\\connect postgres"), 1);
+            let mut s = DumpScanner::new();
+            s.feed(dump.as_bytes());
+            assert!(
+                s.hostile_content().is_some_and(|h| h.contains(why)),
+                "{bad:?}: {:?}",
+                s.hostile_content()
+            );
+            let e = s.finish().unwrap_err().to_string();
+            assert!(e.contains("do not restore it"), "{e}");
+        }
+        let after = format!("{DUMP}DROP DATABASE chroma;\n");
+        let mut s = DumpScanner::new();
+        s.feed(after.as_bytes());
+        assert!(s
+            .hostile_content()
+            .unwrap()
+            .contains("after pg_dumpall's completion marker"));
+        let mut s = DumpScanner::new();
+        s.feed(format!("\\restrict abc\n{DUMP}\\unrestrict abc\n").as_bytes());
+        assert!(s.hostile_content().unwrap().contains("after"), "{marker}");
+        let mut s = DumpScanner::new();
+        s.feed(format!("\\restrict abc\n{DUMP}").as_bytes());
+        assert_eq!(s.hostile_content(), None);
     }
 
     #[test]
