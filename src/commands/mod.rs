@@ -4,8 +4,10 @@
 mod apply;
 mod audit;
 mod backup;
+mod completions;
 mod demo;
 mod graph;
+mod man;
 pub(crate) mod plan;
 mod pull;
 mod push;
@@ -59,6 +61,8 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&printer, args),
         Command::Push(args) => push::run(&printer, args),
         Command::Pull(args) => pull::run(&printer, args),
+        Command::Completions(args) => completions::run(&printer, args),
+        Command::Man(args) => man::run(&printer, args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -7,5 +7,6 @@ pub mod fanout;
 pub mod fs;
 pub mod postgres;
 pub mod process;
+pub mod rename;
 pub mod service;
 pub mod ssh;
