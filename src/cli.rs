@@ -5,10 +5,24 @@ use crate::recipe::VarInput;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `--version`: what a site needs to know about a binary it was handed.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nrevision: ",
+    env!("IMLRECOVER_GIT_REVISION"),
+    "\ntarget:   ",
+    env!("IMLRECOVER_TARGET"),
+    "\nglibc:    >= ",
+    env!("IMLRECOVER_GLIBC_FLOOR"),
+    "\nlinked:   ",
+    env!("IMLRECOVER_LINKAGE"),
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "imlrecover",
     version,
+    long_version = LONG_VERSION,
     about = "Plan/apply backup and restore for the Integrated Manager for Lustre server",
     long_about = "imlrecover turns the IML backup/restore runbook into a declarative recipe: \
                   back the manager server up into a verifiable bundle, plan a restore against \
@@ -59,6 +73,10 @@ pub enum Command {
     Prune(PruneArgs),
     /// Turn a runbook backup directory ($HOME/backup) into a bundle.
     Import(ImportArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages (one per subcommand) into DIR, or print imlrecover(1).
+    Man(ManArgs),
 }
 
 /// `--age-identity FILE`, only on the commands that read bundle contents.
@@ -71,6 +89,35 @@ pub struct AgeArgs {
         env = "IMLRECOVER_AGE_IDENTITY"
     )]
     pub age_identity: Vec<PathBuf>,
+}
+
+/// `completions bash|zsh|fish`
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "bash: imlrecover completions bash > /etc/bash_completion.d/imlrecover\n\
+                  zsh:  imlrecover completions zsh > /usr/share/zsh/site-functions/_imlrecover\n\
+                  fish: imlrecover completions fish > /usr/share/fish/vendor_completions.d/imlrecover.fish"
+)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `man [DIR]`
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write imlrecover.1 and imlrecover-SUBCOMMAND.1 here (created if missing).
+    /// Without it, imlrecover(1) goes to stdout (`imlrecover man | man -l -`).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`

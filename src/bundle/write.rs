@@ -11,7 +11,6 @@ use super::{
     ResourceRecord, Stamp, Stored, Tool, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST,
 };
 use crate::host::fs::{HashingWriter, CHUNK};
-use nix::fcntl::{renameat2, RenameFlags};
 use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -648,7 +647,7 @@ impl BundleWriter {
                 format!("{base}-{n}")
             };
             let dest = self.parent.join(&name);
-            match renameat2(None, &self.tmp, None, &dest, RenameFlags::RENAME_NOREPLACE) {
+            match crate::host::rename::renameat2_noreplace(&self.tmp, &dest) {
                 Ok(()) => return Ok(dest),
                 Err(nix::errno::Errno::EEXIST) => continue,
                 // Filesystems without RENAME_NOREPLACE: check, then rename.

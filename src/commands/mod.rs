@@ -4,9 +4,11 @@
 mod apply;
 mod audit;
 mod backup;
+mod completions;
 mod demo;
 mod graph;
 mod import;
+mod man;
 pub(crate) mod plan;
 mod prune;
 mod pull;
@@ -101,6 +103,8 @@ pub fn run() -> ExitCode {
         Command::Pull(args) => pull::run(&printer, args),
         Command::Prune(args) => prune::run(&printer, args),
         Command::Import(args) => import::run(&printer, args),
+        Command::Completions(args) => completions::run(&printer, args),
+        Command::Man(args) => man::run(&printer, args),
     };
     let result = match metrics {
         Some((command, path)) => {

@@ -8,5 +8,6 @@ pub mod fs;
 pub mod orphans;
 pub mod postgres;
 pub mod process;
+pub mod rename;
 pub mod service;
 pub mod ssh;

@@ -916,13 +916,12 @@ fn parse_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, TransferError> 
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), TransferError> {
-    use nix::fcntl::{renameat2, RenameFlags};
     let err = |error: io::Error| TransferError::Local {
         during: "rename into place",
         path: to.to_path_buf(),
         error,
     };
-    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
+    match crate::host::rename::renameat2_noreplace(from, to) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOSYS) => {
             if to.symlink_metadata().is_ok() {

@@ -27,7 +27,12 @@ pub struct Output {
 
 impl Imlrecover {
     pub fn new() -> Imlrecover {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imlrecover"));
+        Imlrecover::from_command(Command::new(env!("CARGO_BIN_EXE_imlrecover")))
+    }
+
+    /// The same environment around a prepared command (another binary, a
+    /// seccomp filter: support::oldkernel).
+    pub fn from_command(mut cmd: Command) -> Imlrecover {
         cmd.current_dir(repo())
             .env("NO_COLOR", "1")
             .env("LANG", "C.UTF-8")

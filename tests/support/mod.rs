@@ -7,6 +7,7 @@ pub mod chroma;
 pub mod cli;
 pub mod host;
 pub mod monitor;
+pub mod oldkernel;
 pub mod pg;
 pub mod sftp;
 pub mod sshd;

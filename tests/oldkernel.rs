@@ -1,0 +1,132 @@
+//! The binary on the EL7 kernel (Linux 3.10): under a seccomp filter that
+//! answers ENOSYS for every system call added since (support::oldkernel),
+//! the whole drill, push and pull still work, so every newer call has a
+//! fallback. CI runs this file with IMLRECOVER_TEST_BIN=target/dist/imlrecover,
+//! the portable build; `cargo test` runs it on the binary cargo built.
+
+mod support;
+
+use imlrecover::sandbox::manager::Sandbox;
+use support::cli::Imlrecover;
+use support::oldkernel::{self, Getrandom};
+use support::sftp::{names, SftpServer};
+
+const PLAN: &str = "plans/iml-manager.hcl";
+
+fn on_3_10(getrandom: Getrandom) -> Imlrecover {
+    Imlrecover::from_command(oldkernel::command(oldkernel::binary(), getrandom))
+}
+
+/// The filter itself: a call from 3.15 (renameat2) and one from 5.3 (clone3)
+/// get ENOSYS, and getrandom (3.17) only when refused. Without this the
+/// other tests would prove nothing.
+#[test]
+fn the_filter_answers_enosys_for_calls_newer_than_3_10() {
+    let probe = "import ctypes\n\
+                 libc = ctypes.CDLL(None, use_errno=True)\n\
+                 for nr in (316, 435, 318):\n\
+                 \x20   ctypes.set_errno(0)\n\
+                 \x20   libc.syscall(nr, 0, 0, 0, 0, 0)\n\
+                 \x20   print(nr, ctypes.get_errno())\n";
+    let run = |g| {
+        let out = oldkernel::command("python3", g)
+            .args(["-c", probe])
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let enosys = nix::libc::ENOSYS;
+    let refused = run(Getrandom::Refused);
+    assert!(refused.contains(&format!("316 {enosys}\n")), "{refused}");
+    assert!(refused.contains(&format!("435 {enosys}\n")), "{refused}");
+    assert!(refused.contains(&format!("318 {enosys}\n")), "{refused}");
+    let allowed = run(Getrandom::Allowed);
+    assert!(allowed.contains(&format!("316 {enosys}\n")), "{allowed}");
+    assert!(!allowed.contains(&format!("318 {enosys}\n")), "{allowed}");
+}
+
+/// imlrecover alone (no children) needs not even getrandom.
+#[test]
+fn validate_and_version_run_without_any_newer_call() {
+    on_3_10(Getrandom::Refused)
+        .arg("--version")
+        .run()
+        .code(0)
+        .stdout_has("revision: ");
+    on_3_10(Getrandom::Refused)
+        .args(["validate", "-r", PLAN])
+        .run()
+        .code(0);
+}
+
+/// `imlrecover demo`: backup, disaster, plan, apply, check, with the
+/// sandbox's real PostgreSQL and init scripts as children.
+#[test]
+fn the_demo_drill_passes_on_a_3_10_kernel() {
+    let out = on_3_10(Getrandom::Allowed).arg("demo").run();
+    out.code(0)
+        .stdout_has("Apply complete!")
+        .stdout_has("No changes. The host matches the recipe.");
+    let last = out.stdout.lines().rev().find(|l| !l.trim().is_empty());
+    assert!(
+        last.is_some_and(|l| l.starts_with("Restored in ") && l.contains(" rows verified.")),
+        "{last:?}"
+    );
+}
+
+/// backup --push, the manager dies, pull, verify, apply: the restore is
+/// byte-for-byte and row-for-row the original.
+#[test]
+fn push_pull_and_restore_pass_on_a_3_10_kernel() {
+    let server = SftpServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("offsite");
+    let mut sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
+    let rows = sb.rows().unwrap();
+    let kept = ["etc/ntp.conf", "var/lib/chroma/authority.pem"];
+    let golden: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|p| std::fs::read(sb.root.join(p)).unwrap())
+        .collect();
+
+    on_3_10(Getrandom::Allowed)
+        .args(["backup", "-r", PLAN, "--root"])
+        .arg(&sb.root)
+        .arg("--bundle-dir")
+        .arg(&sb.bundles)
+        .args(sb.var_args())
+        .arg("--push")
+        .arg(server.url(&remote))
+        .args(server.ssh_args())
+        .run()
+        .code(0)
+        .stdout_has("Push complete:");
+    assert_eq!(names(&remote).len(), 1, "one complete remote bundle");
+
+    sb.disaster().unwrap();
+    std::fs::remove_dir_all(&sb.bundles).unwrap();
+    let fetched = tmp.path().join("fetched");
+    on_3_10(Getrandom::Allowed)
+        .arg("pull")
+        .arg(server.url(&remote))
+        .arg(&fetched)
+        .args(server.ssh_args())
+        .run()
+        .code(0)
+        .stdout_has("Pull complete:");
+    on_3_10(Getrandom::Allowed)
+        .args(["apply", "-r", PLAN, "--root"])
+        .arg(&sb.root)
+        .arg("--bundle")
+        .arg(&fetched)
+        .args(sb.var_args())
+        .arg("--auto-approve")
+        .run()
+        .code(0)
+        .stdout_has("Apply complete!");
+    for (p, bytes) in kept.iter().zip(&golden) {
+        assert_eq!(&std::fs::read(sb.root.join(p)).unwrap(), bytes, "{p}");
+    }
+    assert_eq!(sb.rows().unwrap(), rows);
+}
