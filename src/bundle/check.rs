@@ -218,8 +218,18 @@ fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
     }
     if same_recipe {
         // The manifest claims this recipe: everything it captures must be there.
+        // An import says which resources its runbook directory lacked; those
+        // are known gaps, not a bundle that lost entries.
+        let lacking = m
+            .imported
+            .as_ref()
+            .map(|i| i.lacking.as_slice())
+            .unwrap_or_default();
         for missing in crate::plan::missing_from_bundle(recipe, m) {
             if let Ok(a) = missing.parse::<Address>() {
+                if lacking.contains(&a) {
+                    continue;
+                }
                 problems.push(problem(
                     MANIFEST,
                     ProblemKind::Missing,
