@@ -307,33 +307,72 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Dur
     )
 }
 
+/// A client (application `lock-holder`) in an open transaction whose last
+/// query is `LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE`: it
+/// confirms with psql's client-side `\echo`, so pg_stat_activity still shows
+/// the LOCK as its query. Killed when dropped.
+struct LockHolder {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LockHolder {
+    fn take(t: &pg::PgTarget) -> LockHolder {
+        let mut child = support::pg::plain_psql(t)
+            .args(["-q", "-A", "-t", "-d", "chroma"])
+            .env("PGAPPNAME", "lock-holder")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut holder = LockHolder {
+            child,
+            stdin,
+            stdout,
+        };
+        let line = holder
+            .say("BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked");
+        assert_eq!(line, "locked");
+        holder
+    }
+
+    /// Commits; "done" while its session lives (psql, not interactive,
+    /// exits when the server ends it, and this reads nothing).
+    fn commit(&mut self) -> String {
+        self.say("COMMIT;\n\\echo done")
+    }
+
+    /// Sends `text`, returns the next line psql prints, trimmed.
+    fn say(&mut self, text: &str) -> String {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{text}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A client holds `LOCK TABLE … IN ACCESS EXCLUSIVE MODE` in an open
 /// transaction while apply restores: it is named (pid, user, application,
 /// query) and ended within seconds, and the restore completes.
 #[test]
 fn a_client_holding_a_table_lock_is_ended_within_seconds() {
-    use std::io::{BufRead, Write};
+    use std::io::BufRead;
     let m = Manager::backed_up();
     let t = m.sb.target();
-    let mut holder = support::pg::plain_psql(&t)
-        .args(["-q", "-A", "-t", "-d", "chroma"])
-        .env("PGAPPNAME", "lock-holder")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = holder.stdin.take().unwrap();
-    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
-    writeln!(
-        stdin,
-        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
-    )
-    .unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let holder = LockHolder::take(&t);
     let started = Instant::now();
     let mut child = m.spawn_apply(&["--replace", "database.chroma"]);
     // When the blocker is reported, read as the apply prints it.
@@ -362,9 +401,7 @@ fn a_client_holding_a_table_lock_is_ended_within_seconds() {
     assert!(handled < Duration::from_secs(30), "{handled:?}");
     assert_eq!(m.sb.rows().unwrap(), m.rows);
     m.cmd("plan").arg("--detailed-exitcode").run().code(0);
-    drop(stdin);
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
 }
 
 /// The bundle `latest` points at, and every bundle name.
@@ -557,27 +594,8 @@ fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
 /// A backup never ends a client's session, but it says what it waits for.
 #[test]
 fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
-    use std::io::{BufRead, Write};
     let m = Manager::backed_up();
-    let mut holder = support::pg::plain_psql(&m.sb.target())
-        .args(["-q", "-A", "-t", "-d", "chroma"])
-        .env("PGAPPNAME", "lock-holder")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = holder.stdin.take().unwrap();
-    let mut stdout = std::io::BufReader::new(holder.stdout.take().unwrap());
-    writeln!(
-        stdin,
-        "BEGIN;\nLOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE;\n\\echo locked"
-    )
-    .unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut holder = LockHolder::take(&m.sb.target());
     let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
         .current_dir(support::cli::repo())
         .env("NO_COLOR", "1")
@@ -592,17 +610,14 @@ fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
     // The holder's session is intact: it finishes its work and commits.
-    writeln!(stdin, "COMMIT;\n\\echo done").unwrap();
-    stdin.flush().unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "done", "the client's session was not ended");
+    assert_eq!(
+        holder.commit(),
+        "done",
+        "the client's session was not ended"
+    );
     let (out, _) = wait_at_most(backup, Duration::from_secs(120));
     out.code(0)
         .stdout_has("Blocked: the dump waits for a lock held by pid ")
         .stdout_has("(application \"lock-holder\")")
         .stdout_has("Backup complete:");
-    drop(stdin);
-    let _ = holder.kill();
-    let _ = holder.wait();
 }
