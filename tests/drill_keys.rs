@@ -31,16 +31,7 @@ fn a_drill_is_recorded_and_audit_reads_it() {
     let host = Host::new();
     let source = ChromaCluster::start();
     let db_recipe = support::host::recipe();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&db_recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(source.vars())
-        .run()
-        .code(0);
+    host.backup_with(&db_recipe, &source.vars());
     let bundle = host.latest();
     let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
     let audit_drill = |extra: &[&str]| {

@@ -268,16 +268,7 @@ fn a_dump_cannot_run_shell_commands() {
     let host = Host::new();
     let source = ChromaCluster::start();
     let recipe = database_recipe(&host);
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(source.vars())
-        .run()
-        .code(0);
+    host.backup_with(&recipe, &source.vars());
     let b = host.latest();
     let rows = ChromaCluster::rows(&source.target());
     let (_, sql) = dump_of(&b);
@@ -414,15 +405,7 @@ fn init_scripts_are_looked_up_inside_the_root() {
     std::fs::write(&recipe, "service \"svc\" {\n  state = \"running\"\n}\n").unwrap();
     std::fs::create_dir_all(&host.bundles).unwrap();
     // No bundle is needed to look at a service, but plan wants one.
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&recipe);
     assert!(!marker.exists(), "backup ran the script outside the root");
     with_bundle("plan", &recipe, &host, &host.latest())
         .run()
@@ -468,16 +451,7 @@ fn sensitive_variables_are_redacted_everywhere() {
     .unwrap();
     std::fs::write(host.file(&format!("/etc/{SECRET}.conf")), "x\n").unwrap();
     let var = format!("token={SECRET}");
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(["--var", &var])
-        .run()
-        .code(0);
+    host.backup_with(&recipe, &["--var", &var]);
     let b = host.latest();
     // Changes to show: the secret's own file and /etc/hosts.
     std::fs::write(host.file(&format!("/etc/{SECRET}.conf")), "y\n").unwrap();

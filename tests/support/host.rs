@@ -20,6 +20,11 @@ impl Host {
 
     /// `imlrecover backup -r RECIPE` of this host into its bundle dir; must succeed.
     pub fn backup(&self, recipe: &Path) {
+        self.backup_with(recipe, &[] as &[&str]);
+    }
+
+    /// [`Host::backup`] with more arguments (`--var …`); must succeed.
+    pub fn backup_with<S: AsRef<std::ffi::OsStr>>(&self, recipe: &Path, extra: &[S]) {
         super::cli::Imlrecover::new()
             .args(["backup", "-r"])
             .arg(recipe)
@@ -27,6 +32,7 @@ impl Host {
             .arg(&self.root)
             .arg("--bundle-dir")
             .arg(&self.bundles)
+            .args(extra)
             .run()
             .code(0);
     }
