@@ -27,6 +27,7 @@ mod controldata;
 mod dump;
 mod error;
 mod fingerprint;
+mod ident;
 mod meta;
 mod process;
 mod restore;
@@ -49,8 +50,8 @@ pub use fingerprint::{
 };
 pub use process::{find_program, ENV_BINDIR};
 pub use restore::{
-    restore, restore_with, AllowedError, HarmlessError, RestoreMessage, RestoreOptions,
-    RestoreReport,
+    restore, restore_with, AllowedError, FailedStatements, HarmlessError, RestoreMessage,
+    RestoreOptions, RestoreReport,
 };
 pub use scan::{fingerprint_from_dump, DumpScanner};
 pub use sql::{

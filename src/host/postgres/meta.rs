@@ -291,7 +291,7 @@ pub(crate) fn allowed_meta_line(line: &str) -> bool {
         return server_encoding(name);
     }
     if let Some(arg) = line.strip_prefix("\\connect ") {
-        return !line.contains('`') && super::scan::connect_is_plain(arg);
+        return !line.contains('`') && super::ident::connect_is_plain(arg);
     }
     false
 }

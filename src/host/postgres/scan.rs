@@ -3,11 +3,14 @@
 //! whether the script is complete. Memory stays bounded whatever the size:
 //! only the head of each line is kept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 
 use super::error::{PgError, Result};
-use super::fingerprint::{qualified_name, Fingerprint};
+use super::fingerprint::Fingerprint;
+use super::ident::{parse_connect, parse_copy_target, parse_ident, parse_literal};
+use super::process::truncate;
+use super::restore::STATEMENT_CAP;
 
 /// Longest statement line kept for parsing (`COPY` with many columns).
 const LINE_CAP: usize = 1 << 20;
@@ -36,6 +39,39 @@ pub struct DumpScanner {
     meta_line: bool,
     /// The completion marker was seen: only comments and blank lines may follow.
     marker_seen: bool,
+    /// Kept for a psql that names only the line of a failed statement.
+    statements: Option<StatementLines>,
+}
+
+/// The one-line statements of a script by line number (outside COPY data,
+/// at most [`STATEMENT_LINES_CAP`] bytes), for a psql (8.4–9.4) that names
+/// a failed statement only by its line.
+#[derive(Debug, Default)]
+pub(crate) struct StatementLines {
+    lines: HashMap<u64, String>,
+    bytes: usize,
+}
+
+/// Bound of [`StatementLines`]: a big schema's DDL, not its data.
+const STATEMENT_LINES_CAP: usize = 16 << 20;
+
+impl StatementLines {
+    fn note(&mut self, number: u64, line: &str) {
+        // A whole statement on one line: `DROP ROLE chroma;`, not the `);`
+        // closing a CREATE TABLE nor a function body's indented lines.
+        let whole =
+            line.as_bytes().first().is_some_and(u8::is_ascii_uppercase) && line.ends_with(';');
+        if whole && self.bytes < STATEMENT_LINES_CAP {
+            let kept = truncate(line, STATEMENT_CAP);
+            self.bytes += kept.len();
+            self.lines.insert(number, kept);
+        }
+    }
+
+    /// The statement that line `number` of the script holds whole.
+    pub(crate) fn get(&self, number: u64) -> Option<&str> {
+        self.lines.get(&number).map(String::as_str)
+    }
 }
 
 #[derive(Debug)]
@@ -70,7 +106,19 @@ impl DumpScanner {
             guard: super::meta::MetaGuard::default(),
             meta_line: false,
             marker_seen: false,
+            statements: None,
         }
+    }
+
+    /// Also keeps the one-line statements by line number ([`StatementLines`]).
+    pub(crate) fn keeping_statements(mut self) -> Self {
+        self.statements = Some(StatementLines::default());
+        self
+    }
+
+    /// The statements kept by [`keeping_statements`](Self::keeping_statements).
+    pub(crate) fn take_statements(&mut self) -> StatementLines {
+        self.statements.take().unwrap_or_default()
     }
 
     /// Consumes the next bytes of the script.
@@ -145,6 +193,9 @@ impl DumpScanner {
 
     fn statement_line(&mut self, line: &str) {
         let line = line.trim_end_matches('\r');
+        if let Some(kept) = &mut self.statements {
+            kept.note(self.lines, line);
+        }
         if self.marker_seen && !line.trim().is_empty() && !line.starts_with("--") {
             self.hostile(format!(
                 "`{}` comes after pg_dumpall's completion marker",
@@ -318,23 +369,6 @@ pub(crate) fn shown(b: &[u8]) -> String {
     out
 }
 
-/// A `\connect` argument as pg_dump writes it, with nothing else
-/// (no host, port or user that would point psql elsewhere).
-pub(crate) fn connect_is_plain(arg: &str) -> bool {
-    let arg = arg.trim_end();
-    if let Some(rest) = arg.strip_prefix("-reuse-previous=on ") {
-        let Some((connstr, tail)) = parse_ident(rest) else {
-            return false;
-        };
-        let Some(value) = connstr.strip_prefix("dbname=") else {
-            return false;
-        };
-        let (_, after) = conn_value_len(value);
-        return tail.is_empty() && after.trim().is_empty();
-    }
-    matches!(parse_ident(arg), Some((_, tail)) if tail.is_empty())
-}
-
 /// Row counts of a plain pg_dumpall script, streamed (bounded memory).
 /// Fails when the script is truncated (no completion marker, or it ends
 /// inside a COPY block).
@@ -354,124 +388,6 @@ pub fn fingerprint_from_dump(mut reader: impl BufRead) -> Result<Fingerprint> {
         reader.consume(n);
     }
     scanner.finish()
-}
-
-/// An SQL identifier at the start of `s`: `"quoted ""x"""` or plain.
-pub(crate) fn parse_ident(s: &str) -> Option<(String, &str)> {
-    if let Some(rest) = s.strip_prefix('"') {
-        let mut out = String::new();
-        let mut iter = rest.char_indices().peekable();
-        while let Some((i, c)) = iter.next() {
-            if c == '"' {
-                if matches!(iter.peek(), Some((_, '"'))) {
-                    out.push('"');
-                    iter.next();
-                } else {
-                    return Some((out, &rest[i + 1..]));
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        None
-    } else {
-        let end = s
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-            .unwrap_or(s.len());
-        (end > 0).then(|| (s[..end].to_string(), &s[end..]))
-    }
-}
-
-/// `schema.table` (or a bare table, qualified with the search_path schema).
-fn parse_copy_target(s: &str, default_schema: &str) -> Option<String> {
-    let (first, rest) = parse_ident(s)?;
-    let (schema, table, rest) = match rest.strip_prefix('.') {
-        Some(r) => {
-            let (table, rest) = parse_ident(r)?;
-            (first, table, rest)
-        }
-        None => (default_schema.to_string(), first, rest),
-    };
-    rest.starts_with(' ')
-        .then(|| qualified_name(&schema, &table))
-}
-
-/// The database of a `\connect` line as pg_dump writes it: `\connect name`,
-/// `\connect "Name"` or `\connect -reuse-previous=on "dbname='x y'"`.
-fn parse_connect(arg: &str) -> Option<String> {
-    let arg = arg.trim();
-    if let Some(rest) = arg.strip_prefix("-reuse-previous=on ") {
-        let (connstr, _) = parse_ident(rest.trim_start())?;
-        let value = connstr.trim_start().strip_prefix("dbname=")?;
-        return Some(parse_conn_value(value));
-    }
-    parse_ident(arg).map(|(db, _)| db)
-}
-
-/// A libpq connection-string value's length and what follows it.
-fn conn_value_len(v: &str) -> (usize, &str) {
-    let Some(rest) = v.strip_prefix('\'') else {
-        let n = v.find(char::is_whitespace).unwrap_or(v.len());
-        return (n, &v[n..]);
-    };
-    let mut escaped = false;
-    for (i, c) in rest.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '\'' => return (i + 2, &rest[i + 1..]),
-            _ => {}
-        }
-    }
-    (v.len(), "x")
-}
-
-/// A libpq connection-string value: `'quoted \' value'` or a bare word.
-fn parse_conn_value(v: &str) -> String {
-    let Some(rest) = v.strip_prefix('\'') else {
-        return v.split_whitespace().next().unwrap_or("").to_string();
-    };
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
-            '\'' => break,
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A SQL string literal `'it''s'` (or `E'…'` with backslash escapes).
-fn parse_literal(s: &str) -> Option<String> {
-    let s = s.trim();
-    let (escapes, body) = match s.strip_prefix('E') {
-        Some(b) => (true, b),
-        None => (false, s),
-    };
-    let body = body.strip_prefix('\'')?.strip_suffix('\'')?;
-    let mut out = String::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' if chars.peek() == Some(&'\'') => {
-                chars.next();
-                out.push('\'');
-            }
-            '\\' if escapes => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

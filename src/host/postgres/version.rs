@@ -100,36 +100,6 @@ pub fn client_version(target: &PgTarget, program: &str) -> Option<u32> {
     program_version(&bin)
 }
 
-/// The target a restore runs psql through: psql needs `-b` (9.5+) to say
-/// which statement failed, which tells the harmless errors of a `--clean`
-/// dump from the rest. An older psql (EL7's 9.2) gives way to the newest
-/// one installed: psql only carries the script, whose SQL is pg_dumpall's.
-pub(crate) fn restore_client(target: &PgTarget) -> super::error::Result<PgTarget> {
-    const ECHO_ERRORS: u32 = 90500;
-    match client_version(target, "psql") {
-        Some(v) if v < ECHO_ERRORS => {
-            let newest = find_program(None, "psql")
-                .ok()
-                .filter(|p| program_version(p).is_some_and(|n| n >= ECHO_ERRORS));
-            match newest.and_then(|p| p.parent().map(Path::to_path_buf)) {
-                Some(dir) => Ok(PgTarget {
-                    bin_dir: Some(dir),
-                    ..target.clone()
-                }),
-                None => Err(super::error::PgError::ProgramNotFound {
-                    program: "psql 9.5 or newer".into(),
-                    searched: format!(
-                        "the server's psql is {}, which cannot say which statement failed \
-                         (`-b`); install a newer PostgreSQL client beside it",
-                        major_of(v)
-                    ),
-                }),
-            }
-        }
-        _ => Ok(target.clone()),
-    }
-}
-
 /// A running local server, as its socket's lock file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalServer {
