@@ -21,9 +21,10 @@ use super::PgTarget;
 /// installations under `/opt`.
 pub const ENV_BINDIRS: &str = "IMLRECOVER_PG_BINDIRS";
 
-/// Tests only: take the paths an old server or psql needs (identity from
-/// `pg_controldata`, row counts without `\gexec`) on any server, so both
-/// paths run against real clusters of every major this machine has.
+/// Take the paths an old server or psql needs (identity from
+/// `pg_controldata`, row counts without `\gexec`, restores without psql's
+/// `-b`) on any server and client, so both paths run against real clusters
+/// of every major this machine has (tests; documented in the README).
 pub(crate) const ENV_OLD_PATHS: &str = "IMLRECOVER_PG_OLD_PATHS";
 
 pub(crate) fn old_paths_forced() -> bool {
