@@ -170,4 +170,56 @@ psql:<stdin>:60: error: \\connect: connection to server failed: FATAL:  database
         assert_eq!(unexpected.len(), 1);
         assert_eq!(unexpected[0].severity, "psql");
     }
+
+    /// psql 8.4–9.4 prints no statements: the line it names is looked up in
+    /// the script fed, whose one-line statements outside COPY data are kept.
+    #[test]
+    fn an_old_psqls_lines_name_the_statements() {
+        let script = "DROP DATABASE chroma;\n\
+DROP ROLE postgres;\n\
+CREATE ROLE postgres;\n\
+\\connect chroma\n\
+CREATE TABLE t (\n    a nosuchtype\n);\n\
+COPY public.t (a) FROM stdin;\n\
+DROP ROLE chroma;\n\
+\\.\n\
+-- PostgreSQL database cluster dump complete\n";
+        let mut scanner = crate::host::postgres::DumpScanner::new().keeping_statements();
+        scanner.feed(script.as_bytes());
+        let lines = scanner.take_statements();
+        assert_eq!(lines.get(1), Some("DROP DATABASE chroma;"));
+        assert_eq!(lines.get(7), None, "`);` closes a statement, it is none");
+        assert_eq!(lines.get(9), None, "COPY data is never a statement");
+
+        let stderr = "psql:/dev/stdin:1: ERROR:  database \"chroma\" does not exist\n\
+psql:/dev/stdin:2: ERROR:  current user cannot be dropped\n\
+psql:/dev/stdin:3: ERROR:  role \"postgres\" already exists\n\
+psql:/dev/stdin:7: ERROR:  type \"nosuchtype\" does not exist\n\
+LINE 2:     a nosuchtype\n\
+              ^\n\
+psql:/dev/stdin:10: ERROR:  role \"chroma\" does not exist\n";
+        let mut errors = parse_stderr(stderr.as_bytes(), "/dev/stdin").errors;
+        statements_from_lines(&mut errors, &lines);
+        let (allowed, unexpected) = classify(errors, "postgres");
+        let kinds: Vec<HarmlessError> = allowed.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                HarmlessError::DatabaseDidNotExist,
+                HarmlessError::CurrentUserCannotBeDropped,
+                HarmlessError::SuperuserAlreadyExists,
+            ]
+        );
+        // No statement for line 7; line 10 is the end of COPY data, not the
+        // `DROP ROLE chroma;` row inside it.
+        let bad: Vec<(Option<u64>, Option<&str>)> = unexpected
+            .iter()
+            .map(|m| (m.line, m.statement.as_deref()))
+            .collect();
+        assert_eq!(bad, vec![(Some(7), None), (Some(10), None)]);
+        assert!(unexpected[0].detail.iter().any(|d| d.contains("LINE 2")));
+        // The other prefix is not this script's: `<stdin>` lines are not read.
+        let other = parse_stderr(stderr.as_bytes(), "<stdin>").errors;
+        assert!(other.iter().all(|m| m.line.is_none()));
+    }
 }
