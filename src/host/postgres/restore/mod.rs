@@ -7,7 +7,8 @@
 //! accepted; anything else fails the restore. The result is then compared
 //! with the dump's own row counts, because "psql finished" is not "the data
 //! is there" (a connected client makes `DROP DATABASE` fail and the old data
-//! stays).
+//! stays). Which statement an error came from is echoed by psql 9.5+ and
+//! looked up by line for older ones ([`FailedStatements`], `client.rs`).
 
 mod classify;
 mod client;
