@@ -2,6 +2,7 @@
 //! `Printer`), `json` for programs (the versioned schema of `plan::Plan`).
 
 pub mod human;
+pub mod prompt;
 
 use crate::plan::Plan;
 
