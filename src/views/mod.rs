@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod prompt;
+pub mod transfer;
 
 use crate::plan::Plan;
 

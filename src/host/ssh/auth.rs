@@ -207,4 +207,32 @@ mod tests {
         assert!(out.status.success());
         assert!(key_is_encrypted(&pem).unwrap());
     }
+
+    #[test]
+    fn the_installed_prompt_is_asked_once_per_encrypted_key() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static ASKED: AtomicUsize = AtomicUsize::new(0);
+        struct Counting;
+        impl PassphrasePrompt for Counting {
+            fn ask(&self, _: &Path) -> Option<String> {
+                ASKED.fetch_add(1, Ordering::SeqCst);
+                Some("s3cret".into())
+            }
+        }
+        set_passphrase_prompt(Box::new(Counting));
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pass) in [("locked", "s3cret"), ("clear", "")] {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", pass, "-f"])
+                .arg(dir.path().join(name))
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+        let locked = dir.path().join("locked");
+        assert_eq!(prompt_passphrase(&locked).as_deref(), Some("s3cret"));
+        assert_eq!(prompt_passphrase(&locked).as_deref(), Some("s3cret"));
+        assert_eq!(prompt_passphrase(&dir.path().join("clear")), None);
+        assert_eq!(ASKED.load(Ordering::SeqCst), 1);
+    }
 }
