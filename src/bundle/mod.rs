@@ -14,10 +14,12 @@ pub mod interrupt;
 pub mod read;
 pub mod retention;
 pub mod split;
+pub mod store;
 pub mod verify;
 pub mod write;
 
 pub use read::{Bundle, OpenError};
+pub use store::{parse_bundle_name, INCOMPLETE_PREFIX, LATEST};
 pub use write::{BundleWriter, Committed, WriteError};
 
 use crate::recipe::Address;
@@ -32,10 +34,6 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 /// Captured files live under this directory, at their absolute paths.
 pub const FILES_DIR: &str = "files";
-/// The symlink in the bundle dir that names the newest complete bundle.
-pub const LATEST: &str = "latest";
-/// Prefix of the temporary name a bundle has while it is written.
-pub const INCOMPLETE_PREFIX: &str = ".incomplete-";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -382,25 +380,6 @@ impl Stamp {
         let t = self.rfc3339.trim_end_matches('Z').replacen('T', "-", 1);
         format!("pgbackup-{t}.sql.gz")
     }
-}
-
-/// Whether a directory name is a complete bundle's name:
-/// `YYYY-MM-DDTHH-MM-SSZ`, optionally `-N` when two backups share a second.
-/// Returns the sort key (timestamp, N).
-pub fn parse_bundle_name(name: &str) -> Option<(String, u32)> {
-    let (stamp, n) = match name.get(20..) {
-        Some("") => (name, 0),
-        Some(rest) => (name.get(..20)?, rest.strip_prefix('-')?.parse().ok()?),
-        None => return None,
-    };
-    let b = stamp.as_bytes();
-    let shape = b"dddd-dd-ddTdd-dd-ddZ";
-    let ok = b.len() == shape.len()
-        && b.iter().zip(shape).all(|(c, s)| match s {
-            b'd' => c.is_ascii_digit(),
-            s => c == s,
-        });
-    ok.then(|| (stamp.to_string(), n))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! resolved through [`Bundle::file`], which refuses anything that could
 //! leave the bundle.
 
-use super::{Manifest, FORMAT_VERSION, INCOMPLETE_PREFIX, LATEST, MANIFEST};
+use super::{Manifest, FORMAT_VERSION, MANIFEST};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -159,9 +159,9 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
     }
     let dir = if dir.join(MANIFEST).symlink_metadata().is_ok() {
         dir
-    } else if dir.join(LATEST).symlink_metadata().is_ok() {
-        std::fs::canonicalize(dir.join(LATEST)).map_err(|e| OpenError::Io {
-            path: dir.join(LATEST),
+    } else if let Some(latest) = super::store::latest(&dir) {
+        std::fs::canonicalize(&latest).map_err(|e| OpenError::Io {
+            path: latest,
             error: e,
         })?
     } else if crate::import::layout::looks_like_runbook(&dir) {
@@ -173,7 +173,7 @@ pub fn locate(path: &Path) -> Result<PathBuf, OpenError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.starts_with(INCOMPLETE_PREFIX) {
+    if super::store::is_incomplete(&name) {
         return Err(not(
             "it is the temporary directory of a backup that did not finish",
         ));

@@ -13,9 +13,7 @@
 //! On top of that the caller names the newest bundle that verifies, which
 //! is always kept.
 
-use super::{parse_bundle_name, INCOMPLETE_PREFIX, MANIFEST};
-use std::io;
-use std::path::{Path, PathBuf};
+use super::parse_bundle_name;
 use std::time::Duration;
 
 /// The rules; all unset keeps everything (the caller refuses that for `prune`).
@@ -143,115 +141,7 @@ pub fn decide(names: &[String], policy: &Policy, protect: Option<&str>) -> Vec<D
     out
 }
 
-/// What a local prune decided and did.
-#[derive(Debug, Default)]
-pub struct Pruned {
-    /// Every complete bundle, newest first.
-    pub decisions: Vec<Decision>,
-    /// Bundles newer than the protected one that do not verify, and why.
-    pub unverified: Vec<(String, String)>,
-    /// `.incomplete-*` directories: being written (or left by a kill); never touched here.
-    pub busy: Vec<String>,
-    /// Removed (empty on a dry run).
-    pub removed: Vec<PathBuf>,
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum PruneError {
-    #[error("cannot list the bundle directory {}: {error}", dir.display())]
-    #[diagnostic(
-        code(imlrecover::prune),
-        help(
-            "--bundle-dir must be a readable directory of bundles written by `imlrecover backup`"
-        )
-    )]
-    List { dir: PathBuf, error: io::Error },
-    #[error("cannot remove the old bundle {}: {error}", old.display())]
-    #[diagnostic(
-        code(imlrecover::prune),
-        help("check its permissions, or remove it by hand")
-    )]
-    Remove { old: PathBuf, error: io::Error },
-}
-
-/// Applies `policy` to the complete bundles in `dir`. `protect` names the
-/// bundle that is known good (the one `backup` just wrote); without it the
-/// newest bundle that verifies (re-hashed, as `verify`) is protected. A
-/// dry run decides exactly as the real run and removes nothing.
-pub fn prune_dir(
-    dir: &Path,
-    policy: &Policy,
-    protect: Option<&str>,
-    dry_run: bool,
-) -> Result<Pruned, PruneError> {
-    let list = |error| PruneError::List {
-        dir: dir.to_path_buf(),
-        error,
-    };
-    let mut out = Pruned::default();
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(list)? {
-        let entry = entry.map_err(list)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if name.starts_with(INCOMPLETE_PREFIX) && is_dir {
-            out.busy.push(name);
-        } else if parse_bundle_name(&name).is_some()
-            && is_dir
-            && entry.path().join(MANIFEST).is_file()
-        {
-            // Real directories with a manifest only: a symlink or a stray
-            // directory is not ours to remove.
-            names.push(name);
-        }
-    }
-    out.busy.sort();
-    let mut protected = protect.map(str::to_string);
-    if protected.is_none() {
-        let mut newest_first = names.clone();
-        newest_first.sort_by_key(|n| std::cmp::Reverse(parse_bundle_name(n)));
-        for name in newest_first {
-            match first_problem(&dir.join(&name)) {
-                None => {
-                    protected = Some(name);
-                    break;
-                }
-                Some(why) => out.unverified.push((name, why)),
-            }
-        }
-    }
-    out.decisions = decide(&names, policy, protected.as_deref());
-    if dry_run {
-        return Ok(out);
-    }
-    for d in out.decisions.iter().filter(|d| !d.keep()) {
-        let old = dir.join(&d.name);
-        // Hidden first, so a half-removed bundle never looks complete.
-        let hidden = dir.join(format!(
-            "{INCOMPLETE_PREFIX}pruning-{}-{}",
-            d.name,
-            std::process::id()
-        ));
-        let remove = |error| PruneError::Remove {
-            old: old.clone(),
-            error,
-        };
-        std::fs::rename(&old, &hidden).map_err(remove)?;
-        std::fs::remove_dir_all(&hidden).map_err(remove)?;
-        out.removed.push(old);
-    }
-    Ok(out)
-}
-
-/// `None` if the bundle verifies, else its first problem.
-fn first_problem(path: &Path) -> Option<String> {
-    let bundle = match super::Bundle::open(path) {
-        Ok(b) => b,
-        Err(e) => return Some(e.to_string()),
-    };
-    let report = super::verify::verify(&bundle);
-    report.problems.first().map(|p| p.to_string())
-}
+pub use super::store::{prune_dir, PruneError, Pruned};
 
 // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

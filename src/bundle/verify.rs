@@ -4,25 +4,24 @@
 //! are checked against their keys and CA. Every problem is collected with
 //! the path it concerns; nothing stops at the first one.
 
+mod certs;
+mod dump;
+
 use super::read::{safe_join, Bundle};
-use super::{Entry, EntryKind, ResourceRecord, MANIFEST};
+use super::{EntryKind, MANIFEST};
 use crate::recipe::Address;
-use flate2::read::MultiGzDecoder;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::X509;
+use certs::check_certs;
+use dump::check_dump;
+pub use dump::{hash_file, hash_path};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// pg_dumpall's last comment: a dump without it was cut short.
 pub const DUMP_COMPLETE: &str = "PostgreSQL database cluster dump complete";
-
-/// Per read; big enough for blake3's multithreaded update to pay off.
-const HASH_CHUNK: usize = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProblemKind {
@@ -403,148 +402,6 @@ fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
     (read, problems)
 }
 
-/// Hashes a bundle file the way `b3sum` does: memory-mapped (no copy
-/// through a read buffer, which costs a third of the time) and
-/// multithreaded; small files are read instead. (A file truncated by
-/// someone else *while* it is being hashed would fault; bundles are 0700.)
-pub fn hash_path(path: &Path) -> io::Result<(String, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path)?;
-    Ok((hasher.finalize().to_hex().to_string(), hasher.count()))
-}
-
-/// Streams the file through blake3, using both cores on big chunks.
-pub fn hash_file(mut file: File) -> io::Result<(String, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; HASH_CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = read_full(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if n >= 128 * 1024 {
-            hasher.update_rayon(&buf[..n]);
-        } else {
-            hasher.update(&buf[..n]);
-        }
-        total += n as u64;
-    }
-    Ok((hasher.finalize().to_hex().to_string(), total))
-}
-
-/// Fills `buf` unless the file ends first; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// One pass over the `.gz`: hash the compressed bytes and decode the gzip
-/// stream to its end, keeping the SQL's tail to check pg_dumpall finished.
-fn check_dump(file: impl Read, job: &Job, size_ok: bool, problems: &mut Vec<Problem>) -> u64 {
-    let mut hashing = HashingReader {
-        inner: io::BufReader::with_capacity(1 << 20, file),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
-    let mut tail = Tail::default();
-    let decoded = {
-        let mut gz = MultiGzDecoder::new(&mut hashing);
-        io::copy(&mut gz, &mut tail)
-    };
-    let hostile = tail.scanner.hostile_content().map(str::to_string);
-    // Hash whatever the decoder left unread (trailing garbage).
-    let rest = io::copy(&mut hashing, &mut io::sink());
-    let p = |kind, msg: String| Problem::new(job.rel, kind, msg).at(job.address);
-    match decoded {
-        Err(e) => problems.push(p(ProblemKind::Gzip, format!("the gzip stream does not decode to its end: {e}"))),
-        Ok(0) => problems.push(p(ProblemKind::Dump, "the gzip stream holds no SQL".into())),
-        Ok(_) if !tail.text().contains(DUMP_COMPLETE) => problems.push(p(
-            ProblemKind::Dump,
-            format!("the SQL does not end with pg_dumpall's \"{DUMP_COMPLETE}\": the dump was cut short"),
-        )),
-        Ok(_) => {}
-    }
-    if let Some(h) = hostile {
-        problems.push(p(
-            ProblemKind::Dump,
-            format!("{h}: psql would run it; pg_dumpall never writes it (the dump was altered)"),
-        ));
-    }
-    if let Err(e) = rest {
-        problems.push(p(ProblemKind::Missing, format!("cannot read it: {e}")));
-    }
-    let hash = hashing.hasher.finalize().to_hex().to_string();
-    if size_ok && hash != job.blake3 {
-        problems.push(p(
-            ProblemKind::Modified,
-            "content differs from the manifest (blake3 mismatch)".into(),
-        ));
-    }
-    hashing.len
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
-
-/// A sink that remembers the last bytes written, and scans them all for
-/// what psql could run.
-#[derive(Default)]
-struct Tail {
-    buf: Vec<u8>,
-    scanner: crate::host::postgres::DumpScanner,
-}
-
-const TAIL: usize = 256;
-
-impl Tail {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
-    }
-}
-
-impl Write for Tail {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.scanner.hostile_content().is_none() {
-            self.scanner.feed(data);
-        }
-        if data.len() >= TAIL {
-            self.buf.clear();
-            self.buf.extend_from_slice(&data[data.len() - TAIL..]);
-        } else {
-            self.buf.extend_from_slice(data);
-            if self.buf.len() > TAIL {
-                self.buf.drain(..self.buf.len() - TAIL);
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Files present but not in the manifest, and symlinks anywhere.
 fn find_extra(dir: &Path, expected: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -598,134 +455,5 @@ fn check_dir_mode(dir: &Path) -> Vec<Problem> {
             ),
         )],
         _ => Vec::new(),
-    }
-}
-
-/// Each `cert`: the key matches the certificate, and a certificate with a
-/// `ca` verifies against that CA's certificate. Expiry is not checked here:
-/// a bundle stays what it was; `plan` reports expiry.
-fn check_certs(bundle: &Bundle) -> (Vec<Problem>, Vec<String>) {
-    let m = &bundle.manifest;
-    let entry = |address: &Address, path: &str| -> Option<&Entry> {
-        m.entries
-            .iter()
-            .find(|e| &e.address == address && e.path == path && e.kind == EntryKind::File)
-    };
-    let mut problems = Vec::new();
-    let mut confirmed = Vec::new();
-    let mut certs: BTreeMap<&Address, X509> = BTreeMap::new();
-    for r in &m.resources {
-        let ResourceRecord::Cert {
-            address, cert, key, ..
-        } = r
-        else {
-            continue;
-        };
-        let (Some(ce), Some(ke)) = (entry(address, cert), entry(address, key)) else {
-            problems.push(
-                Problem::new(
-                    MANIFEST,
-                    ProblemKind::Manifest,
-                    format!("no captured files for {cert} and {key}"),
-                )
-                .at(address),
-            );
-            continue;
-        };
-        let Some((crt_rel, x509)) = load(bundle, ce, address, &mut problems, X509::from_pem) else {
-            continue;
-        };
-        certs.insert(address, x509.clone());
-        let Some((key_rel, pkey)) = load(bundle, ke, address, &mut problems, |b| {
-            PKey::<Private>::private_key_from_pem(b)
-        }) else {
-            continue;
-        };
-        if crate::x509::key_matches(&x509, &pkey) {
-            confirmed.push(format!("{address}: the key matches the certificate"));
-        } else {
-            problems.push(
-                Problem::new(
-                    key_rel,
-                    ProblemKind::Cert,
-                    format!("this private key does not belong to the certificate {crt_rel}"),
-                )
-                .at(address),
-            );
-        }
-    }
-    for r in &m.resources {
-        let ResourceRecord::Cert {
-            address,
-            cert,
-            ca: Some(ca),
-            ..
-        } = r
-        else {
-            continue;
-        };
-        let (Some(leaf), Some(ca_cert)) = (certs.get(address), certs.get(ca)) else {
-            if !certs.contains_key(ca) && !m.resources.iter().any(|r| r.address() == ca) {
-                problems.push(
-                    Problem::new(
-                        MANIFEST,
-                        ProblemKind::Manifest,
-                        format!("its CA {ca} is not in the bundle"),
-                    )
-                    .at(address),
-                );
-            }
-            continue;
-        };
-        if let Err(why) = crate::x509::verify_chain(leaf, ca_cert) {
-            let rel = entry(address, cert)
-                .and_then(|e| e.file.clone())
-                .unwrap_or_else(|| cert.clone());
-            problems.push(
-                Problem::new(
-                    rel,
-                    ProblemKind::Cert,
-                    format!("does not verify against {ca}'s certificate: {why}"),
-                )
-                .at(address),
-            );
-        } else {
-            confirmed.push(format!(
-                "{address}: the certificate verifies against {ca}'s"
-            ));
-        }
-    }
-    (problems, confirmed)
-}
-
-fn load<T>(
-    bundle: &Bundle,
-    e: &Entry,
-    address: &Address,
-    problems: &mut Vec<Problem>,
-    parse: impl Fn(&[u8]) -> Result<T, openssl::error::ErrorStack>,
-) -> Option<(String, T)> {
-    let rel = e.file.clone()?;
-    // Missing, unsafe or sealed files were already reported by their entry.
-    let mut bytes = Vec::new();
-    bundle
-        .open_file(&rel)
-        .ok()?
-        .take(1 << 20)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    match parse(&bytes) {
-        Ok(v) => Some((rel, v)),
-        Err(_) => {
-            problems.push(
-                Problem::new(
-                    rel,
-                    ProblemKind::Cert,
-                    format!("{} is not PEM that OpenSSL can read", e.path),
-                )
-                .at(address),
-            );
-            None
-        }
     }
 }

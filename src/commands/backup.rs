@@ -150,15 +150,20 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         humantime::format_duration(round_ms(started.elapsed()))
     ))?;
     if let Some(target) = &push_target {
-        super::push::push_bundle(
-            printer,
+        let started = Instant::now();
+        crate::transfer::push_path(
             &committed.path,
             target,
-            &args.ssh,
+            &(&args.ssh).into(),
             args.push_keep
                 .map(crate::bundle::retention::Policy::last)
                 .as_ref(),
+            &crate::views::transfer::Bar::new(printer),
         )
+        .map_err(Report::new)
+        .and_then(|pushed| {
+            crate::views::transfer::pushed(printer, target, &pushed, started.elapsed())
+        })
         .map_err(|e| {
             e.wrap_err(format!(
                 "the backup {} is complete, but pushing it failed (retry with `imlrecover push {} TARGET`)",

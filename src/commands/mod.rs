@@ -65,6 +65,7 @@ pub fn run() -> ExitCode {
     };
     let printer = Printer::detect(cli.color);
     install_hook(&printer);
+    crate::views::prompt::install();
     let nagios =
         matches!(&cli.command, Command::Audit(a) if a.format == crate::cli::AuditFormat::Nagios);
     let fail = |report: miette::Report| {

@@ -21,7 +21,8 @@
 //! repeated). A failure status from the server (full disk, I/O error) fails
 //! the push, as on the first lane.
 
-use super::{create, finish, unsupported, write_err, Remote, RemoteTarget, TransferError};
+use super::remote::{create, finish, unsupported, write_err, Remote};
+use super::{Events, RemoteTarget, TransferError};
 use crate::host::ssh::SshTarget;
 use ssh2::{File, OpenFlags, OpenType};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -151,7 +152,7 @@ pub fn send_big(
     local: &Path,
     dest: &Path,
     mode: i32,
-    bar: &indicatif::ProgressBar,
+    events: &dyn Events,
 ) -> Result<(String, u64), TransferError> {
     let mut file = create(remote, dest, mode)?;
     let stop = AtomicBool::new(false);
@@ -171,7 +172,7 @@ pub fn send_big(
             work: &work_rx,
             stop: &stop,
             written: &written,
-            bar,
+            events,
         };
         let free_first = free_tx.clone();
         let first = s.spawn({
@@ -210,7 +211,7 @@ pub fn send_big(
         // The second lane lost its connection in the middle of this piece.
         write_piece(&mut file, &piece).map_err(|e| write_err(remote, dest, e))?;
         written.fetch_add(piece.len as u64, Ordering::SeqCst);
-        bar.inc(piece.len as u64);
+        events.moved(piece.len as u64);
     }
     let written = written.load(Ordering::SeqCst);
     if written != total {
@@ -287,7 +288,7 @@ struct Lane<'a> {
     work: &'a Mutex<Receiver<Piece>>,
     stop: &'a AtomicBool,
     written: &'a AtomicU64,
-    bar: &'a indicatif::ProgressBar,
+    events: &'a dyn Events,
 }
 
 impl Lane<'_> {
@@ -302,7 +303,7 @@ impl Lane<'_> {
 
     fn done(&self, piece: &Piece) {
         self.written.fetch_add(piece.len as u64, Ordering::SeqCst);
-        self.bar.inc(piece.len as u64);
+        self.events.moved(piece.len as u64);
     }
 
     fn fail(&self) {

@@ -125,6 +125,15 @@ pub struct SshOptions {
     pub known_hosts: Option<PathBuf>,
 }
 
+impl From<&crate::cli::SftpArgs> for SshOptions {
+    fn from(args: &crate::cli::SftpArgs) -> SshOptions {
+        SshOptions {
+            identity: args.identity.clone(),
+            known_hosts: args.known_hosts.clone(),
+        }
+    }
+}
+
 impl SshOptions {
     /// The SSH target for `remote`: host key pinned in the known_hosts file,
     /// ssh-agent first (from `SSH_AUTH_SOCK`), then the identity file.

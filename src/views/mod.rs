@@ -2,6 +2,8 @@
 //! `Printer`), `json` for programs (the versioned schema of `plan::Plan`).
 
 pub mod human;
+pub mod prompt;
+pub mod transfer;
 
 use crate::plan::Plan;
 
