@@ -69,6 +69,8 @@ pub struct StoreOptions {
     pub encrypt_all: bool,
     /// Split the dump, and any file larger than this, into parts.
     pub split_size: Option<u64>,
+    /// Sign the manifest into `manifest.sig` (see [`super::sign`]).
+    pub signer: Option<super::sign::Signer>,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -77,6 +79,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("recipients", &self.recipient_names)
             .field("encrypt_all", &self.encrypt_all)
             .field("split_size", &self.split_size)
+            .field("signer", &self.signer)
             .finish()
     }
 }
@@ -597,6 +600,14 @@ impl BundleWriter {
             error: io::Error::other(e),
         })?;
         write_synced(&manifest_path, &json, FILE_MODE).map_err(write_err(&manifest_path))?;
+        if let Some(signer) = &self.store.signer {
+            let sig_path = self.tmp.join(super::sign::SIGNATURE);
+            let sig = signer.sign(&json).map_err(|e| WriteError::Write {
+                path: sig_path.clone(),
+                error: io::Error::other(e),
+            })?;
+            write_synced(&sig_path, sig.as_bytes(), FILE_MODE).map_err(write_err(&sig_path))?;
+        }
         // Children before parents, so each directory's entries are durable.
         self.dirs
             .sort_by_key(|d| std::cmp::Reverse(d.components().count()));

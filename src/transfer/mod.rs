@@ -475,6 +475,18 @@ pub fn push(
             }
             sent += n;
         }
+        // The signature travels with the manifest it signs (#22).
+        let sig_path = bundle.dir.join(crate::bundle::sign::SIGNATURE);
+        if let Some(sig) = crate::bundle::sign::read_signature(&bundle.dir).map_err(|error| {
+            TransferError::Local {
+                during: "read",
+                path: sig_path.clone(),
+                error,
+            }
+        })? {
+            let dest = tmp_path.join(crate::bundle::sign::SIGNATURE);
+            sent += send(&remote, &sig[..], &sig_path, &dest, FILE_MODE, &bar)?.1;
+        }
         // The manifest last: with it, the copy is whole (but still hidden).
         let dest = tmp_path.join(MANIFEST);
         let (_, n) = send(
@@ -854,6 +866,25 @@ pub fn pull(
             out.sync_all().map_err(local_err("write", &dest))?;
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
                 .map_err(local_err("chmod", &dest))?;
+        }
+        let sig_remote = remote_dir.join(crate::bundle::sign::SIGNATURE);
+        if matches!(remote.stat(&sig_remote)?, Some(s) if s.is_file()) {
+            let mut sig = Vec::new();
+            let f = remote
+                .sftp
+                .open(&sig_remote)
+                .map_err(|e| remote.err("opening", &sig_remote, e))?;
+            f.take(crate::bundle::sign::SIGNATURE_CAP)
+                .read_to_end(&mut sig)
+                .map_err(|e| TransferError::Sftp {
+                    endpoint: remote.conn.endpoint().to_string(),
+                    during: "reading",
+                    path: sig_remote.clone(),
+                    status: None,
+                    message: e.to_string(),
+                })?;
+            let spath = tmp_path.join(crate::bundle::sign::SIGNATURE);
+            std::fs::write(&spath, &sig).map_err(local_err("write", &spath))?;
         }
         let mpath = tmp_path.join(MANIFEST);
         let mut out = OpenOptions::new()
