@@ -91,6 +91,26 @@ pub struct AgeArgs {
     pub age_identity: Vec<PathBuf>,
 }
 
+/// `--trust KEY`, on the commands that read bundles (README "Signed bundles").
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Use only bundles signed by this ed25519 public key: a file
+    /// (sign.key.pub from ssh-keygen, or a PEM from `openssl pkey -pubout`)
+    /// or the `ssh-ed25519 AAAA…` line. Repeatable; adds to the recipe's `trust`.
+    #[arg(long, value_name = "KEY")]
+    pub trust: Vec<String>,
+}
+
+/// `backup --sign-key FILE` (README "Signed bundles").
+#[derive(Debug, Clone, Default, Args)]
+pub struct SignArgs {
+    /// Sign the bundle's manifest with this ed25519 private key (from
+    /// `ssh-keygen -t ed25519` or `openssl genpkey -algorithm ed25519`; mode
+    /// 0600, kept off the backup store). Overrides the recipe's `sign_key`.
+    #[arg(long = "sign-key", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+}
+
 /// `completions bash|zsh|fish`
 #[derive(Debug, Clone, Args)]
 #[command(
@@ -193,6 +213,9 @@ pub struct BackupArgs {
     /// most SIZE (64M, 2G, 512K): for file systems with a file size limit.
     #[arg(long = "split-size", value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
     pub split_size: Option<u64>,
+
+    #[command(flatten)]
+    pub sign: SignArgs,
 
     #[command(flatten)]
     pub ssh: SftpArgs,
@@ -326,6 +349,8 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// `verify BUNDLE [--drill]`
@@ -346,6 +371,8 @@ pub struct VerifyArgs {
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
@@ -391,6 +418,8 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// `show PLANFILE [--json]`
@@ -456,6 +485,8 @@ pub struct ApplyArgs {
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// When another imlrecover apply or backup holds the host's lock, wait
     /// up to DURATION for it (30s, 10min) instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -524,6 +555,8 @@ pub struct AuditArgs {
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub age: AgeArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

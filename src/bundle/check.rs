@@ -12,6 +12,16 @@ use std::collections::{BTreeMap, HashMap};
 /// every entry belongs to a resource of the recipe.
 pub fn check(bundle: &Bundle, recipe: Option<&Recipe>) -> Report {
     let mut report = verify::verify(bundle);
+    // Signatures: only where `--trust` or the recipe's `trust` asks (#22).
+    let trusted = super::sign::trusted(recipe);
+    if !trusted.is_empty() {
+        match super::sign::check(bundle, &trusted) {
+            Ok(by) => report
+                .certs
+                .push(format!("manifest signed by the trusted key {by}")),
+            Err(p) => report.problems.push(p),
+        }
+    }
     report.problems.extend(duplicates(bundle));
     if let Some(recipe) = recipe {
         report.problems.extend(against_recipe(bundle, recipe));
@@ -25,12 +35,11 @@ pub fn check(bundle: &Bundle, recipe: Option<&Recipe>) -> Report {
 /// errors planning found besides, so one run names them all.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("refusing bundle {bundle}: {count} problem{s}:\n{list}", s = if *.count == 1 { "" } else { "s" })]
-#[diagnostic(
-    code(imlrecover::bundle_refused),
-    help("this bundle is not what backup wrote for this recipe; nothing was changed. Restore from another bundle")
-)]
+#[diagnostic(code(imlrecover::bundle_refused))]
 pub struct Refused {
     pub bundle: String,
+    #[help]
+    pub help: String,
     pub count: usize,
     pub list: String,
     #[related]
@@ -56,8 +65,18 @@ pub fn require(bundle: &Bundle, recipe: Option<&Recipe>) -> Result<(), Refused> 
             n - 20
         ));
     }
+    let unsigned = report
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::Signature);
     Err(Refused {
         bundle: bundle.dir.display().to_string(),
+        help: if unsigned {
+            "only bundles signed by a trusted key are used here (--trust, the recipe's `trust`); nothing was changed. Restore from a bundle your signing backup made (README \"Signed bundles\")"
+        } else {
+            "this bundle is not what backup wrote for this recipe; nothing was changed. Restore from another bundle"
+        }
+        .to_string(),
         count: n,
         list: list.join("\n"),
         related: Vec::new(),

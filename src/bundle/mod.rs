@@ -13,6 +13,7 @@ pub mod drill;
 pub mod interrupt;
 pub mod read;
 pub mod retention;
+pub mod sign;
 pub mod split;
 pub mod store;
 pub mod verify;

@@ -38,6 +38,8 @@ pub enum ProblemKind {
     Drill,
     /// An encrypted file the given age identity does not open.
     Unreadable,
+    /// Unsigned or wrongly signed, where a signature is required.
+    Signature,
 }
 
 impl ProblemKind {
@@ -55,6 +57,7 @@ impl ProblemKind {
             ProblemKind::Cert => "certificate",
             ProblemKind::Drill => "drill",
             ProblemKind::Unreadable => "cannot decrypt",
+            ProblemKind::Signature => "signature",
         }
     }
 }
@@ -424,7 +427,10 @@ fn find_extra(dir: &Path, expected: &BTreeSet<&str>) -> Vec<Problem> {
             let Ok(ft) = entry.file_type() else { continue };
             if ft.is_dir() {
                 stack.push(rel);
-            } else if rel_s == MANIFEST || expected.contains(rel_s.as_str()) {
+            } else if rel_s == MANIFEST
+                || expected.contains(rel_s.as_str())
+                || (rel_s == super::sign::SIGNATURE && ft.is_file())
+            {
                 // Checked by its entry (a symlink there is refused there).
             } else if ft.is_symlink() {
                 problems.push(Problem::new(

@@ -296,6 +296,14 @@ impl BundleWriter {
             error: io::Error::other(e),
         })?;
         write_synced(&manifest_path, &json, FILE_MODE).map_err(write_err(&manifest_path))?;
+        if let Some(signer) = &self.store.signer {
+            let sig_path = self.tmp.join(super::sign::SIGNATURE);
+            let sig = signer.sign(&json).map_err(|e| WriteError::Write {
+                path: sig_path.clone(),
+                error: io::Error::other(e),
+            })?;
+            write_synced(&sig_path, sig.as_bytes(), FILE_MODE).map_err(write_err(&sig_path))?;
+        }
         // Children before parents, so each directory's entries are durable.
         self.dirs
             .sort_by_key(|d| std::cmp::Reverse(d.components().count()));

@@ -22,8 +22,11 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         .transpose()
         .map_err(Report::new)?;
     let recipe = load_recipe(&args.recipe)?;
-    let store = store_options(&recipe, args)?;
+    let mut store = store_options(&recipe, args)?;
     let root = Root::new(&args.root).map_err(Report::new)?;
+    store.signer = signer(&recipe, args, &root)?;
+    let key_path = store.signer.as_ref().and_then(|s| s.host_path(root.dir()));
+    let signed = crate::bundle::sign::backup_note(store.signer.as_ref(), &recipe);
     // Never capture a restore in progress: the apply lock, or wait for it.
     let _lock = super::apply::take_lock(printer, &root, args.wait)?;
     let databases: Vec<_> = recipe
@@ -82,6 +85,9 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             total.bytes += done.bytes;
         }
     }
+    if let Some(path) = key_path.filter(|p| bundle.has_file(p)) {
+        return Err(crate::bundle::sign::SignError::KeyCaptured { path }.into());
+    }
     let committed = bundle
         .commit(Some(&args.retention.policy()))
         .map_err(Report::new)?;
@@ -121,6 +127,9 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             rows,
             plural(rows as usize, "row", "rows"),
         ))?;
+    }
+    if let Some(note) = &signed {
+        printer.line(&format!("  {note}"))?;
     }
     let encrypted = m.stored.values().filter(|s| s.encrypted).count();
     if encrypted > 0 {
@@ -236,7 +245,22 @@ fn store_options(
         recipient_names: names,
         encrypt_all: args.encrypt_all,
         split_size: args.split_size,
+        signer: None,
     })
+}
+
+/// `--sign-key` or the recipe's `sign_key`, checked to stay off the store.
+fn signer(
+    recipe: &crate::recipe::Recipe,
+    args: &BackupArgs,
+    root: &Root,
+) -> miette::Result<Option<crate::bundle::sign::Signer>> {
+    let signer =
+        crate::bundle::sign::Signer::for_backup(args.sign.sign_key.as_deref(), recipe, root)?;
+    if let Some(s) = &signer {
+        s.check_off_store(&args.bundle_dir).map_err(Report::new)?;
+    }
+    Ok(signer)
 }
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {

@@ -83,6 +83,9 @@ pub fn run() -> ExitCode {
     if let Err(e) = crate::bundle::crypt::load_identities(age_identities(&cli.command)) {
         return fail(miette::Report::new(e));
     }
+    if let Err(e) = crate::bundle::sign::load_trust(trusted_keys(&cli.command)) {
+        return fail(miette::Report::new(e));
+    }
     let metrics = metrics_target(&cli.command);
     if let Some((_, path)) = metrics {
         if let Err(e) = crate::metrics::check_path(path) {
@@ -192,6 +195,18 @@ fn age_identities(command: &Command) -> &[std::path::PathBuf] {
         Command::Apply(a) => &a.age.age_identity,
         Command::Audit(a) => &a.age.age_identity,
         Command::Pull(a) => &a.age.age_identity,
+        _ => &[],
+    }
+}
+
+/// `--trust` keys, given only to the commands that read bundles.
+fn trusted_keys(command: &Command) -> &[String] {
+    match command {
+        Command::Verify(a) => &a.trust.trust,
+        Command::Plan(a) => &a.trust.trust,
+        Command::Apply(a) => &a.trust.trust,
+        Command::Audit(a) => &a.trust.trust,
+        Command::Pull(a) => &a.trust.trust,
         _ => &[],
     }
 }

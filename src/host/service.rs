@@ -80,9 +80,25 @@ pub enum ServiceError {
         actual: &'static str,
         waited: Duration,
     },
+    #[error("unit {unit} of `{name}` is {} under the root, which leads out of it to {}; systemctl would read the host's unit, not the root's", path.display(), target.display())]
+    UnitOutsideRoot {
+        name: String,
+        unit: String,
+        path: PathBuf,
+        target: PathBuf,
+    },
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
+
+/// Where systemctl looks for unit files and drop-ins, in its order.
+const UNIT_DIRS: &[&str] = &[
+    "etc/systemd/system",
+    "run/systemd/system",
+    "usr/local/lib/systemd/system",
+    "usr/lib/systemd/system",
+    "lib/systemd/system",
+];
 
 /// Services on one host, under one root.
 #[derive(Debug, Clone)]
@@ -134,6 +150,44 @@ impl Services {
         crate::state::confined(&self.root, &rel)
     }
 
+    /// Under a `--root` other than `/`, systemctl (or a replacement given
+    /// its own `--root`) reads `<root>/etc/systemd/system/NAME.service` and
+    /// the like with ordinary opens, so a link there (or in a directory on
+    /// the way) out of the root would make it read and run the host's unit.
+    /// Such a unit is refused before systemctl is called.
+    fn check_unit(&self, name: &str) -> Result<(), ServiceError> {
+        let Ok(root) = std::fs::canonicalize(&self.root) else {
+            return Ok(());
+        };
+        if root == Path::new("/") {
+            return Ok(());
+        }
+        let name_ = name.replace('/', "_");
+        let unit = if name_.contains('.') {
+            name_
+        } else {
+            format!("{name_}.service")
+        };
+        for dir in UNIT_DIRS {
+            for file in [unit.clone(), format!("{unit}.d")] {
+                let path = self.root.join(dir).join(&file);
+                // Missing (or a dangling link): nothing systemctl could read.
+                let Ok(target) = std::fs::canonicalize(&path) else {
+                    continue;
+                };
+                if !target.starts_with(&root) {
+                    return Err(ServiceError::UnitOutsideRoot {
+                        name: name.into(),
+                        unit,
+                        path,
+                        target,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn command(&self, name: &str, verb: &str) -> Result<Command, ServiceError> {
         match self.backend {
             ServiceBackend::Sysv => {
@@ -161,6 +215,7 @@ impl Services {
                 Ok(cmd)
             }
             ServiceBackend::Systemd => {
+                self.check_unit(name)?;
                 let line =
                     std::env::var("IMLRECOVER_SYSTEMCTL").unwrap_or_else(|_| "systemctl".into());
                 let mut words = line.split_whitespace();

@@ -38,7 +38,8 @@ pub struct PlanErrors {
 /// Resources of the recipe that capture something but that the bundle does
 /// not hold (it was made from another recipe).
 pub fn missing_from_bundle(recipe: &Recipe, m: &crate::bundle::Manifest) -> Vec<String> {
-    let captured: Vec<&Address> = m.resources.iter().map(ResourceRecord::address).collect();
+    let captured: std::collections::HashSet<&Address> =
+        m.resources.iter().map(ResourceRecord::address).collect();
     recipe
         .resources
         .iter()
@@ -49,7 +50,7 @@ pub fn missing_from_bundle(recipe: &Recipe, m: &crate::bundle::Manifest) -> Vec<
                     | ResourceType::Files
                     | ResourceType::Cert
                     | ResourceType::Database
-            ) && !captured.contains(&&r.address)
+            ) && !captured.contains(&r.address)
         })
         .map(|r| r.address.to_string())
         .collect()
@@ -88,10 +89,16 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         prior: &[],
         entries: &entries,
     };
+    // By address, with the recipe position: lookups stay O(1) (#22: linear).
+    let by_address: std::collections::HashMap<&Address, (usize, &Resource)> = (i.recipe.resources)
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (&r.address, (n, r)))
+        .collect();
     let resources: Vec<&Resource> = graph
         .order()
         .iter()
-        .filter_map(|a| i.recipe.resource(a))
+        .filter_map(|a| by_address.get(a).map(|(_, r)| *r))
         .collect();
     let observed = observe_all(&resources, &observing);
     let mut changes: Vec<ResourceChange> = Vec::new();
@@ -110,13 +117,7 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         return Err(PlanErrors { errors });
     }
     // Show resources in the recipe's order, as written.
-    changes.sort_by_key(|c| {
-        i.recipe
-            .resources
-            .iter()
-            .position(|r| r.address == c.address)
-            .unwrap_or(usize::MAX)
-    });
+    changes.sort_by_key(|c| by_address.get(&c.address).map_or(usize::MAX, |(n, _)| *n));
     let steps = derive_steps(i.recipe, &graph, &changes);
     let summary = Summary::of(&changes, &steps);
     Ok(Plan {

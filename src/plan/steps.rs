@@ -15,13 +15,18 @@ use crate::recipe::{Address, Recipe, ResourceType, ServiceState, Spec};
 
 pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) -> Vec<Step> {
     let order = graph.order();
-    let change = |a: &Address| changes.iter().find(|c| &c.address == a);
+    // Maps, not scans: every resource is looked up (#22: linear in resources).
+    let by_change: std::collections::HashMap<&Address, &ResourceChange> =
+        changes.iter().map(|c| (&c.address, c)).collect();
+    let by_resource: std::collections::HashMap<&Address, &crate::recipe::Resource> =
+        recipe.resources.iter().map(|r| (&r.address, r)).collect();
+    let change = |a: &Address| by_change.get(a).copied();
     let changed = |a: &Address| change(a).is_some_and(|c| c.action != Action::NoOp);
     let running = |a: &Address| {
         change(a)
             .is_some_and(|c| c.before.get("status").and_then(|s| s.as_str()) == Some("running"))
     };
-    let desired = |a: &Address| match recipe.resource(a).map(|r| &r.spec) {
+    let desired = |a: &Address| match by_resource.get(a).map(|r| &r.spec) {
         Some(Spec::Service(s)) => Some(s.state),
         _ => None,
     };
@@ -100,8 +105,8 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
             .iter()
             .filter(|a| changed(a))
             .filter(|a| {
-                recipe
-                    .resource(a)
+                by_resource
+                    .get(a)
                     .is_some_and(|r| r.notify().any(|n| n == s))
             })
             .collect()

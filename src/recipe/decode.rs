@@ -544,6 +544,21 @@ impl Decoder {
                     settings.recipients = list;
                 }
             }
+            if let Some(a) = attrs.get("sign_key") {
+                settings.sign_key = self.path(a);
+            }
+            if let Some(a) = attrs.get("trust") {
+                if let Some(list) = self.string_list(a) {
+                    for k in &list {
+                        if let Err(e) = crate::bundle::sign::parse_public(k) {
+                            let msg = format!("`trust`: {e}");
+                            let hint = "expected ed25519 public keys: \"ssh-ed25519 AAAA…\" (sign.key.pub) or a PEM block";
+                            self.err(ErrorKind::InvalidValue, msg, span_of(&a.value), hint);
+                        }
+                    }
+                    settings.trust = list;
+                }
+            }
         }
         settings
     }

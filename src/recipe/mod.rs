@@ -54,6 +54,10 @@ pub struct Settings {
     pub services: ServiceBackend,
     /// age recipients (`age1…`) that `backup` encrypts sensitive entries to.
     pub recipients: Vec<String>,
+    /// ed25519 private key `backup` signs the manifest with (a path under `--root`).
+    pub sign_key: Option<String>,
+    /// ed25519 public keys (`ssh-ed25519 …` or PEM) a bundle must be signed by.
+    pub trust: Vec<String>,
 }
 
 impl Default for Settings {
@@ -61,6 +65,8 @@ impl Default for Settings {
         Settings {
             services: ServiceBackend::Sysv,
             recipients: Vec::new(),
+            sign_key: None,
+            trust: Vec::new(),
         }
     }
 }

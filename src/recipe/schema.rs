@@ -19,7 +19,12 @@ pub const VARIABLE: BlockSchema = BlockSchema {
 };
 
 pub const SETTINGS: BlockSchema = BlockSchema {
-    attrs: &[("services", false), ("recipients", false)],
+    attrs: &[
+        ("services", false),
+        ("recipients", false),
+        ("sign_key", false),
+        ("trust", false),
+    ],
     blocks: &[],
 };
 

@@ -169,6 +169,25 @@ pub fn pull(
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
                 .map_err(local_err("chmod", &dest))?;
         }
+        let sig_remote = remote_dir.join(crate::bundle::sign::SIGNATURE);
+        if matches!(remote.stat(&sig_remote)?, Some(s) if s.is_file()) {
+            let mut sig = Vec::new();
+            let f = remote
+                .sftp
+                .open(&sig_remote)
+                .map_err(|e| remote.err("opening", &sig_remote, e))?;
+            f.take(crate::bundle::sign::SIGNATURE_CAP)
+                .read_to_end(&mut sig)
+                .map_err(|e| TransferError::Sftp {
+                    endpoint: remote.conn.endpoint().to_string(),
+                    during: "reading",
+                    path: sig_remote.clone(),
+                    status: None,
+                    message: e.to_string(),
+                })?;
+            let spath = tmp_path.join(crate::bundle::sign::SIGNATURE);
+            std::fs::write(&spath, &sig).map_err(local_err("write", &spath))?;
+        }
         let mpath = tmp_path.join(MANIFEST);
         let mut out = OpenOptions::new()
             .write(true)

@@ -149,6 +149,18 @@ pub fn push(
             }
             sent += n;
         }
+        // The signature travels with the manifest it signs (#22).
+        let sig_path = bundle.dir.join(crate::bundle::sign::SIGNATURE);
+        if let Some(sig) = crate::bundle::sign::read_signature(&bundle.dir).map_err(|error| {
+            TransferError::Local {
+                during: "read",
+                path: sig_path.clone(),
+                error,
+            }
+        })? {
+            let dest = tmp_path.join(crate::bundle::sign::SIGNATURE);
+            sent += send(&remote, &sig[..], &sig_path, &dest, FILE_MODE, events)?.1;
+        }
         // The manifest last: with it, the copy is whole (but still hidden).
         let dest = tmp_path.join(MANIFEST);
         let (_, n) = send(

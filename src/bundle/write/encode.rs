@@ -22,6 +22,8 @@ pub struct StoreOptions {
     pub encrypt_all: bool,
     /// Split the dump, and any file larger than this, into parts.
     pub split_size: Option<u64>,
+    /// Sign the manifest into `manifest.sig` (see [`crate::bundle::sign`]).
+    pub signer: Option<crate::bundle::sign::Signer>,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("recipients", &self.recipient_names)
             .field("encrypt_all", &self.encrypt_all)
             .field("split_size", &self.split_size)
+            .field("signer", &self.signer)
             .finish()
     }
 }
