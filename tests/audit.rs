@@ -4,8 +4,9 @@
 //! checked with a real XML parser (`xmllint`), the database case uses a
 //! real throwaway PostgreSQL cluster.
 
-mod support;
+use crate::support;
 
+use imlrecover::sandbox::certs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::chroma::ChromaCluster;
@@ -16,37 +17,14 @@ fn recipe() -> PathBuf {
     fixtures().join("audit/el6-files.hcl")
 }
 
-fn backup(host: &Host, recipe: &Path, extra: &[String]) {
-    Imlrecover::new()
-        .arg("backup")
-        .arg("-r")
-        .arg(recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(extra)
-        .run()
-        .code(0);
-}
-
 fn audit(host: &Host, extra: &[&str]) -> Output {
-    Imlrecover::new()
-        .arg("audit")
-        .arg("-r")
-        .arg(recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle")
-        .arg(&host.bundles)
-        .args(extra)
-        .run()
+    host.audit(&recipe(), extra)
 }
 
 /// A host with a fresh bundle made from the audit recipe.
 fn backed_up() -> Host {
     let host = Host::new();
-    backup(&host, &recipe(), &[]);
+    host.backup(&recipe());
     host
 }
 
@@ -65,72 +43,20 @@ fn failures(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A new EC key at `dir/name`.
 fn new_key(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-out",
-            name,
-        ],
-    );
+    certs::new_key(dir, name).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Replaces the host's manager certificate and key with a new pair signed
 /// by the host's own authority, as IML does (`-CAcreateserial`).
 fn resign_manager(host: &Host, days: &str) {
-    let chroma = host.file("/var/lib/chroma");
-    new_key(&chroma, "manager.pem");
-    openssl(
-        &chroma,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "manager.pem",
-            "-subj",
-            "/CN=iml-mgr.lustre.example",
-            "-out",
-            "manager.csr",
-        ],
-    );
-    openssl(
-        &chroma,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "manager.csr",
-            "-CA",
-            "authority.crt",
-            "-CAkey",
-            "authority.pem",
-            "-CAcreateserial",
-            "-days",
-            days,
-            "-out",
-            "manager.crt",
-        ],
-    );
-    std::fs::remove_file(chroma.join("manager.csr")).expect("rm csr");
+    certs::resign_manager(
+        &host.file("/var/lib/chroma"),
+        "/CN=iml-mgr.lustre.example",
+        days,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -238,7 +164,7 @@ fn tampered_bundle_fails_integrity() {
 #[test]
 fn bundle_from_another_recipe_is_a_finding() {
     let host = Host::new();
-    backup(&host, &fixtures().join("audit/other.hcl"), &[]);
+    host.backup(&fixtures().join("audit/other.hcl"));
     let out = audit(&host, &[]);
     out.code(2)
         .stdout_has("FAIL recipe: the bundle was made from another recipe")
@@ -256,7 +182,7 @@ fn bundle_from_another_recipe_is_a_finding() {
 fn certificate_expiring_soon_is_a_finding() {
     let host = Host::new();
     resign_manager(&host, "5");
-    backup(&host, &recipe(), &[]);
+    host.backup(&recipe());
     let out = audit(&host, &[]);
     out.code(2)
         .stdout_has("FAIL cert.manager expiry: expires in ")
@@ -286,24 +212,13 @@ fn key_that_does_not_match_is_a_finding() {
 #[test]
 fn manager_not_signed_by_the_authority_is_a_finding() {
     let host = Host::new();
-    let chroma = host.file("/var/lib/chroma");
-    new_key(&chroma, "manager.pem");
-    openssl(
-        &chroma,
-        &[
-            "req",
-            "-x509",
-            "-key",
-            "manager.pem",
-            "-subj",
-            "/CN=iml-mgr.lustre.example",
-            "-days",
-            "365",
-            "-out",
-            "manager.crt",
-        ],
-    );
-    backup(&host, &recipe(), &[]);
+    certs::self_signed_manager(
+        &host.file("/var/lib/chroma"),
+        "/CN=iml-mgr.lustre.example",
+        "365",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    host.backup(&recipe());
     let out = audit(&host, &[]);
     out.code(2)
         .stdout_has("FAIL cert.manager chain: does not verify against cert.authority (/var/lib/chroma/authority.crt)")
@@ -596,7 +511,7 @@ fn database_drift_is_a_finding() {
     let host = Host::new();
     let pg = ChromaCluster::start();
     let recipe = support::host::recipe();
-    backup(&host, &recipe, &pg.vars());
+    host.backup_with(&recipe, &pg.vars());
     let run = || {
         Imlrecover::new()
             .args(["audit", "-r"])

@@ -1,30 +1,17 @@
 //! `imlrecover backup` against a fake EL6 host tree under a temporary
 //! --root; the database half is in tests/backup_db.rs... see `database_*`.
 
-mod support;
+use crate::support;
 
 use imlrecover::bundle::{EntryKind, ResourceRecord};
 use support::cli::Imlrecover;
 use support::host::{blake3_of, manifest, mode, Host};
 
-fn backup(host: &Host, recipe: &std::path::Path, extra: &[&str]) -> support::cli::Output {
-    Imlrecover::new()
-        .arg("backup")
-        .arg("-r")
-        .arg(recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(extra)
-        .run()
-}
-
 #[test]
 fn backup_captures_every_file_with_metadata() {
     let host = Host::new();
     let recipe = host.files_recipe();
-    let out = backup(&host, &recipe, &[]);
+    let out = host.try_backup(&recipe, &[]);
     out.code(0)
         .stdout_has("Backup complete:")
         .stdout_has("(1 optional absent)");
@@ -117,7 +104,7 @@ fn backup_captures_every_file_with_metadata() {
 #[test]
 fn bundle_is_private_and_sensitive_files_are_0600() {
     let host = Host::new();
-    backup(&host, &host.files_recipe(), &[]).code(0);
+    host.try_backup(&host.files_recipe(), &[]).code(0);
     let bundle = host.latest();
     assert_eq!(mode(&bundle), 0o700);
     assert_eq!(mode(&bundle.join("files/etc")), 0o700);
@@ -144,7 +131,7 @@ fn bundle_is_private_and_sensitive_files_are_0600() {
 fn required_file_missing_fails_and_leaves_no_bundle() {
     let host = Host::new();
     std::fs::remove_file(host.file("/etc/ntp.conf")).unwrap();
-    let out = backup(&host, &host.files_recipe(), &[]);
+    let out = host.try_backup(&host.files_recipe(), &[]);
     out.code(1)
         .stderr_has("file.ntp_conf")
         .stderr_has("/etc/ntp.conf does not exist");
@@ -155,10 +142,10 @@ fn required_file_missing_fails_and_leaves_no_bundle() {
 
     // With earlier bundles present, only the failed one is missing.
     std::fs::write(host.file("/etc/ntp.conf"), "server 10.0.2.3\n").unwrap();
-    backup(&host, &host.files_recipe(), &[]).code(0);
+    host.try_backup(&host.files_recipe(), &[]).code(0);
     std::fs::remove_file(host.file("/etc/ntp.conf")).unwrap();
     let before = host.bundle_names();
-    backup(&host, &host.files_recipe(), &[]).code(1);
+    host.try_backup(&host.files_recipe(), &[]).code(1);
     assert_eq!(host.bundle_names(), before);
     let leftovers: Vec<_> = std::fs::read_dir(&host.bundles)
         .unwrap()
@@ -177,7 +164,7 @@ fn required_glob_without_match_is_an_error() {
     {
         std::fs::remove_file(f.path()).unwrap();
     }
-    backup(&host, &host.files_recipe(), &[])
+    host.try_backup(&host.files_recipe(), &[])
         .code(1)
         .stderr_has("files.yum_repos")
         .stderr_has("/etc/yum.repos.d/*");
@@ -189,7 +176,7 @@ fn unreadable_file_fails_with_its_path() {
     // Root reads everything; a directory where a file should be cannot be read.
     std::fs::remove_file(host.file("/etc/hosts")).unwrap();
     std::fs::create_dir(host.file("/etc/hosts")).unwrap();
-    backup(&host, &host.files_recipe(), &[])
+    host.try_backup(&host.files_recipe(), &[])
         .code(1)
         .stderr_has("file.hosts: /etc/hosts is a directory, not a regular file");
     assert!(host.bundle_names().is_empty());
@@ -237,7 +224,7 @@ fn keep_prunes_oldest_only_after_success() {
     let recipe = host.files_recipe();
     std::fs::create_dir_all(host.bundles.join("notes")).unwrap();
     for _ in 0..3 {
-        backup(&host, &recipe, &["--keep", "2"]).code(0);
+        host.try_backup(&recipe, &["--keep", "2"]).code(0);
     }
     let names = host.bundle_names();
     // Two bundles plus the unrelated directory, which is never touched.
@@ -248,7 +235,7 @@ fn keep_prunes_oldest_only_after_success() {
 
     // A failing backup prunes nothing.
     std::fs::remove_file(host.file("/etc/passwd")).unwrap();
-    backup(&host, &recipe, &["--keep", "1"]).code(1);
+    host.try_backup(&recipe, &["--keep", "1"]).code(1);
     assert_eq!(host.bundle_names(), names);
 
     Imlrecover::new()
@@ -270,8 +257,7 @@ fn database_dump_is_recorded_and_restores_with_plain_zcat_psql() {
     let host = Host::new();
     let source = ChromaCluster::start();
     let vars = source.vars();
-    let out = backup(
-        &host,
+    let out = host.try_backup(
         &support::host::recipe(),
         &vars.iter().map(String::as_str).collect::<Vec<_>>(),
     );
@@ -352,8 +338,7 @@ fn unreachable_database_fails_and_leaves_no_bundle() {
     let host = Host::new();
     let sock = host.tmp.path().join("no-server");
     std::fs::create_dir(&sock).unwrap();
-    let out = backup(
-        &host,
+    let out = host.try_backup(
         &support::host::recipe(),
         &[
             "--var",
@@ -372,7 +357,7 @@ fn pg_dumpall_failing_half_way_leaves_no_bundle() {
     let source = ChromaCluster::start();
     let vars = source.vars();
     let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
-    backup(&host, &support::host::recipe(), &vars).code(0);
+    host.try_backup(&support::host::recipe(), &vars).code(0);
     let good = host.bundle_names();
 
     // pg_dumpall dumps databases in name order: `zz` comes after `chroma`,
@@ -384,7 +369,7 @@ fn pg_dumpall_failing_half_way_leaves_no_bundle() {
     std::fs::write(&hba, format!("local zz all reject\n{rules}")).unwrap();
     imlrecover::host::postgres::execute(&t, "postgres", "SELECT pg_reload_conf()").unwrap();
 
-    backup(&host, &support::host::recipe(), &vars)
+    host.try_backup(&support::host::recipe(), &vars)
         .code(1)
         .stderr_has("database.chroma: pg_dumpall failed")
         .stderr_has("no bundle was written");

@@ -1,7 +1,7 @@
 //! `completions`, `man` and `--version`: what the RPM ships is generated from
 //! the clap definitions, so it cannot drift from `--help`.
 
-mod support;
+use crate::support;
 
 use clap::CommandFactory;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `imlrecover demo`, the README's first command: it must run the whole
 //! drill with real parts, narrate it, and leave nothing behind.
 
-mod support;
+use crate::support;
 
 use support::cli::Imlrecover;
 
@@ -179,4 +179,43 @@ fn sandbox_daemons_can_be_told_by_their_sandbox() {
         imlrecover::sandbox::initd::actions(&root, "httpd"),
         ["start", "stop"]
     );
+}
+
+/// One host model: the demo's golden manager carries the fixture host the
+/// tests use (fixtures/host-el6), file for file and byte for byte; only the
+/// certificate chain is its own (made by `openssl` when it is built).
+#[test]
+fn the_demo_manager_is_the_fixture_host_the_tests_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sb = imlrecover::sandbox::manager::Sandbox::golden_with(tmp.path(), false)
+        .expect("golden manager without a database");
+    let host = support::host::Host::new();
+    let mut stack = vec![host.root.clone()];
+    let mut compared = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(&host.root).unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else if !rel.starts_with("var/lib/chroma") {
+                let ours = std::fs::read(sb.root.join(rel))
+                    .unwrap_or_else(|e| panic!("the demo lacks /{}: {e}", rel.display()));
+                assert_eq!(ours, std::fs::read(&path).unwrap(), "/{}", rel.display());
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 18, "only {compared} files compared");
+    for cert in [
+        "authority.crt",
+        "authority.pem",
+        "manager.crt",
+        "manager.pem",
+    ] {
+        assert!(
+            sb.root.join("var/lib/chroma").join(cert).is_file(),
+            "{cert}"
+        );
+    }
 }

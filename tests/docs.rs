@@ -2,7 +2,7 @@
 //! console examples are extracted from the Markdown and run (or checked
 //! against systemd 219's directives), so that what a user copies works.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! runbook's last step: three storage servers (real sshd on 127.0.0.2-4)
 //! whose `chroma-agent` is restarted exactly once, over SSH, by `apply`.
 
-mod support;
+use crate::support;
 
 use imlrecover::sandbox::initd;
 use imlrecover::sandbox::manager::{Sandbox, SERVICES, TABLES};

@@ -3,7 +3,7 @@
 //! throwaway PostgreSQL cluster), and age keys that must not live only on
 //! the server (`backup.key_escrow`, `verify --age-identity OFFLINE_KEY`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use support::chroma::ChromaCluster;

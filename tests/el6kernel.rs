@@ -9,7 +9,7 @@
 //! this proves is that imlrecover, its crates and Rust's std fall back from
 //! every newer call, not that glibc 2.12 runs the binary.
 
-mod support;
+use crate::support;
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 use std::collections::BTreeMap;

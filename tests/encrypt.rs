@@ -4,7 +4,7 @@
 //! with the identity brings the files back byte for byte. The stored files
 //! are standard age files: the `age` CLI decrypts them too.
 
-mod support;
+use crate::support;
 
 use age::secrecy::ExposeSecret;
 use imlrecover::sandbox::manager::Sandbox;

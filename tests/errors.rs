@@ -1,7 +1,7 @@
 //! What a new user's first mistakes print: what went wrong, where, what to
 //! do, in the user's words (no internal codes, no library text), exit 1.
 
-mod support;
+use crate::support;
 
 use support::cli::{Imlrecover, Output};
 

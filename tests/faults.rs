@@ -6,29 +6,29 @@
 //! apply. After each, the next apply converges: rows equal the bundle and
 //! the re-plan exits 0. Never "0 restored" with rows missing.
 
-mod support;
+use crate::support;
 
 use imlrecover::host::postgres as pg;
 use imlrecover::sandbox::manager::Sandbox;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use support::cli::{Imlrecover, Output};
 
-const PLAN: &str = "plans/iml-manager.hcl";
-const SAMPLE: &str = "chroma_core_sample_10";
-const SAMPLE_ROWS: u64 = 150_000;
+pub(crate) const PLAN: &str = "plans/iml-manager.hcl";
+pub(crate) const SAMPLE: &str = "chroma_core_sample_10";
+pub(crate) const SAMPLE_ROWS: u64 = 150_000;
 
-struct Manager {
-    sb: Sandbox,
-    _tmp: tempfile::TempDir,
-    bundle: String,
-    rows: BTreeMap<String, u64>,
+pub(crate) struct Manager {
+    pub(crate) sb: Sandbox,
+    pub(crate) _tmp: tempfile::TempDir,
+    pub(crate) bundle: String,
+    pub(crate) rows: BTreeMap<String, u64>,
 }
 
 impl Manager {
     /// A golden manager with a big table, backed up.
-    fn backed_up() -> Manager {
+    pub(crate) fn backed_up() -> Manager {
         let tmp = tempfile::tempdir().unwrap();
         let sb = Sandbox::golden(tmp.path()).expect("golden manager");
         pg::execute(
@@ -55,7 +55,7 @@ impl Manager {
         m
     }
 
-    fn cmd(&self, sub: &str) -> Imlrecover {
+    pub(crate) fn cmd(&self, sub: &str) -> Imlrecover {
         let c = Imlrecover::new()
             .args([sub, "-r", PLAN, "--root"])
             .arg(&self.sb.root);
@@ -67,12 +67,12 @@ impl Manager {
         c.args(self.sb.var_args())
     }
 
-    fn apply(&self) -> Output {
+    pub(crate) fn apply(&self) -> Output {
         self.cmd("apply").arg("--auto-approve").run()
     }
 
     /// The same apply as a child process, to be killed or raced.
-    fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
         std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
             .current_dir(support::cli::repo())
             .env("NO_COLOR", "1")
@@ -87,13 +87,13 @@ impl Manager {
             .unwrap()
     }
 
-    fn state(&self) -> String {
+    pub(crate) fn state(&self) -> String {
         std::fs::read_to_string(self.sb.root.join("var/lib/imlrecover/state.json"))
             .unwrap_or_default()
     }
 
     /// Waits (bounded) until a restore is recorded as started.
-    fn wait_for_restore_start(&self) {
+    pub(crate) fn wait_for_restore_start(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.state().contains("\"started\"") {
             assert!(Instant::now() < deadline, "the restore never started");
@@ -101,20 +101,20 @@ impl Manager {
         }
     }
 
-    fn dump_size(&self) -> u64 {
+    pub(crate) fn dump_size(&self) -> u64 {
         support::host::manifest(Path::new(&self.bundle))
             .database
             .unwrap()
             .size
     }
 
-    fn drop_chroma(&self) {
+    pub(crate) fn drop_chroma(&self) {
         pg::execute(&self.sb.target(), "postgres", "DROP DATABASE chroma").unwrap();
     }
 
     /// The next apply restores, the rows are the bundle's, the re-plan is clean.
     #[track_caller]
-    fn converges(&self) -> Output {
+    pub(crate) fn converges(&self) -> Output {
         let out = self.apply();
         out.code(0).stdout_has("1 restored");
         assert!(!out.stdout.contains("0 restored"), "{}", out.stdout);
@@ -129,7 +129,7 @@ impl Manager {
     }
 }
 
-fn kill9(child: &mut std::process::Child) {
+pub(crate) fn kill9(child: &mut std::process::Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -284,7 +284,7 @@ fn restart_postgres(data: &Path) {
 }
 
 /// Waits (bounded) for a child; kills it and fails past the deadline.
-fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
+pub(crate) fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
     let started = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -311,14 +311,14 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> (Output, Dur
 /// query is `LOCK TABLE chroma_core_command IN ACCESS EXCLUSIVE MODE`: it
 /// confirms with psql's client-side `\echo`, so pg_stat_activity still shows
 /// the LOCK as its query. Killed when dropped.
-struct LockHolder {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
+pub(crate) struct LockHolder {
+    pub(crate) child: std::process::Child,
+    pub(crate) stdin: std::process::ChildStdin,
+    pub(crate) stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl LockHolder {
-    fn take(t: &pg::PgTarget) -> LockHolder {
+    pub(crate) fn take(t: &pg::PgTarget) -> LockHolder {
         let mut child = support::pg::plain_psql(t)
             .args(["-q", "-A", "-t", "-d", "chroma"])
             .env("PGAPPNAME", "lock-holder")
@@ -342,12 +342,12 @@ impl LockHolder {
 
     /// Commits; "done" while its session lives (psql, not interactive,
     /// exits when the server ends it, and this reads nothing).
-    fn commit(&mut self) -> String {
+    pub(crate) fn commit(&mut self) -> String {
         self.say("COMMIT;\n\\echo done")
     }
 
     /// Sends `text`, returns the next line psql prints, trimmed.
-    fn say(&mut self, text: &str) -> String {
+    pub(crate) fn say(&mut self, text: &str) -> String {
         use std::io::{BufRead, Write};
         writeln!(self.stdin, "{text}").unwrap();
         self.stdin.flush().unwrap();
@@ -402,222 +402,4 @@ fn a_client_holding_a_table_lock_is_ended_within_seconds() {
     assert_eq!(m.sb.rows().unwrap(), m.rows);
     m.cmd("plan").arg("--detailed-exitcode").run().code(0);
     drop(holder);
-}
-
-/// The bundle `latest` points at, and every bundle name.
-fn bundles(m: &Manager) -> (PathBuf, Vec<String>) {
-    let latest = std::fs::read_link(m.sb.bundles.join("latest")).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(&m.sb.bundles)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    (latest, names)
-}
-
-/// A backup fired (by cron) while an apply restores is refused and writes
-/// nothing; with `--wait` it runs after the apply and holds the restored rows.
-#[test]
-fn a_backup_never_captures_a_restore_in_progress() {
-    let m = Manager::backed_up();
-    m.drop_chroma();
-    // The apply's first step (the quiesce) waits for the gate.
-    let gate = m.sb.dir.join("gate");
-    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
-    let text = std::fs::read_to_string(&script).unwrap();
-    std::fs::write(
-        &script,
-        text.replacen(
-            "    stop) do_stop ;;",
-            &format!(
-                "    stop) while [ ! -e '{}' ]; do sleep 0.05; done; do_stop ;;",
-                gate.display()
-            ),
-            1,
-        ),
-    )
-    .unwrap();
-    let before = bundles(&m);
-    let apply = m.spawn_apply(&[]);
-    let pid = apply.id().to_string();
-    let lock = m.sb.root.join("var/lib/imlrecover/lock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == pid) {
-        assert!(Instant::now() < deadline, "the apply never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    m.cmd("backup")
-        .arg("--bundle-dir")
-        .arg(&m.sb.bundles)
-        .args(["--keep", "1"])
-        .run()
-        .code(1)
-        .stderr_has(&format!(
-            "another imlrecover apply (pid {pid}) holds the lock"
-        ))
-        .stderr_has("--wait");
-    assert_eq!(bundles(&m), before, "nothing written, latest untouched");
-    // The same backup told to wait: it starts once the apply is done.
-    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-        .current_dir(support::cli::repo())
-        .env("NO_COLOR", "1")
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&m.sb.root)
-        .arg("--bundle-dir")
-        .arg(&m.sb.bundles)
-        .args(["--wait", "5min"])
-        .args(m.sb.var_args())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(bundles(&m), before, "the waiting backup has not started");
-    std::fs::write(&gate, "").unwrap();
-    let (applied, _) = wait_at_most(apply, Duration::from_secs(120));
-    applied.code(0).stdout_has("1 restored");
-    let (backed_up, _) = wait_at_most(waiting, Duration::from_secs(120));
-    backed_up
-        .code(0)
-        .stdout_has(&format!("Waiting: another imlrecover apply (pid {pid})"))
-        .stdout_has("Backup complete:");
-    let (latest, names) = bundles(&m);
-    assert_ne!(latest, before.0);
-    assert_eq!(names.len(), before.1.len() + 1);
-    let db = support::host::manifest(&m.sb.bundles.join(&latest))
-        .database
-        .unwrap();
-    assert_eq!(
-        db.fingerprint["chroma"][&format!("public.{SAMPLE}")],
-        SAMPLE_ROWS,
-        "the backup holds the restored rows"
-    );
-}
-
-/// A saved plan is stale when anything it was planned against moved, the
-/// database included: an empty plan does not survive `chroma` renamed away.
-#[test]
-fn an_empty_saved_plan_is_stale_once_chroma_is_renamed() {
-    let m = Manager::backed_up();
-    let planfile = m.sb.dir.join("plan.json");
-    m.cmd("plan")
-        .arg("--out")
-        .arg(&planfile)
-        .run()
-        .code(0)
-        .stdout_has("No changes.");
-    pg::execute(
-        &m.sb.target(),
-        "postgres",
-        "ALTER DATABASE chroma RENAME TO chroma_renamed",
-    )
-    .unwrap();
-    let out = Imlrecover::new().arg("apply").arg(&planfile).run();
-    out.code(1)
-        .stderr_has("the saved plan is stale: database.chroma changed on the host");
-    assert!(!out.stdout.contains("matches the recipe"), "{}", out.stdout);
-}
-
-/// Alive and not a zombie.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, r)| !r.starts_with('Z'))
-    })
-}
-
-/// `kill -9` of apply while an init script has started its daemon but not
-/// yet written the pid file: the next apply finds the daemon by the run's
-/// tag, ends it (its service says stopped) and starts the service once.
-#[test]
-fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
-    let m = Manager::backed_up();
-    let script = m.sb.root.join("etc/init.d/chroma-supervisor");
-    assert!(std::process::Command::new(&script)
-        .arg("stop")
-        .status()
-        .unwrap()
-        .success());
-    let good = std::fs::read_to_string(&script).unwrap();
-    let pidfile = m.sb.dir.join("orphan.pid");
-    std::fs::write(
-        &script,
-        good.replacen(
-            "    start) do_start ;;",
-            &format!(
-                "    start) setsid /bin/sleep 86401 & echo $! > '{}'; sleep 600 ;;",
-                pidfile.display()
-            ),
-            1,
-        ),
-    )
-    .unwrap();
-    let mut child = m.spawn_apply(&[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let orphan: i32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break pid;
-        }
-        if Instant::now() > deadline {
-            kill9(&mut child);
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text);
-            panic!("the daemon never started:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    kill9(&mut child);
-    std::fs::write(&script, good).unwrap();
-    assert!(alive(orphan), "the daemon outlives the killed apply");
-    let out = m.apply();
-    let ended = alive(orphan);
-    if ended {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(orphan),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    out.code(0)
-        .stdout_has(&format!(
-            "Orphan: pid {orphan} (chroma-supervisor): /bin/sleep 86401, started by the interrupted run "
-        ))
-        .stdout_has("ended, chroma-supervisor is not running (no pid file)")
-        .stdout_has("start service.chroma_supervisor");
-    assert!(!ended, "the orphan was ended");
-    m.cmd("plan").arg("--detailed-exitcode").run().code(0);
-}
-
-/// A backup never ends a client's session, but it says what it waits for.
-#[test]
-fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
-    let m = Manager::backed_up();
-    let mut holder = LockHolder::take(&m.sb.target());
-    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-        .current_dir(support::cli::repo())
-        .env("NO_COLOR", "1")
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&m.sb.root)
-        .arg("--bundle-dir")
-        .arg(&m.sb.bundles)
-        .args(m.sb.var_args())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
-    // The holder's session is intact: it finishes its work and commits.
-    assert_eq!(
-        holder.commit(),
-        "done",
-        "the client's session was not ended"
-    );
-    let (out, _) = wait_at_most(backup, Duration::from_secs(120));
-    out.code(0)
-        .stdout_has("Blocked: the dump waits for a lock held by pid ")
-        .stdout_has("(application \"lock-holder\")")
-        .stdout_has("Backup complete:");
 }

@@ -3,7 +3,7 @@
 //! reads a bundle refuses it before changing anything, and nothing the
 //! bundle holds can run a command.
 
-mod support;
+use crate::support;
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;

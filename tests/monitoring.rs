@@ -3,8 +3,9 @@
 //! real `promtool` and scraped from a real node_exporter on loopback, and
 //! the README's Prometheus alert rule run through `promtool test rules`.
 
-mod support;
+use crate::support;
 
+use imlrecover::sandbox::certs;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,66 +15,10 @@ use support::host::Host;
 use support::monitor::{audit, backup, nagios, promtool_check, recipe, value};
 use support::sftp::SftpServer;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The manager certificate re-signed by the host's authority for `days`.
 fn resign_manager(host: &Host, days: &str) {
-    let chroma = host.file("/var/lib/chroma");
-    openssl(
-        &chroma,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-out",
-            "manager.pem",
-        ],
-    );
-    openssl(
-        &chroma,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "manager.pem",
-            "-subj",
-            "/CN=iml-mgr",
-            "-out",
-            "manager.csr",
-        ],
-    );
-    openssl(
-        &chroma,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "manager.csr",
-            "-CA",
-            "authority.crt",
-            "-CAkey",
-            "authority.pem",
-            "-CAcreateserial",
-            "-days",
-            days,
-            "-out",
-            "manager.crt",
-        ],
-    );
-    std::fs::remove_file(chroma.join("manager.csr")).unwrap();
+    certs::resign_manager(&host.file("/var/lib/chroma"), "/CN=iml-mgr", days)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

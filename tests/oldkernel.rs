@@ -1,10 +1,13 @@
 //! The binary on the EL7 kernel (Linux 3.10): under a seccomp filter that
 //! answers ENOSYS for every system call added since (support::oldkernel),
 //! the whole drill, push and pull still work, so every newer call has a
-//! fallback. CI runs this file with IMLRECOVER_TEST_BIN=target/dist/imlrecover,
-//! the portable build; `cargo test` runs it on the binary cargo built.
+//! fallback. CI runs this module (`cargo test --test main oldkernel::`) with
+//! IMLRECOVER_TEST_BIN=target/dist/imlrecover, the portable build; `cargo
+//! test` runs it on the binary cargo built. The filter is installed in each
+//! child between fork and exec, never in the test process, so these tests
+//! share the one test binary with the rest.
 
-mod support;
+use crate::support;
 
 use imlrecover::sandbox::manager::Sandbox;
 use support::cli::Imlrecover;

@@ -3,7 +3,7 @@
 //! programs only; 18 from PyPI, with its client programs) and Debian's 15,
 //! on both the new and the old identity and count paths.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! Forced on real clusters of every major whose client programs this
 //! machine has (Debian's 15, 14 and 18 from PyPI), beside the new path.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

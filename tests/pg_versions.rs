@@ -3,7 +3,7 @@
 //! the identity from `pg_control_system()` and from `pg_controldata`, the
 //! row counts through `\gexec` and through imlrecover's own count script.
 
-mod support;
+use crate::support;
 
 use imlrecover::host::postgres::{self as pg, CountPath, IdentitySource};
 use support::pg::{self as harness, SEED_A};

@@ -4,48 +4,20 @@
 //! key, an unreachable target, a full remote disk) never leave a remote
 //! bundle that looks complete, and never touch the local one.
 
-mod support;
+use crate::support;
 
 use imlrecover::sandbox::manager::Sandbox;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::cli::{Imlrecover, Output};
+use support::cli::Imlrecover;
 use support::host::{blake3_of, Host};
 use support::sftp::{is_bundle_name, names, Later, Relay, SftpServer, TinyDisk};
 
 const PLAN: &str = "plans/iml-manager.hcl";
 
 fn files_backup(host: &Host) {
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(host.files_recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
-}
-
-fn push(bundle: &Path, server: &SftpServer, remote: &Path, extra: &[&str]) -> Output {
-    Imlrecover::new()
-        .arg("push")
-        .arg(bundle)
-        .arg(server.url(remote))
-        .args(server.ssh_args())
-        .args(extra)
-        .run()
-}
-
-fn pull(server: &SftpServer, remote: &Path, dir: &Path, extra: &[&str]) -> Output {
-    Imlrecover::new()
-        .arg("pull")
-        .arg(server.url(remote))
-        .arg(dir)
-        .args(server.ssh_args())
-        .args(extra)
-        .run()
+    host.backup(&host.files_recipe());
 }
 
 /// Every file below `dir` with its blake3, relative paths.
@@ -125,7 +97,8 @@ fn backup_push_then_pull_restores_a_destroyed_manager() {
     std::fs::remove_dir_all(&sb.bundles).unwrap();
 
     let fetched = tmp.path().join("fetched");
-    pull(&server, &remote, &fetched, &[])
+    server
+        .pull(&remote, &fetched, &[])
         .code(0)
         .stdout_has("Pull complete:")
         .stdout_has(&name);
@@ -160,30 +133,34 @@ fn keep_prunes_the_remote_and_pull_fetches_a_named_bundle() {
     for _ in 0..3 {
         files_backup(&host);
         let b = host.latest();
-        push(&b, &server, &remote, &["--keep", "2"]).code(0);
+        server.push(&b, &remote, &["--keep", "2"]).code(0);
         pushed.push(b.file_name().unwrap().to_string_lossy().into_owned());
         std::thread::sleep(Duration::from_millis(1100));
     }
     assert_eq!(names(&remote), pushed[1..].to_vec());
     // Pushing the same bundle again sends nothing.
-    push(&host.latest(), &server, &remote, &[])
+    server
+        .push(&host.latest(), &remote, &[])
         .code(0)
         .stdout_has("already on");
 
     let dir = host.tmp.path().join("pulled");
-    pull(&server, &remote, &dir, &["--bundle", &pushed[1]])
+    server
+        .pull(&remote, &dir, &["--bundle", &pushed[1]])
         .code(0)
         .stdout_has(&pushed[1]);
     assert_eq!(
         tree_hashes(&dir.join(&pushed[1])),
         tree_hashes(&host.bundles.join(&pushed[1]))
     );
-    pull(&server, &remote, &dir, &["--bundle", &pushed[0]])
+    server
+        .pull(&remote, &dir, &["--bundle", &pushed[0]])
         .code(1)
         .stderr_has("has no complete bundle named")
         .stderr_has(&pushed[2]);
     // Newest by default; `latest` follows.
-    pull(&server, &remote, &dir, &[])
+    server
+        .pull(&remote, &dir, &[])
         .code(0)
         .stdout_has(&pushed[2]);
     assert_eq!(
@@ -191,7 +168,8 @@ fn keep_prunes_the_remote_and_pull_fetches_a_named_bundle() {
         PathBuf::from(&pushed[2])
     );
     // Never over an existing copy.
-    pull(&server, &remote, &dir, &[])
+    server
+        .pull(&remote, &dir, &[])
         .code(1)
         .stderr_has("already exists");
 }
@@ -202,11 +180,12 @@ fn a_damaged_remote_copy_is_not_kept_by_pull() {
     let host = Host::new();
     files_backup(&host);
     let remote = host.tmp.path().join("remote");
-    push(&host.latest(), &server, &remote, &[]).code(0);
+    server.push(&host.latest(), &remote, &[]).code(0);
     let name = complete_names(&remote).remove(0);
     std::fs::write(remote.join(&name).join("files/etc/hosts"), "tampered\n").unwrap();
     let dir = host.tmp.path().join("pulled");
-    pull(&server, &remote, &dir, &[])
+    server
+        .pull(&remote, &dir, &[])
         .code(1)
         .stderr_has("does not verify")
         .stderr_has("files/etc/hosts");
@@ -344,13 +323,14 @@ fn a_push_killed_midway_leaves_nothing_that_looks_complete() {
     assert!(complete_names(&remote).is_empty());
     // pull finds nothing to restore from, and says why.
     let dir = host.tmp.path().join("pulled");
-    pull(&server, &remote, &dir, &[])
+    server
+        .pull(&remote, &dir, &[])
         .code(1)
         .stderr_has("holds no complete bundle")
         .stderr_has("incomplete");
     // A new push from this host completes and removes the dead push's
     // leftover (its pid is gone).
-    push(&bundle, &server, &remote, &[]).code(0);
+    server.push(&bundle, &remote, &[]).code(0);
     assert_eq!(complete_names(&remote).len(), 1);
     assert_eq!(names(&remote), complete_names(&remote), "leftover removed");
     assert_eq!(
@@ -370,7 +350,8 @@ fn push_onto_a_full_disk_fails_cleanly(mib: usize, disk: &str) {
     let disk = TinyDisk::mount(&host.tmp.path().join("tiny"), disk);
     let server = SftpServer::start();
     let remote = disk.dir.join("iml");
-    push(&bundle, &server, &remote, &[])
+    server
+        .push(&bundle, &remote, &[])
         .code(1)
         .stderr_has("SFTP error")
         .stderr_has("disk may be full");
@@ -496,7 +477,7 @@ fn a_big_file_goes_over_two_connections_and_reaches_the_disk_while_it_is_sent() 
     assert_eq!(complete_names(&remote), vec![name.clone()]);
     assert_eq!(tree_hashes(&bundle), tree_hashes(&remote.join(&name)));
     let dir = host.tmp.path().join("pulled");
-    pull(&server, &remote, &dir, &[]).code(0);
+    server.pull(&remote, &dir, &[]).code(0);
     assert_eq!(tree_hashes(&bundle), tree_hashes(&dir.join(&name)));
 }
 
@@ -542,7 +523,7 @@ fn a_second_connection_that_fails_leaves_the_push_to_the_first() {
     assert_eq!(complete_names(&remote), vec![name.clone()]);
     assert_eq!(tree_hashes(&bundle), tree_hashes(&remote.join(&name)));
     let dir = host.tmp.path().join("pulled");
-    pull(&server, &remote, &dir, &[]).code(0);
+    server.pull(&remote, &dir, &[]).code(0);
     assert_eq!(tree_hashes(&bundle), tree_hashes(&dir.join(&name)));
 }
 

@@ -3,7 +3,7 @@
 //! changes) and real OpenSSH servers posing as storage servers
 //! (src/sandbox/agents.rs). Only loopback addresses; nothing is timed.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! rule, the newest-verified guarantee, in-progress directories, and a dry
 //! run that decides exactly what the real run then does.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use support::cli::{Imlrecover, Output};

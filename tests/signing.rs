@@ -4,7 +4,7 @@
 //! changed after signing, before it changes anything. Real keys (ssh-keygen,
 //! openssl), a real PostgreSQL cluster, a real SFTP server.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

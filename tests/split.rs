@@ -3,7 +3,7 @@
 //! `verify --drill` and `apply`, streaming the parts without a joined copy;
 //! a missing or reordered part is named.
 
-mod support;
+use crate::support;
 
 use imlrecover::host::postgres::{self as pg, TempCluster};
 use imlrecover::sandbox::manager::Sandbox;

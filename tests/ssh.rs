@@ -1,7 +1,7 @@
 //! The SSH boundary against real OpenSSH servers (see tests/support/sshd.rs):
 //! host key verification, authentication, remote commands, fan-out.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

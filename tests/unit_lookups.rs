@@ -3,7 +3,7 @@
 //! docker-systemctl-replacement with its own `--root` (installed by .ci/run
 //! into target/test-tools/systemctl), which follows such a link itself.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! class, each asserting the message, the file:line:column and the exit code;
 //! the whole rendered diagnostic is snapshot-tested so a reader can see it.
 
-mod support;
+use crate::support;
 
 use support::cli::{fixtures, Imlrecover, Output};
 

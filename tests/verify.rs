@@ -1,7 +1,7 @@
 //! `imlrecover verify`: a bundle from a real backup of the fixture host,
 //! then tampered with in every way a disk, a person or an attacker might.
 
-mod support;
+use crate::support;
 
 use imlrecover::bundle::EntryKind;
 use std::path::{Path, PathBuf};
@@ -10,15 +10,7 @@ use support::host::{blake3_of, manifest, write_manifest, Host};
 
 fn fresh_bundle() -> (Host, PathBuf) {
     let host = Host::new();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(host.files_recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .run()
-        .code(0);
+    host.backup(&host.files_recipe());
     let bundle = host.latest();
     (host, bundle)
 }
@@ -223,16 +215,7 @@ use support::host::copy_tree;
 fn db_bundle() -> (Host, PathBuf) {
     let host = Host::new();
     let source = ChromaCluster::start();
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(support::host::recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(source.vars())
-        .run()
-        .code(0);
+    host.backup_with(&support::host::recipe(), &source.vars());
     let bundle = host.latest();
     (host, bundle)
 }

@@ -1,12 +1,14 @@
 //! The manager's certificate chain made the way IML's installer makes it,
 //! with the real `openssl` program: a self-signed authority, and a manager
 //! certificate signed by it with `-CAcreateserial` (which writes
-//! `authority.srl`).
+//! `authority.srl`). The one certificate maker of the demo and the tests:
+//! tests re-sign, replace or self-sign the manager certificate with it.
 
 use std::path::Path;
 use std::process::Command;
 
-fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+/// `openssl ARGS` run in `dir`; its stderr in the error.
+pub fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -86,4 +88,80 @@ pub fn make_chain(dir: &Path, tag: &str, days: u32) -> Result<(), String> {
         .map_err(|e| format!("{key}: {e}"))?;
     }
     Ok(())
+}
+
+/// A new EC (P-256) private key at `dir/name`.
+pub fn new_key(dir: &Path, name: &str) -> Result<(), String> {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            name,
+        ],
+    )
+}
+
+/// Replaces `dir/manager.{pem,crt}` with a new key and a certificate for
+/// `subject` valid for `days`, signed by `dir/authority.{crt,pem}` as IML
+/// does (`-CAcreateserial`).
+pub fn resign_manager(dir: &Path, subject: &str, days: &str) -> Result<(), String> {
+    new_key(dir, "manager.pem")?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "manager.pem",
+            "-subj",
+            subject,
+            "-out",
+            "manager.csr",
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "manager.csr",
+            "-CA",
+            "authority.crt",
+            "-CAkey",
+            "authority.pem",
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-out",
+            "manager.crt",
+        ],
+    )?;
+    std::fs::remove_file(dir.join("manager.csr")).map_err(|e| format!("manager.csr: {e}"))
+}
+
+/// Replaces `dir/manager.{pem,crt}` with a new key and a self-signed
+/// certificate (one the authority never signed).
+pub fn self_signed_manager(dir: &Path, subject: &str, days: &str) -> Result<(), String> {
+    new_key(dir, "manager.pem")?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-key",
+            "manager.pem",
+            "-subj",
+            subject,
+            "-days",
+            days,
+            "-out",
+            "manager.crt",
+        ],
+    )
 }

@@ -5,7 +5,7 @@
 //! `disaster()` destroys it as a dead server would be: new OS, no files, a
 //! fresh cluster, different certificates once the installer runs again.
 
-use super::{certs, initd};
+use super::{certs, chroma, initd};
 use crate::host::postgres::{self as pg, PgTarget, TempCluster};
 use std::path::{Path, PathBuf};
 
@@ -19,13 +19,7 @@ pub const SERVICES: [&str; 5] = [
 ];
 
 /// Tables of the sandbox `chroma` database and their rows.
-pub const TABLES: &[(&str, u64)] = &[
-    ("chroma_core_managedhost", 3),
-    ("chroma_core_managedtarget", 24),
-    ("chroma_core_volume", 48),
-    ("chroma_core_command", 500),
-    ("chroma_core_alertstate", 0),
-];
+pub const TABLES: &[(&str, u64)] = chroma::DEMO.tables;
 
 /// The OS files of the golden host (the fixture tree, embedded so that
 /// `imlrecover demo` works from an installed binary).
@@ -165,7 +159,7 @@ impl Sandbox {
         }
         let cluster = if database {
             let c = TempCluster::start().map_err(|e| SandboxError(e.to_string()))?;
-            seed(&c.target())?;
+            chroma::seed(&c.target(), &chroma::DEMO).map_err(|e| SandboxError(e.to_string()))?;
             Some(c)
         } else {
             None
@@ -344,24 +338,4 @@ fn write(path: &Path, text: &str) -> Result<(), SandboxError> {
         std::fs::create_dir_all(parent).map_err(err("creating a directory"))?;
     }
     std::fs::write(path, text).map_err(|e| SandboxError(format!("{}: {e}", path.display())))
-}
-
-/// The `chroma` database of a manager that has been managing a filesystem.
-fn seed(t: &PgTarget) -> Result<(), SandboxError> {
-    let e = |e: pg::PgError| SandboxError(e.to_string());
-    pg::execute(
-        t,
-        "postgres",
-        "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;",
-    )
-    .map_err(e)?;
-    let mut sql = String::from("SET ROLE chroma;\n");
-    for (table, rows) in TABLES {
-        sql.push_str(&format!(
-            "CREATE TABLE {table} (id serial PRIMARY KEY, name text NOT NULL, state text);\n\
-             INSERT INTO {table} (name, state) SELECT 'item-' || g, CASE WHEN g % 3 = 0 THEN 'lost' ELSE 'ok' END \
-             FROM generate_series(1, {rows}) g;\n"
-        ));
-    }
-    pg::execute(t, "chroma", &sql).map_err(e)
 }

@@ -5,5 +5,6 @@
 
 pub mod agents;
 pub mod certs;
+pub mod chroma;
 pub mod initd;
 pub mod manager;

@@ -1,7 +1,9 @@
 //! A throwaway PostgreSQL cluster (the crate's own `TempCluster`) seeded
-//! like an IML manager: role and database `chroma` with a few tables.
+//! like an IML manager by the one seeder, `sandbox::chroma`: role and
+//! database `chroma` with a few tables.
 
 use imlrecover::host::postgres::{self as pg, PgTarget, TempCluster};
+use imlrecover::sandbox::chroma::{self, Seed};
 use std::collections::BTreeMap;
 
 /// Tables and the rows each is seeded with.
@@ -19,22 +21,12 @@ pub struct ChromaCluster {
 impl ChromaCluster {
     pub fn start() -> ChromaCluster {
         let cluster = TempCluster::start().expect("start a throwaway PostgreSQL cluster");
-        let t = cluster.target();
-        pg::execute(
-            &t,
-            "postgres",
-            "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma;",
-        )
-        .expect("create chroma");
-        let mut sql = String::from("SET ROLE chroma;\n");
-        for (table, rows) in TABLES {
-            sql.push_str(&format!(
-                "CREATE TABLE {table} (id serial PRIMARY KEY, name text NOT NULL, state text);\n\
-                 INSERT INTO {table} (name, state) SELECT 'item-' || g, CASE WHEN g % 3 = 0 THEN 'lost' ELSE 'ok' END \
-                 FROM generate_series(1, {rows}) g;\n"
-            ));
-        }
-        pg::execute(&t, "chroma", &sql).expect("seed chroma");
+        let seed = Seed {
+            tag: "test",
+            tables: TABLES,
+            odd_names: false,
+        };
+        chroma::seed(&cluster.target(), &seed).expect("seed chroma");
         ChromaCluster { cluster }
     }
 

@@ -1,6 +1,11 @@
-//! A fake EL6 manager host (fixtures/host-el6) copied to a temporary
-//! `--root`, a bundle directory beside it, and the backup test recipe.
+//! The test fixture: a fake EL6 manager host (fixtures/host-el6, the tree
+//! `imlrecover demo` embeds too) copied to a temporary `--root`, a bundle
+//! directory beside it, the backup test recipe, and the verbs a test runs
+//! against it: `backup`, `plan`, `apply`, `audit` (`push` and `pull` are
+//! verbs of the off-host store, support::sftp).
 
+use super::cli::{Imlrecover, Output};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 pub struct Host {
@@ -18,23 +23,52 @@ impl Host {
         Host { tmp, root, bundles }
     }
 
+    /// `imlrecover SUB -r RECIPE --root ROOT` and this host's bundle
+    /// directory as SUB takes it (`--bundle-dir` for backup, `--bundle`
+    /// for the rest).
+    pub fn cmd(&self, sub: &str, recipe: &Path) -> Imlrecover {
+        let bundle = if sub == "backup" {
+            "--bundle-dir"
+        } else {
+            "--bundle"
+        };
+        Imlrecover::new()
+            .args([sub, "-r"])
+            .arg(recipe)
+            .arg("--root")
+            .arg(&self.root)
+            .arg(bundle)
+            .arg(&self.bundles)
+    }
+
     /// `imlrecover backup -r RECIPE` of this host into its bundle dir; must succeed.
     pub fn backup(&self, recipe: &Path) {
         self.backup_with(recipe, &[] as &[&str]);
     }
 
     /// [`Host::backup`] with more arguments (`--var …`); must succeed.
-    pub fn backup_with<S: AsRef<std::ffi::OsStr>>(&self, recipe: &Path, extra: &[S]) {
-        super::cli::Imlrecover::new()
-            .args(["backup", "-r"])
-            .arg(recipe)
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--bundle-dir")
-            .arg(&self.bundles)
-            .args(extra)
-            .run()
-            .code(0);
+    pub fn backup_with<S: AsRef<OsStr>>(&self, recipe: &Path, extra: &[S]) {
+        self.cmd("backup", recipe).args(extra).run().code(0);
+    }
+
+    /// `imlrecover backup` with more arguments, whatever its outcome.
+    pub fn try_backup(&self, recipe: &Path, extra: &[&str]) -> Output {
+        self.cmd("backup", recipe).args(extra).run()
+    }
+
+    /// `imlrecover plan` of this host against its bundles.
+    pub fn plan(&self, recipe: &Path, extra: &[&str]) -> Output {
+        self.cmd("plan", recipe).args(extra).run()
+    }
+
+    /// `imlrecover apply` of this host from its bundles.
+    pub fn apply(&self, recipe: &Path, extra: &[&str]) -> Output {
+        self.cmd("apply", recipe).args(extra).run()
+    }
+
+    /// `imlrecover audit` of this host against its bundles.
+    pub fn audit(&self, recipe: &Path, extra: &[&str]) -> Output {
+        self.cmd("audit", recipe).args(extra).run()
     }
 
     /// fixtures/backup/el6.hcl without its `database` block, for tests that

@@ -1,7 +1,7 @@
 //! Helpers of the monitoring tests: the audit recipe without a database,
 //! backup/audit runs against a fixture host, JSON findings, promtool.
 
-use super::cli::{fixtures, Imlrecover, Output};
+use super::cli::{fixtures, Output};
 use super::host::Host;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,27 +11,11 @@ pub fn recipe() -> PathBuf {
 }
 
 pub fn backup(host: &Host, extra: &[&str]) -> Output {
-    Imlrecover::new()
-        .args(["backup", "-r"])
-        .arg(recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle-dir")
-        .arg(&host.bundles)
-        .args(extra)
-        .run()
+    host.try_backup(&recipe(), extra)
 }
 
 pub fn audit(host: &Host, extra: &[&str]) -> Output {
-    Imlrecover::new()
-        .args(["audit", "-r"])
-        .arg(recipe())
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle")
-        .arg(&host.bundles)
-        .args(extra)
-        .run()
+    host.audit(&recipe(), extra)
 }
 
 pub fn nagios(host: &Host, extra: &[&str]) -> Output {

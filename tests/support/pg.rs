@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use imlrecover::host::postgres::{self as pg, PgTarget, TempCluster};
+use imlrecover::sandbox::chroma;
 
 /// What goes into the `chroma` database; two different seeds make "old"
 /// and "new" data distinguishable row by row.
@@ -56,56 +57,21 @@ pub fn seeded(seed: Seed) -> TempCluster {
     cluster
 }
 
-/// Creates role and database `chroma`, its tables and rows, and a second
-/// database whose name needs quoting.
+/// Creates role and database `chroma`, its tables and rows, and objects
+/// whose names need quoting (the one seeder: `sandbox::chroma`).
 pub fn seed_cluster(t: &PgTarget, s: Seed) {
-    pg::execute(
-        t,
-        "postgres",
-        "CREATE ROLE chroma LOGIN; CREATE DATABASE chroma OWNER chroma; \
-         CREATE DATABASE \"iml stats\" OWNER chroma;",
-    )
-    .expect("create role and databases");
-    let tag = s.tag;
-    let sql = format!(
-        "SET ROLE chroma;
-CREATE TABLE chroma_core_managedhost (
-    id serial PRIMARY KEY, fqdn text UNIQUE NOT NULL, nodename text,
-    state text, immutable_state boolean, \"Properties\" text);
-INSERT INTO chroma_core_managedhost (fqdn, nodename, state, immutable_state, \"Properties\")
-    SELECT 'oss' || g || '-{tag}.lustre.example.com', 'oss' || g, 'managed', g % 2 = 0,
-           E'tab\\there\\nnewline \\\\ backslash é ' || g
-    FROM generate_series(1, {hosts}) g;
-CREATE TABLE chroma_core_managedtarget (
-    id serial PRIMARY KEY, name text NOT NULL, uuid uuid, ha_label text,
-    host_id integer REFERENCES chroma_core_managedhost(id));
-INSERT INTO chroma_core_managedtarget (name, uuid, ha_label, host_id)
-    SELECT 'testfs-OST' || lpad(to_hex(g), 4, '0'), md5('{tag}' || g)::uuid,
-           'MGS_{tag}_' || g, 1 + g % {hosts}
-    FROM generate_series(1, {targets}) g;
-CREATE TABLE chroma_core_volume (
-    id serial PRIMARY KEY, label text, size bigint, storage_resource_id integer);
-INSERT INTO chroma_core_volume (label, size, storage_resource_id)
-    SELECT '/dev/disk/by-id/scsi-{tag}' || g, g::bigint * 1073741824, g % 17
-    FROM generate_series(1, {volumes}) g;
-CREATE TABLE chroma_core_alertstate (id serial PRIMARY KEY, message text);
-CREATE SCHEMA \"Audit\";
-CREATE TABLE \"Audit\".\"Event Log\" (\"when\" timestamptz, what text);
-INSERT INTO \"Audit\".\"Event Log\" VALUES
-    ('2024-01-02 03:04:05+00', 'installed {tag}'), ('2024-01-03 00:00:00+00', E'line1\\nline2');
-",
-        hosts = s.hosts,
-        targets = s.targets,
-        volumes = s.volumes,
-    );
-    pg::execute(t, "chroma", &sql).expect("seed chroma");
-    pg::execute(
-        t,
-        "iml stats",
-        "SET ROLE chroma; CREATE TABLE samples (ts integer, value double precision);
-         INSERT INTO samples SELECT g, g * 0.5 FROM generate_series(1, 42) g;",
-    )
-    .expect("seed iml stats");
+    let tables = [
+        ("chroma_core_managedhost", u64::from(s.hosts)),
+        ("chroma_core_managedtarget", u64::from(s.targets)),
+        ("chroma_core_volume", u64::from(s.volumes)),
+        ("chroma_core_alertstate", 0),
+    ];
+    let seed = chroma::Seed {
+        tag: s.tag,
+        tables: &tables,
+        odd_names: true,
+    };
+    chroma::seed(t, &seed).expect("seed chroma");
 }
 
 /// The rows of a table as JSON texts, sorted (JSON escapes newlines, so

@@ -1,16 +1,20 @@
 //! Test harness: a real OpenSSH server with its `internal-sftp` subsystem
-//! on a loopback address (127.0.0.100 and up), the off-host store that
-//! `push` and `pull` talk to. Root logs in with a generated ed25519 key;
-//! remote paths are paths on this machine. Only loopback addresses.
+//! on a loopback address (127.0.2.100 and up), the off-host store that
+//! `push` and `pull` talk to: one host of the one sshd harness,
+//! [`imlrecover::sandbox::agents::AgentHost`]. Root logs in with a
+//! generated ed25519 key; remote paths are paths on this machine (mounts
+//! made before the server starts are seen, `/root` is the host's own empty
+//! home). Only loopback addresses.
 #![allow(dead_code)]
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use super::cli::{Imlrecover, Output};
+use imlrecover::sandbox::agents::{self, AgentHost, HostConfig};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -25,42 +29,10 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn ensure_sshd() {
-    if !Path::new("/usr/sbin/sshd").exists() {
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "openssh-server"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        if !install() {
-            let _ = Command::new("apt-get").arg("update").status();
-            assert!(install(), "cannot install openssh-server");
-        }
-    }
-    fs::create_dir_all("/run/sshd").expect("create /run/sshd");
-    fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755)).expect("chmod /run/sshd");
-}
-
-fn keygen(path: &Path) {
-    run(Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "imlrecover-test",
-            "-f",
-        ])
-        .arg(path));
-}
-
-/// One sshd serving SFTP, killed on drop.
+/// One sshd serving SFTP, stopped on drop.
 pub struct SftpServer {
+    // Declared first: sshd stops before its directory goes.
+    host: AgentHost,
     pub dir: tempfile::TempDir,
     pub ip: Ipv4Addr,
     pub port: u16,
@@ -68,7 +40,6 @@ pub struct SftpServer {
     pub identity: PathBuf,
     /// A known_hosts file holding this server's key as `[ip]:port`.
     pub known_hosts: PathBuf,
-    child: Option<Child>,
 }
 
 impl SftpServer {
@@ -77,7 +48,7 @@ impl SftpServer {
             nix::unistd::geteuid().is_root(),
             "the SFTP test server needs root (sshd privilege separation)"
         );
-        ensure_sshd();
+        super::sshd::setup_once();
         let mut last = String::new();
         for _ in 0..5 {
             match SftpServer::try_start() {
@@ -101,61 +72,21 @@ impl SftpServer {
             .tempdir()
             .expect("tempdir");
         let d = dir.path();
-        keygen(&d.join("hostkey"));
-        keygen(&d.join("id_ed25519"));
-        let client_pub = fs::read_to_string(d.join("id_ed25519.pub")).expect("client key");
-        fs::write(d.join("authorized_keys"), client_pub).expect("authorized_keys");
-        let host_pub = fs::read_to_string(d.join("hostkey.pub")).expect("host key");
-        let fields: Vec<&str> = host_pub.split_whitespace().take(2).collect();
-        fs::write(
-            d.join("known_hosts"),
-            format!("[{ip}]:{port} {}\n", fields.join(" ")),
-        )
-        .expect("known_hosts");
-        let config = d.join("sshd_config");
-        fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress {ip}\nHostKey {dir}/hostkey\nPidFile {dir}/sshd.pid\n\
-                 AuthorizedKeysFile {dir}/authorized_keys\nUsePAM no\nStrictModes no\n\
-                 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 UseDNS no\nMaxStartups 100:30:200\nSubsystem sftp internal-sftp\n",
-                dir = d.display()
-            ),
-        )
-        .expect("sshd_config");
-        let log = fs::File::create(d.join("sshd.log")).expect("log");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot spawn sshd: {e}"))?;
-        let mut s = SftpServer {
-            identity: d.join("id_ed25519"),
-            known_hosts: d.join("known_hosts"),
+        let identity = agents::keygen(d, "id_ed25519", "ed25519", "").map_err(|e| e.to_string())?;
+        let client_pub = fs::read_to_string(identity.with_extension("pub")).expect("client key");
+        let mut config = HostConfig::new(ip, port, "sftp");
+        config.authorized_keys.push(client_pub.trim().to_string());
+        let host = AgentHost::start(&d.join("sshd"), &config).map_err(|e| e.to_string())?;
+        let known_hosts = d.join("known_hosts");
+        fs::write(&known_hosts, host.known_hosts_line() + "\n").expect("known_hosts");
+        Ok(SftpServer {
+            host,
             dir,
             ip,
             port,
-            child: Some(child),
-        };
-        for _ in 0..200 {
-            if let Some(c) = s.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    s.child = None;
-                    return Err(s.log());
-                }
-            }
-            if TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_millis(200))
-                .is_ok()
-            {
-                return Ok(s);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Err(format!("sshd never listened on {ip}:{port}\n{}", s.log()))
+            identity,
+            known_hosts,
+        })
     }
 
     /// `sftp://root@IP:PORT/PATH`.
@@ -168,17 +99,30 @@ impl SftpServer {
         ssh_args(&self.identity, &self.known_hosts)
     }
 
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    /// `imlrecover push BUNDLE` to `remote` on this server.
+    pub fn push(&self, bundle: &Path, remote: &Path, extra: &[&str]) -> Output {
+        Imlrecover::new()
+            .arg("push")
+            .arg(bundle)
+            .arg(self.url(remote))
+            .args(self.ssh_args())
+            .args(extra)
+            .run()
     }
-}
 
-impl Drop for SftpServer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    /// `imlrecover pull` from `remote` on this server into `dir`.
+    pub fn pull(&self, remote: &Path, dir: &Path, extra: &[&str]) -> Output {
+        Imlrecover::new()
+            .arg("pull")
+            .arg(self.url(remote))
+            .arg(dir)
+            .args(self.ssh_args())
+            .args(extra)
+            .run()
+    }
+
+    pub fn log(&self) -> String {
+        self.host.log()
     }
 }
 
