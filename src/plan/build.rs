@@ -14,7 +14,8 @@ use crate::graph::Graph;
 use crate::host::fs::Root;
 use crate::host::service::Services;
 use crate::recipe::{Address, Recipe, Resource, ResourceType};
-use crate::resources::kind::{compare_resource, observe_resource, Cx, Observation, ResourceError};
+use crate::resources::kind::{Cx, Observation, ResourceError};
+use crate::resources::registry::{compare_resource, observe_resource};
 use crate::state::State;
 
 pub struct Inputs<'a> {

@@ -1,15 +1,28 @@
-//! One module per resource kind. Each exposes what the commands need from
-//! that kind; for now `capture` (used by `backup`), which reads the live host
-//! under `--root` and adds entries to the bundle being written.
+//! Resource kinds. **A kind is one file** (or one directory, for
+//! `database`) under `src/resources/`: it implements [`kind::Kind`], which
+//! holds everything about it — its keyword, its schema and the decoding of
+//! its block, its capture (what `backup` puts in the bundle), observe /
+//! compare / apply (and `prepare`), its step phase and its audit checks.
+//! [`registry`] is the one list of kinds; the recipe, the planner, the
+//! engine, `backup` and the audit reach a kind only through it.
+//!
+//! Adding a kind (e.g. `influxdb`) is one new file here plus one line in
+//! `registry.rs`'s `kinds!` list; no other file names it.
+//!
+//! Shared pieces: [`content`] (a live path against its bundle entry, for
+//! `file`, `files` and `cert`), [`entries`] (the bundle's entries by
+//! address and path), and [`CaptureCx`] (what a capture writes into).
 
 pub mod absent;
 pub mod cert;
 pub mod content;
 pub mod database;
+pub mod entries;
 pub mod exec;
 pub mod file;
 pub mod files;
 pub mod kind;
+pub mod registry;
 pub mod remote_service;
 pub mod service;
 

@@ -18,13 +18,64 @@
 //! 200 ms to free it, and a peer whose command still runs answers neither).
 //! `plan` uses the same connect bound.
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, Phase, ResourceError, Verdict};
 use crate::host::ssh::{self, SshError, SshTarget};
 use crate::plan::Action;
-use crate::recipe::{Address, RemoteServiceSpec};
+use crate::recipe::{Address, BlockSchema, BlockValues, ServiceBackend};
 use serde::Serialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteAction {
+    Restart,
+    Start,
+    Stop,
+}
+
+impl RemoteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteAction::Restart => "restart",
+            RemoteAction::Start => "start",
+            RemoteAction::Stop => "stop",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSpec {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+    pub known_hosts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteServiceSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub action: RemoteAction,
+    pub optional: bool,
+    pub parallelism: usize,
+    pub timeout: Duration,
+    pub check: Option<String>,
+    /// `sysv` runs `service NAME ACTION`, `systemd` runs `systemctl ACTION NAME`.
+    pub init: ServiceBackend,
+    pub ssh: SshSpec,
+}
+
+/// The nested `ssh { ... }` block.
+const SSH: BlockSchema = BlockSchema {
+    attrs: &[
+        ("user", true),
+        ("port", false),
+        ("identity_file", false),
+        ("known_hosts", true),
+    ],
+    blocks: &[],
+};
 
 pub struct RemoteServiceKind;
 
@@ -97,6 +148,83 @@ fn status_of(e: &SshError) -> &'static str {
 
 impl Kind for RemoteServiceKind {
     type Spec = RemoteServiceSpec;
+    const KEYWORD: &'static str = "remote_service";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[
+            ("name", true),
+            ("hosts", true),
+            ("action", false),
+            ("optional", false),
+            ("parallelism", false),
+            ("timeout", false),
+            ("check", false),
+            ("init", false),
+            ("depends_on", false),
+        ],
+        blocks: &[("ssh", true)],
+    };
+    const PHASE: Phase = Phase::Remote;
+
+    fn decode(b: &mut BlockValues) -> Option<RemoteServiceSpec> {
+        let svc = b.string("name");
+        let hosts = b.string_list("hosts");
+        let action = if b.has("action") {
+            b.one_of(
+                "action",
+                "action",
+                &[
+                    ("restart", RemoteAction::Restart),
+                    ("start", RemoteAction::Start),
+                    ("stop", RemoteAction::Stop),
+                ],
+            )
+        } else {
+            Some(RemoteAction::Restart)
+        };
+        let optional = b.bool("optional").unwrap_or(false);
+        let parallelism = if b.has("parallelism") {
+            let v = b.value("parallelism")?;
+            b.number("parallelism", v, 1024).map(|n| n as usize)
+        } else {
+            Some(32)
+        };
+        let timeout = if b.has("timeout") {
+            b.duration("timeout")
+        } else {
+            Some(Duration::from_secs(60))
+        };
+        let check = b.string("check");
+        let init = if b.has("init") {
+            b.backend("init")
+        } else {
+            Some(ServiceBackend::Sysv)
+        };
+        let mut ssh = b.nested("ssh", &SSH)?;
+        let user = ssh.string("user");
+        let port = if ssh.has("port") {
+            ssh.port("port")
+        } else {
+            Some(22)
+        };
+        let identity_file = ssh.path("identity_file");
+        let known_hosts = ssh.path("known_hosts");
+        Some(RemoteServiceSpec {
+            name: svc?,
+            hosts: hosts?,
+            action: action?,
+            optional,
+            parallelism: parallelism?,
+            timeout: timeout?,
+            check,
+            init: init?,
+            ssh: SshSpec {
+                user: user?,
+                port: port?,
+                identity_file,
+                known_hosts: known_hosts?,
+            },
+        })
+    }
     type Observed = Observed;
 
     fn observe(
