@@ -13,7 +13,7 @@ use crate::host::service::Services;
 use crate::plan::{Action, Op, Plan, Step};
 use crate::printer::Printer;
 use crate::recipe::{Recipe, ServiceState, Spec};
-use crate::resources::kind::ApplyCx;
+use crate::resources::kind::{ApplyCx, Phase};
 use crate::resources::registry::apply_step;
 use crate::state::State;
 use run::{JournalLine, RunDir, Unfinished};
@@ -273,10 +273,9 @@ pub fn execute(
 /// certificates): they cannot change what another step reads from a
 /// database or a service.
 fn only_files(step: &Step) -> bool {
-    use crate::recipe::ResourceType as T;
     match step.op {
         Op::Write | Op::Remove => true,
-        Op::Restore => step.address.kind == T::Cert,
+        Op::Restore => matches!(step.address.kind.phase(), Phase::Files(_)),
         _ => false,
     }
 }
@@ -289,7 +288,7 @@ fn prepare_points<'p>(plan: &'p Plan, recipe: &Recipe) -> Vec<(usize, &'p Step)>
     let graph = crate::graph::Graph::build(recipe);
     plan.steps
         .iter()
-        .filter(|s| s.op == Op::Restore && s.address.kind == crate::recipe::ResourceType::Database)
+        .filter(|s| s.op == Op::Restore && s.address.kind.phase() == Phase::Restore)
         .map(|s| {
             let after = plan
                 .steps

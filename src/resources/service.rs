@@ -92,7 +92,7 @@ impl Kind for ServiceKind {
             // Name the installer when one runs; it is what brings services.
             let installer = before
                 .iter()
-                .find(|a| a.kind == crate::recipe::ResourceType::Exec)
+                .find(|a| a.kind.phase() == Phase::Command)
                 .or(before.first());
             if let Some(first) = installer {
                 return Ok(Verdict::new(
