@@ -1,23 +1,20 @@
-//! The one list of resource kinds. Everything else reaches a kind through
-//! [`ResourceType`] (an address's `TYPE`), [`Spec`] (a decoded block) and
-//! the functions below, which dispatch to the kind's [`Kind`] impl.
+//! How the rest of the program reaches a kind: [`ResourceType`] (an
+//! address's `TYPE`), [`Spec`] (a decoded block) and the functions below,
+//! which dispatch to the kind's [`Kind`] impl. Both types are made by the
+//! `kinds!` macro from the one list of kinds, in `src/resources/mod.rs`.
 //!
 //! A new kind is its own file under `src/resources/` (implementing
-//! [`Kind`]) plus one line in the `kinds!` list at the bottom of this file.
+//! [`Kind`]) plus one line in that list.
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, Named, Observation, Phase, ResourceError};
-use super::{CaptureCx, CaptureError, Captured};
-use crate::plan::{fingerprint, ResourceChange, Step};
-use crate::recipe::{Address, BlockSchema, Resource, ServiceState};
+pub(crate) use super::dispatch;
+pub use super::{ResourceType, Spec};
 
-/// Something to do with a resource's kind and its typed spec.
-pub(crate) trait WithKind<'r> {
-    type Out;
-    fn with<K: Kind>(self, kind: K, address: &'r Address, spec: &'r K::Spec) -> Self::Out;
-}
-
+/// Makes, from the list of kinds, their modules, [`ResourceType`], [`Spec`]
+/// and `dispatch`.
 macro_rules! kinds {
     ($($variant:ident => $module:ident :: $kind:ident,)*) => {
+        $(pub mod $module;)*
+
         /// The resource block types a recipe may declare, in the order
         /// they are listed (which is also how addresses sort).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,44 +28,44 @@ macro_rules! kinds {
             /// Its block keyword, also the `TYPE` of its addresses.
             pub fn as_str(self) -> &'static str {
                 match self {
-                    $(ResourceType::$variant => <super::$module::$kind as Kind>::KEYWORD,)*
+                    $(ResourceType::$variant => <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::KEYWORD,)*
                 }
             }
 
             /// The attributes and nested blocks its block accepts.
-            pub fn schema(self) -> BlockSchema {
+            pub fn schema(self) -> $crate::recipe::BlockSchema {
                 match self {
-                    $(ResourceType::$variant => <super::$module::$kind as Kind>::SCHEMA,)*
+                    $(ResourceType::$variant => <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::SCHEMA,)*
                 }
             }
 
             /// Where its steps go in a plan.
-            pub fn phase(self) -> Phase {
+            pub fn phase(self) -> $crate::resources::kind::Phase {
                 match self {
-                    $(ResourceType::$variant => <super::$module::$kind as Kind>::PHASE,)*
+                    $(ResourceType::$variant => <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::PHASE,)*
                 }
             }
 
             /// Whether `backup` puts it in the bundle.
             pub fn captures(self) -> bool {
                 match self {
-                    $(ResourceType::$variant => <super::$module::$kind as Kind>::CAPTURES,)*
+                    $(ResourceType::$variant => <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::CAPTURES,)*
                 }
             }
 
             /// The audit suite of its own checks, if it has any.
-            pub fn audit_suite(self) -> Option<crate::audit::Suite> {
+            pub fn audit_suite(self) -> Option<$crate::audit::Suite> {
                 match self {
-                    $(ResourceType::$variant => <super::$module::$kind as Kind>::AUDIT,)*
+                    $(ResourceType::$variant => <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::AUDIT,)*
                 }
             }
 
             /// Decodes a block of this type, its attributes already checked
             /// against [`ResourceType::schema`].
-            pub(crate) fn decode(self, b: &mut crate::recipe::BlockValues) -> Option<Spec> {
+            pub(crate) fn decode(self, b: &mut $crate::recipe::BlockValues) -> Option<Spec> {
                 match self {
                     $(ResourceType::$variant =>
-                        <super::$module::$kind as Kind>::decode(b).map(Spec::$variant),)*
+                        <$crate::resources::$module::$kind as $crate::resources::kind::Kind>::decode(b).map(Spec::$variant),)*
                 }
             }
         }
@@ -76,29 +73,33 @@ macro_rules! kinds {
         /// A decoded resource block: its kind's typed spec.
         #[derive(Debug, Clone)]
         pub enum Spec {
-            $($variant(<super::$module::$kind as Kind>::Spec),)*
+            $($variant(<$crate::resources::$module::$kind as $crate::resources::kind::Kind>::Spec),)*
         }
 
         /// The one place a resource's kind is chosen, so that its
         /// observation and its comparison always go to the same kind.
-        pub(crate) fn dispatch<'r, W: WithKind<'r>>(resource: &'r Resource, w: W) -> W::Out {
+        pub(crate) fn dispatch<'r, W: $crate::resources::registry::WithKind<'r>>(
+            resource: &'r $crate::recipe::Resource,
+            w: W,
+        ) -> W::Out {
             let a = &resource.address;
             match &resource.spec {
-                $(Spec::$variant(s) => w.with(super::$module::$kind, a, s),)*
+                $(Spec::$variant(s) => w.with($crate::resources::$module::$kind, a, s),)*
             }
         }
     };
 }
+pub(super) use kinds;
 
-kinds! {
-    File => file::FileKind,
-    Files => files::FilesKind,
-    Absent => absent::AbsentKind,
-    Cert => cert::CertKind,
-    Database => database::DatabaseKind,
-    Service => service::ServiceKind,
-    Exec => exec::ExecKind,
-    RemoteService => remote_service::RemoteServiceKind,
+use super::kind::{Applied, ApplyCx, Cx, Kind, Named, Observation, ResourceError};
+use super::{CaptureCx, CaptureError, Captured};
+use crate::plan::{fingerprint, ResourceChange, Step};
+use crate::recipe::{Address, Resource, ServiceState};
+
+/// Something to do with a resource's kind and its typed spec.
+pub(crate) trait WithKind<'r> {
+    type Out;
+    fn with<K: Kind>(self, kind: K, address: &'r Address, spec: &'r K::Spec) -> Self::Out;
 }
 
 impl ResourceType {
