@@ -13,7 +13,8 @@ use crate::host::service::Services;
 use crate::plan::{Action, Op, Plan, Step};
 use crate::printer::Printer;
 use crate::recipe::{Recipe, ServiceState, Spec};
-use crate::resources::kind::{apply_step, ApplyCx};
+use crate::resources::kind::{ApplyCx, Phase};
+use crate::resources::registry::apply_step;
 use crate::state::State;
 use run::{JournalLine, RunDir, Unfinished};
 use std::cell::RefCell;
@@ -142,7 +143,7 @@ pub fn execute(
     let previous_dir = run.previous();
     let run_dir = run.dir.clone();
     let entries = crate::resources::content::EntryIndex::new(&t.bundle.manifest);
-    let safety_dumps = RefCell::new(Vec::new());
+    let prepared = RefCell::new(Vec::new());
     let cx = ApplyCx {
         recipe: t.recipe,
         root: t.root,
@@ -153,7 +154,7 @@ pub fn execute(
         state: &state,
         printer,
         entries: &entries,
-        safety_dumps: &safety_dumps,
+        prepared: &prepared,
     };
     // Services this run starts carry its name: a later apply finds them.
     t.services.tag_starts(&run_name(&run.dir));
@@ -272,10 +273,9 @@ pub fn execute(
 /// certificates): they cannot change what another step reads from a
 /// database or a service.
 fn only_files(step: &Step) -> bool {
-    use crate::recipe::ResourceType as T;
     match step.op {
         Op::Write | Op::Remove => true,
-        Op::Restore => step.address.kind == T::Cert,
+        Op::Restore => matches!(step.address.kind.phase(), Phase::Files(_)),
         _ => false,
     }
 }
@@ -288,7 +288,7 @@ fn prepare_points<'p>(plan: &'p Plan, recipe: &Recipe) -> Vec<(usize, &'p Step)>
     let graph = crate::graph::Graph::build(recipe);
     plan.steps
         .iter()
-        .filter(|s| s.op == Op::Restore && s.address.kind == crate::recipe::ResourceType::Database)
+        .filter(|s| s.op == Op::Restore && s.address.kind.phase() == Phase::Restore)
         .map(|s| {
             let after = plan
                 .steps
@@ -308,7 +308,7 @@ fn prepare_points<'p>(plan: &'p Plan, recipe: &Recipe) -> Vec<(usize, &'p Step)>
 fn prepare_after(t: &Target, points: &[(usize, &Step)], done: usize, cx: &ApplyCx) {
     for (_, step) in points.iter().filter(|(after, _)| *after == done) {
         if let Some(resource) = t.recipe.resource(&step.address) {
-            crate::resources::kind::prepare_step(resource, step, cx);
+            crate::resources::registry::prepare_step(resource, step, cx);
         }
     }
 }

@@ -3,10 +3,10 @@
 //! a missing or wrong file is a finding, never an error.
 
 use super::{check, BundleRef, Finding, Limits, RecipeRef, Report, Suite, Summary, FORMAT_VERSION};
-use crate::bundle::{normalize, Bundle, ResourceRecord};
+use crate::bundle::Bundle;
 use crate::host::fs::{FileKind, FsError, Root};
 use crate::plan::{Action, Plan};
-use crate::recipe::{Address, CertSpec, Recipe, Spec};
+use crate::recipe::Recipe;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
@@ -67,8 +67,7 @@ pub fn run(i: &Inputs) -> Result<Report, AuditError> {
         super::records::drill_check(i.bundle, measures.drill.as_ref(), max, i.now, &mut findings);
     }
     super::records::key_escrow(i.bundle, i.root, &mut findings);
-    certificates(i, &mut findings, &mut measures.certs)?;
-    unmanaged_globs(i, &mut findings)?;
+    kinds(i, &mut findings, &mut measures.certs)?;
     unmanaged_chroma(i, &mut findings)?;
     let m = &i.bundle.manifest;
     Ok(Report {
@@ -263,7 +262,7 @@ fn backup(i: &Inputs, out: &mut Vec<Finding>) -> Option<u64> {
 }
 
 /// A live PEM file: `Ok(None)` when it is missing or not a regular file.
-fn read_live(root: &Root, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
+pub(crate) fn read_live(root: &Root, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
     let Some((file, meta)) = root.open(path)? else {
         return Ok(None);
     };
@@ -281,263 +280,44 @@ fn read_live(root: &Root, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
     Ok(Some(buf))
 }
 
-/// Expiry, key match and chain of every `cert`, on the live files (what
-/// agents see today), not on the bundle's copies.
-fn certificates(
+/// Each resource's own checks ([`Kind::audit`]: a cert's expiry, key and
+/// chain, a set's unmanaged files), suite by suite, in the recipe's order.
+///
+/// [`Kind::audit`]: crate::resources::kind::Kind::audit
+fn kinds(
     i: &Inputs,
     out: &mut Vec<Finding>,
     expiries: &mut Vec<super::CertExpiry>,
 ) -> Result<(), AuditError> {
-    for r in &i.recipe.resources {
-        let Spec::Cert(spec) = &r.spec else { continue };
-        let a = &r.address;
-        let cert_path = normalize(&spec.cert);
-        let finding = |check, status, msg: String| {
-            Finding::new(Suite::Certificates, check, status, msg).at(a)
-        };
-        let cert = match read_live(i.root, &cert_path)? {
-            None => {
-                out.push(
-                    Finding::fail(
-                        Suite::Certificates,
-                        check::CERT_EXPIRY,
-                        format!("no certificate at {cert_path}: cannot check expiry, key or chain"),
-                    )
-                    .at(a)
-                    .path(cert_path),
-                );
-                continue;
-            }
-            Some(pem) => match crate::x509::parse_cert(&pem) {
-                Ok(c) => c,
-                Err(e) => {
-                    out.push(
-                        Finding::fail(
-                            Suite::Certificates,
-                            check::CERT_EXPIRY,
-                            format!("{cert_path}: {e}: cannot check expiry, key or chain"),
-                        )
-                        .at(a)
-                        .path(cert_path),
-                    );
-                    continue;
-                }
-            },
-        };
-        let info = crate::x509::info(&cert);
-        let days = info.days_left;
-        if let Some(not_after) = unix_time(cert.not_after()) {
-            expiries.push(super::CertExpiry {
-                address: a.to_string(),
-                path: cert_path.clone(),
-                not_after,
-                days_left: days,
-            });
-        }
-        let min = i64::from(i.cert_min_days);
-        use super::Status::{Fail, Pass};
-        out.push(
-            if days < 0 {
-                finding(
-                    check::CERT_EXPIRY,
-                    Fail,
-                    format!("expired {} days ago (not after {}): renew it", -days, info.not_after),
-                )
-            } else if days < min {
-                finding(
-                    check::CERT_EXPIRY,
-                    Fail,
-                    format!(
-                        "expires in {days} days (not after {}), within --cert-min-days {}: renew it",
-                        info.not_after, i.cert_min_days
-                    ),
-                )
-            } else {
-                finding(check::CERT_EXPIRY, Pass, format!("expires in {days} days (not after {})", info.not_after))
-            }
-            .path(cert_path.clone()),
-        );
-        out.push(key_check(i, a, spec)?);
-        if let Some(ca) = &spec.ca {
-            out.push(chain_check(i, a, ca, &cert, &cert_path)?);
-        }
+    let mut audited: Vec<&crate::recipe::Resource> = i
+        .recipe
+        .resources
+        .iter()
+        .filter(|r| r.address.kind.audit_suite().is_some())
+        .collect();
+    audited.sort_by_key(|r| r.address.kind.audit_suite());
+    let mut found = crate::resources::kind::Audited::default();
+    for r in audited {
+        crate::resources::registry::audit(r, i, &mut found)?;
     }
-    Ok(())
-}
-
-/// An ASN.1 time as seconds since the epoch.
-fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let d = epoch.diff(t).ok()?;
-    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
-}
-
-fn key_check(i: &Inputs, a: &Address, spec: &CertSpec) -> Result<Finding, AuditError> {
-    let key_path = normalize(&spec.key);
-    let cert_path = normalize(&spec.cert);
-    let f = |status, msg: String| {
-        Finding::new(Suite::Certificates, check::CERT_KEY, status, msg)
-            .at(a)
-            .path(key_path.clone())
-    };
-    use super::Status::{Fail, Pass};
-    let Some(pem) = read_live(i.root, &key_path)? else {
-        return Ok(f(Fail, format!("no private key at {key_path}")));
-    };
-    let key = match crate::x509::parse_key(&pem) {
-        Ok(k) => k,
-        Err(e) => return Ok(f(Fail, format!("{key_path}: {e}"))),
-    };
-    // The cert was read a moment ago; re-read to keep this check self-contained.
-    let cert = read_live(i.root, &cert_path)?.and_then(|b| crate::x509::parse_cert(&b).ok());
-    Ok(match cert {
-        Some(c) if crate::x509::key_matches(&c, &key) => f(Pass, format!("{key_path} is the key of {cert_path}")),
-        Some(_) => f(
-            Fail,
-            format!("{key_path} is not the private key of {cert_path}: the services using it will fail their TLS handshakes"),
-        ),
-        None => f(Fail, format!("{cert_path} cannot be read any more")),
-    })
-}
-
-fn chain_check(
-    i: &Inputs,
-    a: &Address,
-    ca: &Address,
-    cert: &openssl::x509::X509,
-    cert_path: &str,
-) -> Result<Finding, AuditError> {
-    use super::Status::{Fail, Pass};
-    let f = |status, msg: String| {
-        Finding::new(Suite::Certificates, check::CERT_CHAIN, status, msg)
-            .at(a)
-            .path(cert_path)
-    };
-    let ca_path = match i.recipe.resource(ca).map(|r| &r.spec) {
-        Some(Spec::Cert(s)) => normalize(&s.cert),
-        // The recipe loader rejects a `ca` that is not a cert; be safe anyway.
-        _ => {
-            return Ok(f(
-                Fail,
-                format!("its ca {ca} is not a cert resource of this recipe"),
-            ))
-        }
-    };
-    let Some(pem) = read_live(i.root, &ca_path)? else {
-        return Ok(f(
-            Fail,
-            format!("the authority certificate of {ca} is missing ({ca_path})"),
-        ));
-    };
-    let ca_cert = match crate::x509::parse_cert(&pem) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(f(
-                Fail,
-                format!("the authority certificate of {ca} ({ca_path}): {e}"),
-            ))
-        }
-    };
-    Ok(match crate::x509::verify_chain(cert, &ca_cert) {
-        Ok(()) => f(Pass, format!("verifies against {ca} ({ca_path})")),
-        Err(e) => f(
-            Fail,
-            format!("does not verify against {ca} ({ca_path}): {e}; agents that trust the authority will reject it"),
-        ),
-    })
-}
-
-/// Files a `files` glob matches on the host today that the bundle does not
-/// hold: a restore would not bring them back.
-fn unmanaged_globs(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
-    let id = i.bundle.name();
-    for r in &i.recipe.resources {
-        let Spec::Files(spec) = &r.spec else { continue };
-        let a = &r.address;
-        let live = i.root.glob(&spec.glob)?;
-        let Some(members) = i
-            .bundle
-            .manifest
-            .resources
-            .iter()
-            .find_map(|rec| match rec {
-                ResourceRecord::Files {
-                    address, members, ..
-                } if address == a => Some(members),
-                _ => None,
-            })
-        else {
-            // The whole set is missing (another recipe's bundle): one
-            // finding, not one per file; backup.recipe says why.
-            out.push(
-                Finding::fail(
-                    Suite::Unmanaged,
-                    check::UNMANAGED_GLOB,
-                    format!(
-                        "bundle {id} does not hold this set: {} matching {} would not be restored; run `imlrecover backup` with this recipe",
-                        plural(live.len(), "file"),
-                        spec.glob
-                    ),
-                )
-                .at(a),
-            );
-            continue;
-        };
-        let extra: Vec<&String> = live.iter().filter(|p| !members.contains(p)).collect();
-        if extra.is_empty() {
-            let msg = match live.len() {
-                0 => format!("no file matches {}", spec.glob),
-                1 => format!("the 1 file matching {} is in bundle {id}", spec.glob),
-                n => format!("all {n} files matching {} are in bundle {id}", spec.glob),
-            };
-            out.push(Finding::pass(Suite::Unmanaged, check::UNMANAGED_GLOB, msg).at(a));
-        }
-        for p in extra {
-            out.push(
-                Finding::fail(
-                    Suite::Unmanaged,
-                    check::UNMANAGED_GLOB,
-                    format!(
-                        "matches {} but is not in bundle {id}: a restore would not bring it back; run `imlrecover backup`",
-                        spec.glob
-                    ),
-                )
-                .at(a)
-                .path(p.clone()),
-            );
-        }
-    }
+    out.append(&mut found.findings);
+    expiries.append(&mut found.certs);
     Ok(())
 }
 
 /// Files under /var/lib/chroma that no resource names: IML state a restore
 /// would lose.
 fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
-    let mut named: BTreeSet<String> = BTreeSet::new();
-    let mut globs: Vec<glob::Pattern> = Vec::new();
+    let mut names = crate::resources::kind::Named::default();
     for r in &i.recipe.resources {
-        match &r.spec {
-            Spec::File(s) => {
-                named.insert(normalize(&s.path));
-            }
-            Spec::Absent(s) => {
-                named.insert(normalize(&s.path));
-            }
-            Spec::Cert(s) => {
-                named.insert(normalize(&s.cert));
-                named.insert(normalize(&s.key));
-                if let Some(serial) = &s.serial {
-                    named.insert(normalize(serial));
-                }
-            }
-            Spec::Files(s) => {
-                if let Ok(p) = glob::Pattern::new(&normalize(&s.glob)) {
-                    globs.push(p);
-                }
-            }
-            _ => {}
-        }
+        crate::resources::registry::named(r, &mut names);
     }
+    let named: BTreeSet<String> = names.paths.into_iter().collect();
+    let globs: Vec<glob::Pattern> = names
+        .globs
+        .iter()
+        .filter_map(|g| glob::Pattern::new(g).ok())
+        .collect();
     let opts = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
@@ -603,7 +383,7 @@ fn top_level_files(root: &Root, dir: &Path, out: &mut Vec<String>) -> Result<(),
     Ok(())
 }
 
-fn plural(n: usize, noun: &str) -> String {
+pub(crate) fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {

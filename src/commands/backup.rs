@@ -6,7 +6,7 @@ use crate::bundle::{BundleWriter, RecipeRef};
 use crate::cli::BackupArgs;
 use crate::host::fs::Root;
 use crate::printer::Printer;
-use crate::recipe::{ResourceType, Spec};
+use crate::recipe::ResourceType;
 use crate::resources::{self, CaptureCx, Captured};
 use indicatif::HumanBytes;
 use miette::Report;
@@ -69,16 +69,10 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         };
         for r in &recipe.resources {
             // On error `bundle` is dropped here, which removes it.
-            let done = match &r.spec {
-                Spec::File(s) => resources::file::capture(&mut cx, &r.address, s),
-                Spec::Files(s) => resources::files::capture(&mut cx, &r.address, s),
-                Spec::Cert(s) => resources::cert::capture(&mut cx, &r.address, s),
-                Spec::Database(s) => resources::database::capture(&mut cx, &r.address, s),
-                Spec::Absent(_) | Spec::Service(_) | Spec::Exec(_) | Spec::RemoteService(_) => {
-                    continue
-                }
-            }
-            .map_err(Report::new)?;
+            let Some(done) = resources::registry::capture(&mut cx, r) else {
+                continue;
+            };
+            let done = done.map_err(Report::new)?;
             resources_done += 1;
             total.files += done.files;
             total.absent += done.absent;

@@ -14,7 +14,8 @@ pub use write::write;
 
 use crate::bundle::{normalize, ResourceRecord, WriteError};
 use crate::host::fs::{FileKind, Root};
-use crate::recipe::{Address, DatabaseSpec, Recipe, Spec};
+use crate::recipe::{Address, Recipe, Spec};
+use crate::resources::database::DatabaseSpec;
 use layout::{Candidate, Rule};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

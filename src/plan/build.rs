@@ -13,8 +13,9 @@ use crate::bundle::{Bundle, ResourceRecord};
 use crate::graph::Graph;
 use crate::host::fs::Root;
 use crate::host::service::Services;
-use crate::recipe::{Address, Recipe, Resource, ResourceType};
-use crate::resources::kind::{compare_resource, observe_resource, Cx, Observation, ResourceError};
+use crate::recipe::{Address, Recipe, Resource};
+use crate::resources::kind::{Cx, Observation, ResourceError};
+use crate::resources::registry::{compare_resource, observe_resource};
 use crate::state::State;
 
 pub struct Inputs<'a> {
@@ -43,15 +44,7 @@ pub fn missing_from_bundle(recipe: &Recipe, m: &crate::bundle::Manifest) -> Vec<
     recipe
         .resources
         .iter()
-        .filter(|r| {
-            matches!(
-                r.address.kind,
-                ResourceType::File
-                    | ResourceType::Files
-                    | ResourceType::Cert
-                    | ResourceType::Database
-            ) && !captured.contains(&r.address)
-        })
+        .filter(|r| r.address.kind.captures() && !captured.contains(&r.address))
         .map(|r| r.address.to_string())
         .collect()
 }

@@ -7,11 +7,14 @@
 //! runbook restarts NTP before the restore; PostgreSQL, which the database
 //! depends on, is up before it); the database; removals; the other starts
 //! and `notify` restarts, in dependency order; the remote agents last.
-//! Within a phase, the graph's order.
+//! Within a phase, the graph's order. Each kind says which phase its
+//! steps belong to ([`Phase`]); nothing here names a kind.
 
 use super::{Action, Op, ResourceChange, Step};
 use crate::graph::Graph;
-use crate::recipe::{Address, Recipe, ResourceType, ServiceState, Spec};
+use crate::recipe::{Address, Recipe, ServiceState};
+use crate::resources::kind::Phase;
+use crate::resources::registry;
 
 pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) -> Vec<Step> {
     let order = graph.order();
@@ -26,11 +29,8 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         change(a)
             .is_some_and(|c| c.before.get("status").and_then(|s| s.as_str()) == Some("running"))
     };
-    let desired = |a: &Address| match by_resource.get(a).map(|r| &r.spec) {
-        Some(Spec::Service(s)) => Some(s.state),
-        _ => None,
-    };
-    let of_kind = |k: ResourceType| order.iter().filter(move |a| a.kind == k);
+    let desired = |a: &Address| by_resource.get(a).and_then(|r| registry::desired_state(r));
+    let of_phase = |p: Phase| order.iter().filter(move |a| a.kind.phase() == p);
 
     let mut steps: Vec<Step> = Vec::new();
     let mut push = |op: Op, address: &Address, reason: String| {
@@ -42,20 +42,12 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
         })
     };
 
-    let file_kind = |a: &Address| {
-        matches!(
-            a.kind,
-            ResourceType::File | ResourceType::Files | ResourceType::Cert
-        )
+    let file_kind = |a: &Address| matches!(a.kind.phase(), Phase::Files(_));
+    let file_step = |a: &Address| match a.kind.phase() {
+        Phase::Files(op) => op,
+        _ => Op::Write,
     };
-    let file_step = |a: &Address| {
-        if a.kind == ResourceType::Cert {
-            Op::Restore
-        } else {
-            Op::Write
-        }
-    };
-    let execs: Vec<&Address> = of_kind(ResourceType::Exec).filter(|a| changed(a)).collect();
+    let execs: Vec<&Address> = of_phase(Phase::Command).filter(|a| changed(a)).collect();
     // The OS configuration the installer depends on (repositories, users)
     // is restored before it runs, as the runbook does.
     let before_exec: Vec<&Address> = order
@@ -71,19 +63,15 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
     }
 
     // The quiesce bracket: services named by a database being restored.
-    let restoring: Vec<&Address> = of_kind(ResourceType::Database)
-        .filter(|a| changed(a))
-        .collect();
+    let restoring: Vec<&Address> = of_phase(Phase::Restore).filter(|a| changed(a)).collect();
     let quiesced_by = |s: &Address| {
-        restoring
-            .iter()
-            .copied()
-            .find(|db| match recipe.resource(db).map(|r| &r.spec) {
-                Some(Spec::Database(d)) => d.quiesce.contains(s),
-                _ => false,
-            })
+        restoring.iter().copied().find(|db| {
+            recipe
+                .resource(db)
+                .is_some_and(|r| registry::quiesces(r).contains(s))
+        })
     };
-    let services: Vec<&Address> = of_kind(ResourceType::Service).collect();
+    let services: Vec<&Address> = of_phase(Phase::Service).collect();
     // A service not installed yet is started by the installer before the
     // restore: it must be stopped too.
     let not_installed = |a: &Address| {
@@ -203,14 +191,14 @@ pub fn derive_steps(recipe: &Recipe, graph: &Graph, changes: &[ResourceChange]) 
     for db in &restoring {
         push(Op::Restore, db, reason_of(change(db)));
     }
-    for a in of_kind(ResourceType::Absent).filter(|a| changed(a)) {
+    for a in of_phase(Phase::Remove).filter(|a| changed(a)) {
         push(Op::Remove, a, reason_of(change(a)));
     }
     for (op, s, why) in after {
         push(op, s, why);
     }
 
-    for a in of_kind(ResourceType::RemoteService).filter(|a| changed(a)) {
+    for a in of_phase(Phase::Remote).filter(|a| changed(a)) {
         push(Op::RemoteAction, a, reason_of(change(a)));
     }
 

@@ -1,58 +1,9 @@
 //! Resource addresses: `TYPE.NAME`, e.g. `service.httpd`.
 
+pub use crate::resources::registry::ResourceType;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
-
-/// The resource block types a recipe may declare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    File,
-    Files,
-    Absent,
-    Cert,
-    Database,
-    Service,
-    Exec,
-    RemoteService,
-}
-
-impl ResourceType {
-    pub const ALL: [ResourceType; 8] = [
-        ResourceType::File,
-        ResourceType::Files,
-        ResourceType::Absent,
-        ResourceType::Cert,
-        ResourceType::Database,
-        ResourceType::Service,
-        ResourceType::Exec,
-        ResourceType::RemoteService,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceType::File => "file",
-            ResourceType::Files => "files",
-            ResourceType::Absent => "absent",
-            ResourceType::Cert => "cert",
-            ResourceType::Database => "database",
-            ResourceType::Service => "service",
-            ResourceType::Exec => "exec",
-            ResourceType::RemoteService => "remote_service",
-        }
-    }
-
-    pub fn from_keyword(s: &str) -> Option<ResourceType> {
-        ResourceType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-impl fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// `TYPE.NAME`: how resources are named everywhere (plans, `--replace`, DOT).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +31,7 @@ impl fmt::Display for Address {
 pub enum AddressError {
     #[error("`{0}` is not a resource address; expected TYPE.NAME, e.g. service.httpd")]
     Malformed(String),
-    #[error("`{0}` is not a resource type (file, files, absent, cert, database, service, exec, remote_service)")]
+    #[error("`{0}` is not a resource type ({kinds})", kinds = ResourceType::keywords())]
     UnknownType(String),
 }
 
@@ -125,7 +76,7 @@ mod tests {
     #[test]
     fn parses_and_prints_addresses() {
         let a: Address = "remote_service.chroma_agent".parse().unwrap();
-        assert_eq!(a.kind, ResourceType::RemoteService);
+        assert_eq!(a.kind.as_str(), "remote_service");
         assert_eq!(a.to_string(), "remote_service.chroma_agent");
         assert!(matches!(
             "svc.x".parse::<Address>(),

@@ -8,14 +8,16 @@ mod diagnostic;
 mod schema;
 mod vars;
 
+pub use crate::resources::registry::Spec;
 pub use address::{is_identifier, Address, AddressError, ResourceType};
+pub use decode::BlockValues;
 pub use diagnostic::{line_col, suggest, ErrorKind, RecipeError, RecipeErrors, Source};
+pub use schema::BlockSchema;
 pub use vars::VarInput;
 
 use miette::SourceSpan;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A loaded, validated recipe.
 #[derive(Debug, Clone)]
@@ -146,131 +148,12 @@ impl Resource {
     }
 }
 
-#[derive(Debug, Clone)]
-pub enum Spec {
-    File(FileSpec),
-    Files(FilesSpec),
-    Absent(AbsentSpec),
-    Cert(CertSpec),
-    Database(DatabaseSpec),
-    Service(ServiceSpec),
-    Exec(ExecSpec),
-    RemoteService(RemoteServiceSpec),
-}
-
-/// One file. `path` is absolute and lives under `--root`.
-#[derive(Debug, Clone)]
-pub struct FileSpec {
-    pub path: String,
-    pub mode: Option<u32>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub sensitive: bool,
-    pub optional: bool,
-}
-
-/// A set of files matched by a glob (`/etc/yum.repos.d/*`).
-#[derive(Debug, Clone)]
-pub struct FilesSpec {
-    pub glob: String,
-    pub sensitive: bool,
-    pub optional: bool,
-}
-
-/// A file that must not exist.
-#[derive(Debug, Clone)]
-pub struct AbsentSpec {
-    pub path: String,
-}
-
-/// An X.509 certificate and its key, optionally signed by another `cert`.
-#[derive(Debug, Clone)]
-pub struct CertSpec {
-    pub cert: String,
-    pub key: String,
-    pub serial: Option<String>,
-    pub ca: Option<Address>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DatabaseSpec {
-    /// The databases the bundle must bring back (default: the block's name).
-    pub databases: Vec<String>,
-    pub superuser: String,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub run_as: Option<String>,
-    /// Directory of the server's own client programs (`/usr/pgsql-9.6/bin`);
-    /// on the live host like `host`, not under `--root`. Default: found
-    /// from the running server.
-    pub bindir: Option<String>,
-    /// Services stopped before the restore and started after it.
-    pub quiesce: Vec<Address>,
-}
-
+/// The state a service resource wants (see the step phases in `plan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceState {
     Running,
     Stopped,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServiceSpec {
-    /// The init script or unit name (default: the block's name).
-    pub name: String,
-    pub state: ServiceState,
-}
-
-#[derive(Debug, Clone)]
-pub struct ExecSpec {
-    /// argv; a string is run with `/bin/sh -c`.
-    pub command: Vec<String>,
-    /// Skip when this path exists under the root.
-    pub creates: Option<String>,
-    /// Skip when this command exits 0.
-    pub unless: Option<Vec<String>>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RemoteAction {
-    Restart,
-    Start,
-    Stop,
-}
-
-impl RemoteAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemoteAction::Restart => "restart",
-            RemoteAction::Start => "start",
-            RemoteAction::Stop => "stop",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SshSpec {
-    pub user: String,
-    pub port: u16,
-    pub identity_file: Option<String>,
-    pub known_hosts: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct RemoteServiceSpec {
-    pub name: String,
-    pub hosts: Vec<String>,
-    pub action: RemoteAction,
-    pub optional: bool,
-    pub parallelism: usize,
-    pub timeout: Duration,
-    pub check: Option<String>,
-    /// `sysv` runs `service NAME ACTION`, `systemd` runs `systemctl ACTION NAME`.
-    pub init: ServiceBackend,
-    pub ssh: SshSpec,
 }
 
 /// Reads, parses and validates a recipe. Every problem found is returned.

@@ -1,10 +1,16 @@
 //! `absent`: a file that must not exist (the runbook's client_errors.log).
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, Named, Phase, ResourceError, Verdict};
 use crate::plan::{Action, FileChange};
-use crate::recipe::{AbsentSpec, Address};
+use crate::recipe::{Address, BlockSchema, BlockValues};
 use serde::Serialize;
 use serde_json::json;
+
+/// A file that must not exist.
+#[derive(Debug, Clone)]
+pub struct AbsentSpec {
+    pub path: String,
+}
 
 pub struct AbsentKind;
 
@@ -18,6 +24,21 @@ pub struct Observed {
 
 impl Kind for AbsentKind {
     type Spec = AbsentSpec;
+    const KEYWORD: &'static str = "absent";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[("path", true), ("depends_on", false)],
+        blocks: &[],
+    };
+    const PHASE: Phase = Phase::Remove;
+
+    fn decode(b: &mut BlockValues) -> Option<AbsentSpec> {
+        let path = b.path("path");
+        Some(AbsentSpec { path: path? })
+    }
+
+    fn named(spec: &AbsentSpec, out: &mut Named) {
+        out.paths.push(crate::bundle::normalize(&spec.path));
+    }
     type Observed = Observed;
 
     fn observe(

@@ -2,14 +2,25 @@
 //! file the installer leaves behind, `unless` a command that exits 0 when
 //! there is nothing to do. Without a guard it runs on every apply.
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, Phase, ResourceError, Verdict};
 use crate::host::process;
 use crate::plan::Action;
-use crate::recipe::{Address, ExecSpec};
+use crate::recipe::{Address, BlockSchema, BlockValues};
 use serde::Serialize;
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// argv; a string is run with `/bin/sh -c`.
+    pub command: Vec<String>,
+    /// Skip when this path exists under the root.
+    pub creates: Option<String>,
+    /// Skip when this command exits 0.
+    pub unless: Option<Vec<String>>,
+    pub timeout: Duration,
+}
 
 pub struct ExecKind;
 
@@ -35,6 +46,35 @@ pub fn command(argv: &[String], cx_root: &std::path::Path) -> Option<Command> {
 
 impl Kind for ExecKind {
     type Spec = ExecSpec;
+    const KEYWORD: &'static str = "exec";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[
+            ("command", true),
+            ("creates", false),
+            ("unless", false),
+            ("timeout", false),
+            ("depends_on", false),
+        ],
+        blocks: &[],
+    };
+    const PHASE: Phase = Phase::Command;
+
+    fn decode(b: &mut BlockValues) -> Option<ExecSpec> {
+        let command = b.command("command");
+        let creates = b.path("creates");
+        let unless = b.command("unless");
+        let timeout = if b.has("timeout") {
+            b.duration("timeout")
+        } else {
+            Some(Duration::from_secs(3600))
+        };
+        Some(ExecSpec {
+            command: command?,
+            creates,
+            unless,
+            timeout: timeout?,
+        })
+    }
     type Observed = Observed;
 
     fn observe(

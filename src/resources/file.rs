@@ -1,12 +1,24 @@
 //! `file "x" { path, mode?, owner?, group?, sensitive?, optional? }`
 
+use super::kind::{Named, Phase};
 use super::{CaptureCx, CaptureError, Captured};
 use crate::bundle::ResourceRecord;
-use crate::recipe::{Address, FileSpec};
+use crate::recipe::{Address, BlockSchema, BlockValues};
+
+/// One file. `path` is absolute and lives under `--root`.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    pub path: String,
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub sensitive: bool,
+    pub optional: bool,
+}
 
 /// Captures the file's content, mode and owner (optional and missing:
 /// recorded as absent).
-pub fn capture(
+fn capture(
     cx: &mut CaptureCx,
     address: &Address,
     spec: &FileSpec,
@@ -27,6 +39,52 @@ pub struct FileKind;
 
 impl super::kind::Kind for FileKind {
     type Spec = FileSpec;
+    const KEYWORD: &'static str = "file";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[
+            ("path", true),
+            ("mode", false),
+            ("owner", false),
+            ("group", false),
+            ("sensitive", false),
+            ("optional", false),
+            ("notify", false),
+            ("depends_on", false),
+        ],
+        blocks: &[],
+    };
+    const PHASE: Phase = Phase::Files(crate::plan::Op::Write);
+    const CAPTURES: bool = true;
+
+    fn decode(b: &mut BlockValues) -> Option<FileSpec> {
+        let path = b.path("path");
+        let mode = b.mode("mode");
+        let owner = b.string("owner");
+        let group = b.string("group");
+        let sensitive = b.bool("sensitive").unwrap_or(false);
+        let optional = b.bool("optional").unwrap_or(false);
+        Some(FileSpec {
+            path: path?,
+            mode,
+            owner,
+            group,
+            sensitive,
+            optional,
+        })
+    }
+
+    fn capture(
+        &self,
+        cx: &mut CaptureCx,
+        address: &Address,
+        spec: &FileSpec,
+    ) -> Result<Captured, CaptureError> {
+        capture(cx, address, spec)
+    }
+
+    fn named(spec: &FileSpec, out: &mut Named) {
+        out.paths.push(crate::bundle::normalize(&spec.path));
+    }
     type Observed = super::content::Seen;
 
     fn observe(

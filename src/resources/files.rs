@@ -1,12 +1,21 @@
 //! `files "x" { glob, sensitive?, optional? }`: every regular file matching.
 
+use super::kind::{Audited, Named, Phase};
 use super::{CaptureCx, CaptureError, Captured};
 use crate::bundle::ResourceRecord;
-use crate::recipe::{Address, FilesSpec};
+use crate::recipe::{Address, BlockSchema, BlockValues, ErrorKind};
+
+/// A set of files matched by a glob (`/etc/yum.repos.d/*`).
+#[derive(Debug, Clone)]
+pub struct FilesSpec {
+    pub glob: String,
+    pub sensitive: bool,
+    pub optional: bool,
+}
 
 /// Captures each match and records the member list, so a restore knows
 /// which files belong to the set (and a plan can spot new ones).
-pub fn capture(
+fn capture(
     cx: &mut CaptureCx,
     address: &Address,
     spec: &FilesSpec,
@@ -79,6 +88,64 @@ impl serde::Serialize for Observed {
 
 impl super::kind::Kind for FilesKind {
     type Spec = FilesSpec;
+    const KEYWORD: &'static str = "files";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[
+            ("glob", true),
+            ("sensitive", false),
+            ("optional", false),
+            ("notify", false),
+            ("depends_on", false),
+        ],
+        blocks: &[],
+    };
+    const PHASE: Phase = Phase::Files(crate::plan::Op::Write);
+    const CAPTURES: bool = true;
+    const AUDIT: Option<Suite> = Some(Suite::Unmanaged);
+
+    fn decode(b: &mut BlockValues) -> Option<FilesSpec> {
+        let glob = b.path("glob");
+        if let Some(g) = &glob {
+            if let Err(e) = glob::Pattern::new(g) {
+                b.invalid(
+                    "glob",
+                    ErrorKind::InvalidValue,
+                    format!("`{g}` is not a valid glob: {}", e.msg),
+                    "invalid glob",
+                );
+            }
+        }
+        let sensitive = b.bool("sensitive").unwrap_or(false);
+        let optional = b.bool("optional").unwrap_or(false);
+        Some(FilesSpec {
+            glob: glob?,
+            sensitive,
+            optional,
+        })
+    }
+
+    fn capture(
+        &self,
+        cx: &mut CaptureCx,
+        address: &Address,
+        spec: &FilesSpec,
+    ) -> Result<Captured, CaptureError> {
+        capture(cx, address, spec)
+    }
+
+    fn audit(
+        &self,
+        address: &Address,
+        spec: &FilesSpec,
+        i: &Inputs,
+        out: &mut Audited,
+    ) -> Result<(), AuditError> {
+        audit(i, address, spec, out)
+    }
+
+    fn named(spec: &FilesSpec, out: &mut Named) {
+        out.globs.push(crate::bundle::normalize(&spec.glob));
+    }
     type Observed = Observed;
 
     fn observe(
@@ -206,4 +273,69 @@ impl super::kind::Kind for FilesKind {
     ) -> Result<super::kind::Applied, super::kind::ResourceError> {
         super::content::apply_files(cx, address, &change.files, Default::default())
     }
+}
+
+// The audit's check of a set's unmanaged files.
+
+use crate::audit::checks::{plural, AuditError, Inputs};
+use crate::audit::{check, Finding, Suite};
+
+/// Files the glob matches on the host today that the bundle does not
+/// hold: a restore would not bring them back.
+fn audit(i: &Inputs, a: &Address, spec: &FilesSpec, out: &mut Audited) -> Result<(), AuditError> {
+    let id = i.bundle.name();
+    let live = i.root.glob(&spec.glob)?;
+    let Some(members) = i
+        .bundle
+        .manifest
+        .resources
+        .iter()
+        .find_map(|rec| match rec {
+            ResourceRecord::Files {
+                address, members, ..
+            } if address == a => Some(members),
+            _ => None,
+        })
+    else {
+        // The whole set is missing (another recipe's bundle): one
+        // finding, not one per file; backup.recipe says why.
+        out.findings.push(
+            Finding::fail(
+                Suite::Unmanaged,
+                check::UNMANAGED_GLOB,
+                format!(
+                    "bundle {id} does not hold this set: {} matching {} would not be restored; run `imlrecover backup` with this recipe",
+                    plural(live.len(), "file"),
+                    spec.glob
+                ),
+            )
+            .at(a),
+        );
+        return Ok(());
+    };
+    let extra: Vec<&String> = live.iter().filter(|p| !members.contains(p)).collect();
+    if extra.is_empty() {
+        let msg = match live.len() {
+            0 => format!("no file matches {}", spec.glob),
+            1 => format!("the 1 file matching {} is in bundle {id}", spec.glob),
+            n => format!("all {n} files matching {} are in bundle {id}", spec.glob),
+        };
+        out.findings
+            .push(Finding::pass(Suite::Unmanaged, check::UNMANAGED_GLOB, msg).at(a));
+    }
+    for p in extra {
+        out.findings.push(
+            Finding::fail(
+                Suite::Unmanaged,
+                check::UNMANAGED_GLOB,
+                format!(
+                    "matches {} but is not in bundle {id}: a restore would not bring it back; run `imlrecover backup`",
+                    spec.glob
+                ),
+            )
+            .at(a)
+            .path(p.clone()),
+        );
+    }
+    Ok(())
 }

@@ -1,19 +1,24 @@
-//! The one trait every resource kind implements for `plan` (and `apply`):
-//! observe the live host, compare it with the desired state (recipe +
-//! bundle). A new kind is one new file implementing it, plus its arm in
-//! [`dispatch`] (and in [`apply_step`]).
+//! The one trait every resource kind implements: its keyword, schema and
+//! decoding (for the recipe), its capture (for `backup`), observe/compare
+//! (for `plan`), apply and prepare (for `apply`), its step phase and its
+//! audit checks. A new kind is one new file implementing [`Kind`], plus its
+//! line in [`super::registry`].
 //!
 //! Planning runs in two phases ([`crate::plan::build`]): every resource's
 //! `observe`, concurrently, then every `compare`, one at a time in graph
-//! order. [`observe_resource`] and [`compare_resource`] are the two halves;
-//! an [`Observation`] carries the kind's typed `Observed` between them.
+//! order. [`super::registry::observe_resource`] and
+//! [`super::registry::compare_resource`] are the two halves; an
+//! [`Observation`] carries the kind's typed `Observed` between them.
 
+use super::entries::EntryIndex;
+use super::{CaptureCx, CaptureError, Captured};
 use crate::bundle::Bundle;
 use crate::graph::Graph;
 use crate::host::fs::Root;
 use crate::host::service::Services;
-use crate::plan::{fingerprint, Action, ResourceChange};
-use crate::recipe::{Address, Recipe, Resource, Spec};
+use crate::plan::Op;
+use crate::plan::{Action, ResourceChange};
+use crate::recipe::{Address, BlockSchema, BlockValues, Recipe, ServiceState};
 use crate::state::State;
 use serde::Serialize;
 
@@ -32,7 +37,7 @@ pub struct Cx<'a> {
     /// Only `compare` may use them: while observing, this is empty
     /// (observations run concurrently, before any compare).
     pub prior: &'a [ResourceChange],
-    pub entries: &'a super::content::EntryIndex<'a>,
+    pub entries: &'a EntryIndex<'a>,
 }
 
 impl Cx<'_> {
@@ -122,9 +127,10 @@ pub struct ApplyCx<'a> {
     pub previous: &'a std::path::Path,
     pub state: &'a std::cell::RefCell<State>,
     pub printer: &'a crate::printer::Printer,
-    pub entries: &'a super::content::EntryIndex<'a>,
-    /// Safety dumps started ahead of their restore step ([`prepare_step`]).
-    pub safety_dumps: &'a std::cell::RefCell<Vec<super::database::SafetyDump>>,
+    pub entries: &'a EntryIndex<'a>,
+    /// Work started ahead of its step by a kind's [`Kind::prepare`] (a
+    /// database's safety dump), for that step to collect.
+    pub prepared: &'a std::cell::RefCell<Vec<Box<dyn std::any::Any>>>,
 }
 
 /// What one step did, in a line, plus anything worth a warning.
@@ -145,11 +151,80 @@ impl Applied {
     }
 }
 
+/// Where a kind's steps go in a plan ([`crate::plan::steps`]), in the
+/// runbook's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Written with the files (with this op); before a command that
+    /// depends on it, else after the services stopped for a restore.
+    Files(Op),
+    /// A command (the installer), after the files it depends on.
+    Command,
+    /// A local service: stopped for a restore that quiesces it, started
+    /// or restarted (`notify`) after; may be named by `quiesce`/`notify`.
+    Service,
+    /// Restored after the files, its quiesced services stopped.
+    Restore,
+    /// Removed after the restore.
+    Remove,
+    /// Acted on remote hosts, last; may be named by `notify`.
+    Remote,
+}
+
+impl Phase {
+    /// Whether `notify` may name a resource of this phase.
+    pub fn notifiable(self) -> bool {
+        matches!(self, Phase::Service | Phase::Remote)
+    }
+}
+
+/// What resources name under the root, for the audit's unmanaged-files check.
+#[derive(Debug, Default)]
+pub struct Named {
+    pub paths: Vec<String>,
+    pub globs: Vec<String>,
+}
+
+/// What a kind's audit checks found.
+#[derive(Debug, Default)]
+pub struct Audited {
+    pub findings: Vec<crate::audit::Finding>,
+    pub certs: Vec<crate::audit::CertExpiry>,
+}
+
 pub trait Kind {
-    type Spec;
+    /// Its block keyword (`file`, `remote_service`): also the `TYPE` of its
+    /// addresses and the name its blocks are referred to by (`cert.ca`).
+    const KEYWORD: &'static str;
+    /// The attributes and nested blocks its block accepts.
+    const SCHEMA: BlockSchema;
+    /// Where its steps go in a plan.
+    const PHASE: Phase;
+    /// Whether `backup` puts it in the bundle (see [`Kind::capture`]).
+    const CAPTURES: bool = false;
+    /// The audit suite its [`Kind::audit`] checks report in, if any.
+    const AUDIT: Option<crate::audit::Suite> = None;
+
+    /// What its block decodes to.
+    type Spec: std::fmt::Debug + Clone;
     /// What was seen on the host; its JSON is the plan's `before` and its
     /// hash tells a stale saved plan. `Send`: it is made on a worker thread.
     type Observed: Serialize + Send + 'static;
+
+    /// Decodes its block (checked against [`Kind::SCHEMA`]); every problem
+    /// is reported through `b`, `None` when there was one.
+    fn decode(b: &mut BlockValues) -> Option<Self::Spec>;
+
+    /// Reads the live host under `--root` into the bundle being written.
+    /// Called only when [`Kind::CAPTURES`].
+    fn capture(
+        &self,
+        _cx: &mut CaptureCx,
+        _address: &Address,
+        _spec: &Self::Spec,
+    ) -> Result<Captured, CaptureError> {
+        Ok(Captured::default())
+    }
 
     /// Reads the live host. Never changes anything. Runs concurrently with
     /// other resources' `observe`, before any `compare`: it must not depend
@@ -180,107 +255,44 @@ pub trait Kind {
         change: &ResourceChange,
         cx: &ApplyCx,
     ) -> Result<Applied, ResourceError>;
+
+    /// Starts what `step` can do ahead of its turn, once the engine knows
+    /// nothing before it can change what it reads (a database's safety
+    /// dump); it leaves its work in `cx.prepared`. Most kinds have nothing.
+    fn prepare(
+        &self,
+        _address: &Address,
+        _spec: &Self::Spec,
+        _step: &crate::plan::Step,
+        _cx: &ApplyCx,
+    ) {
+    }
+
+    /// The services its step stops around itself (a database's quiesce).
+    fn quiesces(_spec: &Self::Spec) -> &[Address] {
+        &[]
+    }
+
+    /// The state a service wants; `None` for other kinds.
+    fn desired_state(_spec: &Self::Spec) -> Option<ServiceState> {
+        None
+    }
+
+    /// The paths and globs it names under the root.
+    fn named(_spec: &Self::Spec, _out: &mut Named) {}
+
+    /// Its own audit checks, on the live host.
+    fn audit(
+        &self,
+        _address: &Address,
+        _spec: &Self::Spec,
+        _i: &crate::audit::checks::Inputs,
+        _out: &mut Audited,
+    ) -> Result<(), crate::audit::checks::AuditError> {
+        Ok(())
+    }
 }
 
 /// What a kind's `observe` saw, opaque until its `compare`; `Send`, so that
 /// observations can be made on worker threads.
-pub struct Observation(Box<dyn std::any::Any + Send>);
-
-/// Something to do with a resource's kind and its typed spec.
-trait WithKind {
-    type Out;
-    fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out;
-}
-
-/// The one place a resource's kind is chosen, so that its observation and
-/// its comparison always go to the same kind.
-fn dispatch<W: WithKind>(resource: &Resource, w: W) -> W::Out {
-    use super::*;
-    let a = &resource.address;
-    match &resource.spec {
-        Spec::File(s) => w.with(file::FileKind, a, s),
-        Spec::Files(s) => w.with(files::FilesKind, a, s),
-        Spec::Absent(s) => w.with(absent::AbsentKind, a, s),
-        Spec::Cert(s) => w.with(cert::CertKind, a, s),
-        Spec::Database(s) => w.with(database::DatabaseKind, a, s),
-        Spec::Service(s) => w.with(service::ServiceKind, a, s),
-        Spec::Exec(s) => w.with(exec::ExecKind, a, s),
-        Spec::RemoteService(s) => w.with(remote_service::RemoteServiceKind, a, s),
-    }
-}
-
-/// Observes one resource with its kind. Read-only; `cx.prior` is not used.
-pub fn observe_resource(resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
-    struct Observe<'c, 'a>(&'c Cx<'a>);
-    impl WithKind for Observe<'_, '_> {
-        type Out = Result<Observation, ResourceError>;
-        fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out {
-            Ok(Observation(Box::new(kind.observe(address, spec, self.0)?)))
-        }
-    }
-    dispatch(resource, Observe(cx))
-}
-
-/// Compares one resource's observation with the recipe and the bundle.
-pub fn compare_resource(
-    resource: &Resource,
-    observation: Observation,
-    cx: &Cx,
-) -> Result<ResourceChange, ResourceError> {
-    struct Compare<'c, 'a>(Observation, &'c Cx<'a>);
-    impl WithKind for Compare<'_, '_> {
-        type Out = Result<ResourceChange, ResourceError>;
-        fn with<K: Kind>(self, kind: K, address: &Address, spec: &K::Spec) -> Self::Out {
-            let Compare(Observation(any), cx) = self;
-            // Cannot fail for an observation `observe_resource` made of this
-            // resource: `dispatch` chooses the same kind for both.
-            let observed = any.downcast::<K::Observed>().map_err(|_| {
-                ResourceError::new(address, "internal error: observed as another kind")
-            })?;
-            let verdict = kind.compare(address, spec, &observed, cx)?;
-            let before = serde_json::to_value(&*observed).unwrap_or(serde_json::Value::Null);
-            Ok(ResourceChange {
-                address: address.clone(),
-                action: verdict.action,
-                reason: verdict.reason,
-                details: verdict.details,
-                files: verdict.files,
-                observed: fingerprint(&before),
-                before,
-                after: verdict.after,
-                sensitive: verdict.sensitive,
-            })
-        }
-    }
-    dispatch(resource, Compare(observation, cx))
-}
-
-/// Starts what a step can do ahead of its turn, once the engine knows
-/// nothing before it can change what it reads: the safety dump of a
-/// database restore. Every other step has nothing to prepare.
-pub fn prepare_step(resource: &Resource, step: &crate::plan::Step, cx: &ApplyCx) {
-    if let (Spec::Database(s), crate::plan::Op::Restore) = (&resource.spec, step.op) {
-        super::database::prepare(&resource.address, s, cx);
-    }
-}
-
-/// Applies one step with its resource's kind.
-pub fn apply_step(
-    resource: &Resource,
-    step: &crate::plan::Step,
-    change: &ResourceChange,
-    cx: &ApplyCx,
-) -> Result<Applied, ResourceError> {
-    use super::*;
-    let a = &resource.address;
-    match &resource.spec {
-        Spec::File(s) => file::FileKind.apply(a, s, step, change, cx),
-        Spec::Files(s) => files::FilesKind.apply(a, s, step, change, cx),
-        Spec::Absent(s) => absent::AbsentKind.apply(a, s, step, change, cx),
-        Spec::Cert(s) => cert::CertKind.apply(a, s, step, change, cx),
-        Spec::Database(s) => database::DatabaseKind.apply(a, s, step, change, cx),
-        Spec::Service(s) => service::ServiceKind.apply(a, s, step, change, cx),
-        Spec::Exec(s) => exec::ExecKind.apply(a, s, step, change, cx),
-        Spec::RemoteService(s) => remote_service::RemoteServiceKind.apply(a, s, step, change, cx),
-    }
-}
+pub struct Observation(pub(super) Box<dyn std::any::Any + Send>);

@@ -1,11 +1,18 @@
 //! `service`: a local service that must be running or stopped.
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
+use super::kind::{Applied, ApplyCx, Cx, Kind, Phase, ResourceError, Verdict};
 use crate::host::service::{ServiceError, Status};
 use crate::plan::Action;
-use crate::recipe::{Address, ServiceSpec, ServiceState};
+use crate::recipe::{Address, BlockSchema, BlockValues, ServiceState};
 use serde::Serialize;
 use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// The init script or unit name (default: the block's name).
+    pub name: String,
+    pub state: ServiceState,
+}
 
 pub struct ServiceKind;
 
@@ -18,6 +25,36 @@ pub struct Observed {
 
 impl Kind for ServiceKind {
     type Spec = ServiceSpec;
+    const KEYWORD: &'static str = "service";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[("name", false), ("state", true), ("depends_on", false)],
+        blocks: &[],
+    };
+    const PHASE: Phase = Phase::Service;
+
+    fn decode(b: &mut BlockValues) -> Option<ServiceSpec> {
+        let name = if b.has("name") {
+            b.string("name")
+        } else {
+            Some(b.name().to_string())
+        };
+        let state = b.one_of(
+            "state",
+            "service state",
+            &[
+                ("running", ServiceState::Running),
+                ("stopped", ServiceState::Stopped),
+            ],
+        );
+        Some(ServiceSpec {
+            name: name?,
+            state: state?,
+        })
+    }
+
+    fn desired_state(spec: &ServiceSpec) -> Option<ServiceState> {
+        Some(spec.state)
+    }
     type Observed = Observed;
 
     fn observe(
@@ -55,7 +92,7 @@ impl Kind for ServiceKind {
             // Name the installer when one runs; it is what brings services.
             let installer = before
                 .iter()
-                .find(|a| a.kind == crate::recipe::ResourceType::Exec)
+                .find(|a| a.kind.phase() == Phase::Command)
                 .or(before.first());
             if let Some(first) = installer {
                 return Ok(Verdict::new(

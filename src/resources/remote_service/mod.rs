@@ -18,13 +18,67 @@
 //! 200 ms to free it, and a peer whose command still runs answers neither).
 //! `plan` uses the same connect bound.
 
-use super::kind::{Applied, ApplyCx, Cx, Kind, ResourceError, Verdict};
+mod host;
+
+use super::kind::{Applied, ApplyCx, Cx, Kind, Phase, ResourceError, Verdict};
 use crate::host::ssh::{self, SshError, SshTarget};
 use crate::plan::Action;
-use crate::recipe::{Address, RemoteServiceSpec};
+use crate::recipe::{Address, BlockSchema, BlockValues, ServiceBackend};
+use host::act_on_host;
 use serde::Serialize;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteAction {
+    Restart,
+    Start,
+    Stop,
+}
+
+impl RemoteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteAction::Restart => "restart",
+            RemoteAction::Start => "start",
+            RemoteAction::Stop => "stop",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSpec {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+    pub known_hosts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteServiceSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub action: RemoteAction,
+    pub optional: bool,
+    pub parallelism: usize,
+    pub timeout: Duration,
+    pub check: Option<String>,
+    /// `sysv` runs `service NAME ACTION`, `systemd` runs `systemctl ACTION NAME`.
+    pub init: ServiceBackend,
+    pub ssh: SshSpec,
+}
+
+/// The nested `ssh { ... }` block.
+const SSH: BlockSchema = BlockSchema {
+    attrs: &[
+        ("user", true),
+        ("port", false),
+        ("identity_file", false),
+        ("known_hosts", true),
+    ],
+    blocks: &[],
+};
 
 pub struct RemoteServiceKind;
 
@@ -97,6 +151,83 @@ fn status_of(e: &SshError) -> &'static str {
 
 impl Kind for RemoteServiceKind {
     type Spec = RemoteServiceSpec;
+    const KEYWORD: &'static str = "remote_service";
+    const SCHEMA: BlockSchema = BlockSchema {
+        attrs: &[
+            ("name", true),
+            ("hosts", true),
+            ("action", false),
+            ("optional", false),
+            ("parallelism", false),
+            ("timeout", false),
+            ("check", false),
+            ("init", false),
+            ("depends_on", false),
+        ],
+        blocks: &[("ssh", true)],
+    };
+    const PHASE: Phase = Phase::Remote;
+
+    fn decode(b: &mut BlockValues) -> Option<RemoteServiceSpec> {
+        let svc = b.string("name");
+        let hosts = b.string_list("hosts");
+        let action = if b.has("action") {
+            b.one_of(
+                "action",
+                "action",
+                &[
+                    ("restart", RemoteAction::Restart),
+                    ("start", RemoteAction::Start),
+                    ("stop", RemoteAction::Stop),
+                ],
+            )
+        } else {
+            Some(RemoteAction::Restart)
+        };
+        let optional = b.bool("optional").unwrap_or(false);
+        let parallelism = if b.has("parallelism") {
+            let v = b.value("parallelism")?;
+            b.number("parallelism", v, 1024).map(|n| n as usize)
+        } else {
+            Some(32)
+        };
+        let timeout = if b.has("timeout") {
+            b.duration("timeout")
+        } else {
+            Some(Duration::from_secs(60))
+        };
+        let check = b.string("check");
+        let init = if b.has("init") {
+            b.backend("init")
+        } else {
+            Some(ServiceBackend::Sysv)
+        };
+        let mut ssh = b.nested("ssh", &SSH)?;
+        let user = ssh.string("user");
+        let port = if ssh.has("port") {
+            ssh.port("port")
+        } else {
+            Some(22)
+        };
+        let identity_file = ssh.path("identity_file");
+        let known_hosts = ssh.path("known_hosts");
+        Some(RemoteServiceSpec {
+            name: svc?,
+            hosts: hosts?,
+            action: action?,
+            optional,
+            parallelism: parallelism?,
+            timeout: timeout?,
+            check,
+            init: init?,
+            ssh: SshSpec {
+                user: user?,
+                port: port?,
+                identity_file,
+                known_hosts: known_hosts?,
+            },
+        })
+    }
     type Observed = Observed;
 
     fn observe(
@@ -393,130 +524,6 @@ fn local_files_restored_first(spec: &RemoteServiceSpec, cx: &Cx) -> Vec<String> 
     notes
 }
 
-/// What happened on one host.
-#[derive(Debug)]
-pub struct HostResult {
-    pub seconds: f64,
-    pub last_line: String,
-}
-
-/// Bounded retries of `check` after the action: an agent may take a moment.
-const CHECK_TRIES: u32 = 5;
-const CHECK_PAUSE: Duration = Duration::from_millis(500);
-
-fn remote_command(spec: &RemoteServiceSpec) -> String {
-    let name = ssh::shell_quote(&spec.name);
-    match spec.init {
-        crate::recipe::ServiceBackend::Sysv => format!("service {name} {}", spec.action.as_str()),
-        crate::recipe::ServiceBackend::Systemd => {
-            format!("systemctl {} {name}", spec.action.as_str())
-        }
-    }
-}
-
-fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
-
-/// `exited with status 1` / `was killed by signal TERM`.
-fn how_it_ended(out: &ssh::CommandOutput) -> String {
-    match &out.exit_signal {
-        Some(sig) => format!("was killed by signal {sig}"),
-        None => format!("exited with status {}", out.exit_status),
-    }
-}
-
-/// Connect, act, check: every failure becomes this host's error, within
-/// the resource's timeout (see the module documentation).
-fn act_on_host(
-    spec: &RemoteServiceSpec,
-    host: &str,
-    root: &crate::host::fs::Root,
-) -> Result<HostResult, HostResult> {
-    let start = Instant::now();
-    let deadline = start + spec.timeout;
-    let fail = |line: String| HostResult {
-        seconds: start.elapsed().as_secs_f64(),
-        last_line: line,
-    };
-    // The time left for `what`, or this host's error when none is.
-    let left = |what: &str| {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(fail(format!(
-                "timed out after {} before {what}",
-                human(spec.timeout)
-            )))
-        } else {
-            Ok(left)
-        }
-    };
-    // Command errors in terms of the resource's timeout, not of the slice
-    // of it that was left.
-    let run_err = |command: &str, e: SshError| match e {
-        SshError::CommandTimeout { partial_output, .. } => {
-            let partial = last_line(&partial_output);
-            fail(format!(
-                "`{command}` did not finish within the {} timeout (it may still be running there){}",
-                human(spec.timeout),
-                if partial.is_empty() { String::new() } else { format!("; last output: {partial}") }
-            ))
-        }
-        other => fail(other.to_string()),
-    };
-
-    let t = target(spec, host, root).map_err(fail)?;
-    let conn = ssh::connect(&t).map_err(|e| fail(e.to_string()))?;
-    let action = remote_command(spec);
-    let out = conn
-        .run(&action, left(&format!("`{action}`"))?)
-        .map_err(|e| run_err(&action, e))?;
-    if !out.success() {
-        return Err(fail(format!(
-            "`{action}` {}: {}",
-            how_it_ended(&out),
-            last_line(&out.output)
-        )));
-    }
-    let mut line = last_line(&out.output);
-    if let Some(check) = &spec.check {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let c = conn
-                .run(check, left(&format!("the check `{check}`"))?)
-                .map_err(|e| run_err(check, e))?;
-            if c.success() {
-                line = last_line(&c.output);
-                break;
-            }
-            let pause = CHECK_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
-            if tries >= CHECK_TRIES || pause.is_zero() {
-                return Err(fail(format!(
-                    "`{action}` succeeded, but the check `{check}` still fails after {tries} {} ({}): {}",
-                    if tries == 1 { "try" } else { "tries" },
-                    how_it_ended(&c),
-                    last_line(&c.output)
-                )));
-            }
-            std::thread::sleep(pause);
-        }
-    }
-    Ok(HostResult {
-        seconds: start.elapsed().as_secs_f64(),
-        last_line: line,
-    })
-}
-
-fn last_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,12 +546,6 @@ mod tests {
             connect_timeout(Duration::from_secs(3600)),
             ssh::DEFAULT_CONNECT_TIMEOUT
         );
-    }
-
-    #[test]
-    fn last_line_skips_blank_lines() {
-        assert_eq!(last_line("a\nb  \n\n"), "b");
-        assert_eq!(last_line(""), "");
     }
 
     #[test]
