@@ -12,6 +12,7 @@ pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod fault;
 pub mod graph;
 pub mod host;
 pub mod import;

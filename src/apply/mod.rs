@@ -3,7 +3,6 @@
 //! (after starting again what this run stopped), then planning again to
 //! prove the host now matches.
 
-pub mod fault;
 pub mod lock;
 pub mod run;
 
@@ -209,7 +208,7 @@ pub fn execute(
                 .map_err(|e| {
                     miette::miette!("cannot write the journal in {}: {e}", run.dir.display())
                 })?;
-                fault::after_step(step.id);
+                crate::fault::after_step(step.id);
                 printer.line(&format!(
                     "{head}: {} {}",
                     printer.green(&applied.message),

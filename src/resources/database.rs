@@ -522,7 +522,7 @@ impl super::kind::Kind for DatabaseKind {
         let watch = watch_locks(&target, *cx.printer);
         let report = pg::restore_with(&target, file, &options, |n| {
             bar.set_position(n);
-            crate::apply::fault::restore_progress(n);
+            crate::fault::restore_progress(n);
         });
         bar.finish_and_clear();
         let watched = watch.finish();
