@@ -143,9 +143,10 @@ pub struct ManArgs {
 /// `-r RECIPE [--var K=V]... [--var-file F]...`
 #[derive(Debug, Clone, Args)]
 pub struct RecipeArgs {
+    // Required, except by `apply PLANFILE` (which turns that off).
     /// The recipe (HCL), e.g. plans/iml-manager.hcl.
-    #[arg(short = 'r', long = "recipe", value_name = "RECIPE")]
-    pub recipe: PathBuf,
+    #[arg(short = 'r', long = "recipe", value_name = "RECIPE", required = true)]
+    pub recipe: Option<PathBuf>,
 
     /// Set a variable: --var agents='["oss1","oss2"]'. Repeatable; later wins.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = VarInput::parse_pair)]
@@ -154,6 +155,14 @@ pub struct RecipeArgs {
     /// Read variables from an HCL file of `name = value` lines. Repeatable.
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+}
+
+/// `--root DIR`: declared once, flattened wherever a host is read or changed.
+#[derive(Debug, Clone, Args)]
+pub struct RootArgs {
+    /// The directory the recipe's absolute paths live under (like rpm --root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 impl RecipeArgs {
@@ -176,9 +185,8 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub recipe: RecipeArgs,
 
-    /// The directory the recipe's absolute paths live under (like rpm --root).
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub root: RootArgs,
 
     /// Where bundles are written (created 0700 if missing).
     #[arg(long = "bundle-dir", value_name = "DIR")]
@@ -376,19 +384,23 @@ pub struct VerifyArgs {
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
+/// Validated once per command into a [`crate::target::Target`].
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     #[command(flatten)]
     pub recipe: RecipeArgs,
 
-    /// The directory the recipe's absolute paths live under (like rpm --root).
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub root: RootArgs,
 
     /// The bundle to restore from: a bundle directory, DIR/latest, or the bundle dir.
-    #[arg(long, value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    #[arg(long, value_name = "BUNDLE", required = true)]
+    pub bundle: Option<PathBuf>,
+}
 
+/// `--replace ADDR`, on plan and apply.
+#[derive(Debug, Clone, Args)]
+pub struct ReplaceArgs {
     /// Plan this resource's restore or action even if nothing changed
     /// (e.g. database.chroma, remote_service.chroma_agent). Repeatable.
     #[arg(long, value_name = "ADDR")]
@@ -403,6 +415,9 @@ pub struct TargetArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub replace: ReplaceArgs,
 
     /// Save the plan (JSON, no secret contents) for `apply PLANFILE` and `show`.
     #[arg(long, value_name = "PLANFILE")]
@@ -440,41 +455,19 @@ pub struct ShowArgs {
     override_usage = "imlrecover apply -r RECIPE --root DIR --bundle BUNDLE [--replace ADDR]... [--auto-approve]\n       \
                       imlrecover apply PLANFILE",
     after_help = "With PLANFILE, the saved plan runs without a question, but only if nothing it touches changed since it was made.",
-    group = clap::ArgGroup::new("what").required(true).args(["plan", "recipe"])
+    group = clap::ArgGroup::new("what").required(true).args(["plan", "recipe"]),
+    mut_args(apply_target)
 )]
 pub struct ApplyArgs {
     /// A plan saved with `plan --out`.
     #[arg(value_name = "PLANFILE", conflicts_with_all = ["recipe", "bundle", "replace"])]
     pub plan: Option<PathBuf>,
 
-    /// The recipe (HCL), e.g. plans/iml-manager.hcl.
-    #[arg(
-        short = 'r',
-        long = "recipe",
-        value_name = "RECIPE",
-        requires = "bundle"
-    )]
-    pub recipe: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
-    /// Set a variable: --var agents='["oss1","oss2"]'. Repeatable; later wins.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = VarInput::parse_pair)]
-    pub vars: Vec<(String, String)>,
-
-    /// Read variables from an HCL file of `name = value` lines. Repeatable.
-    #[arg(long = "var-file", value_name = "FILE")]
-    pub var_files: Vec<PathBuf>,
-
-    /// The directory the recipe's absolute paths live under (like rpm --root).
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-
-    /// The bundle to restore from.
-    #[arg(long, value_name = "BUNDLE")]
-    pub bundle: Option<PathBuf>,
-
-    /// Restore or act on this resource even if nothing changed. Repeatable.
-    #[arg(long, value_name = "ADDR")]
-    pub replace: Vec<String>,
+    #[command(flatten)]
+    pub replace: ReplaceArgs,
 
     /// Do not ask for approval (required when stdin is not a terminal).
     #[arg(long = "auto-approve")]
@@ -491,6 +484,26 @@ pub struct ApplyArgs {
     /// up to DURATION for it (30s, 10min) instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
+}
+
+/// `apply PLANFILE` needs no recipe or bundle; its own words for two options.
+/// (`mut_args` keeps the options' order, which completions follow.)
+fn apply_target(a: clap::Arg) -> clap::Arg {
+    match a.get_id().as_str() {
+        "recipe" => a.required(false).requires("bundle"),
+        "bundle" => a.required(false).help("The bundle to restore from"),
+        "replace" => a.help("Restore or act on this resource even if nothing changed. Repeatable"),
+        _ => a,
+    }
+}
+
+fn audit_target(a: clap::Arg) -> clap::Arg {
+    match a.get_id().as_str() {
+        "bundle" => a.help(
+            "The bundle to audit against: a bundle directory, DIR/latest, or the bundle dir (its newest)",
+        ),
+        _ => a,
+    }
 }
 
 /// `demo [--keep]`
@@ -511,17 +524,10 @@ pub struct DemoArgs {
                         missing root, unreachable database). JSON schema and JUnit mapping: docs/audit.md.\n\n\
                         With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (an error); docs/monitoring.md."
 )]
+#[command(mut_args(audit_target))]
 pub struct AuditArgs {
     #[command(flatten)]
-    pub recipe: RecipeArgs,
-
-    /// The directory the recipe's absolute paths live under (like rpm --root).
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-
-    /// The bundle to audit against: a bundle directory, DIR/latest, or the bundle dir (its newest).
-    #[arg(long, value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    pub target: TargetArgs,
 
     /// Output: human (a short report), json (docs/audit.md), junit (for GitLab and Jenkins),
     /// nagios (one plugin status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).

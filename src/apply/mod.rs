@@ -3,29 +3,21 @@
 //! (after starting again what this run stopped), then planning again to
 //! prove the host now matches.
 
-pub mod fault;
 pub mod lock;
+pub mod protocol;
 pub mod run;
 
-use crate::bundle::Bundle;
 use crate::host::fs::Root;
 use crate::host::service::Services;
 use crate::plan::{Action, Op, Plan, Step};
-use crate::printer::Printer;
 use crate::recipe::{Recipe, ServiceState, Spec};
 use crate::resources::kind::{ApplyCx, Phase};
 use crate::resources::registry::apply_step;
-use crate::state::State;
+use crate::target::Target;
+use crate::views::apply::{ApplyView, Event};
 use run::{JournalLine, RunDir, Unfinished};
 use std::cell::RefCell;
 use std::time::Instant;
-
-pub struct Target<'a> {
-    pub recipe: &'a Recipe,
-    pub root: &'a Root,
-    pub bundle: &'a Bundle,
-    pub services: &'a Services,
-}
 
 pub fn runs_dir(root: &Root) -> std::path::PathBuf {
     crate::state::confined(root.dir(), &format!("{}/runs", crate::state::DIR))
@@ -71,7 +63,7 @@ pub fn run_name(dir: &std::path::Path) -> String {
 /// says stopped (no pid file: the run died between the daemon and its pid
 /// file), so that the plan starts each service once. Returns what it said.
 pub fn account_for_orphans(
-    printer: &Printer,
+    view: &dyn ApplyView,
     services: &Services,
     unfinished: &Unfinished,
 ) -> miette::Result<Vec<String>> {
@@ -99,12 +91,12 @@ pub fn account_for_orphans(
                 "{p}, started by the interrupted run {run}: could not be ended; stop it by hand",
             )
         };
-        printer.line(&format!("{} {line}", printer.yellow("Orphan:")))?;
+        view.event(Event::Orphan { line: &line })?;
         said.push(line);
     }
     if !tagged.is_empty() {
         services.forget();
-        printer.line("")?;
+        view.event(Event::OrphansDone)?;
     }
     Ok(said)
 }
@@ -131,55 +123,40 @@ pub struct StepFailed {
 /// this run stopped (whose desired state is running) and reports what was
 /// done, what failed and what was not attempted.
 pub fn execute(
-    printer: &Printer,
+    view: &dyn ApplyView,
     t: &Target,
     plan: &Plan,
     previous: Option<&Unfinished>,
 ) -> miette::Result<Outcome> {
     let start = Instant::now();
-    let mut run = RunDir::create(&runs_dir(t.root), plan)
+    let mut run = RunDir::create(&runs_dir(&t.root), plan)
         .map_err(|e| miette::miette!("cannot create the run directory: {e}"))?;
-    let state = RefCell::new(State::load(t.root.dir())?);
     let previous_dir = run.previous();
     let run_dir = run.dir.clone();
     let entries = crate::resources::content::EntryIndex::new(&t.bundle.manifest);
     let prepared = RefCell::new(Vec::new());
     let cx = ApplyCx {
-        recipe: t.recipe,
-        root: t.root,
-        bundle: t.bundle,
-        services: t.services,
+        recipe: &t.recipe,
+        root: &t.root,
+        bundle: &t.bundle,
+        services: &t.services,
         run_dir: &run_dir,
         previous: &previous_dir,
-        state: &state,
-        printer,
+        state: &t.state,
+        printer: view.printer(),
         entries: &entries,
         prepared: &prepared,
     };
     // Services this run starts carry its name: a later apply finds them.
     t.services.tag_starts(&run_name(&run.dir));
-    printer.line(&format!("Run directory: {}", run.dir.display()))?;
+    view.event(Event::RunStarted { dir: &run.dir })?;
     let total = plan.steps.len();
-    let width = total.to_string().len();
     let mut warnings = Vec::new();
     let mut stopped: Vec<&Step> = Vec::new();
-    let ahead = prepare_points(plan, t.recipe);
+    let ahead = prepare_points(plan, &t.recipe);
     prepare_after(t, &ahead, 0, &cx);
     for (i, step) in plan.steps.iter().enumerate() {
-        let head = format!(
-            "[{:>width$}/{total}] {} {}",
-            step.id,
-            step.op.as_str(),
-            step.address
-        );
-        // A spinner on a terminal; a start line in logs, so a slow step
-        // shows what it is waiting for.
-        let spinner = printer.bar(0, &head);
-        if printer.progress {
-            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        } else {
-            printer.line(&format!("{head} …"))?;
-        }
+        view.event(Event::StepStarted { step, total })?;
         let after_a_stop = i > 0 && plan.steps.get(i - 1).is_some_and(|p| p.op == Op::Stop);
         if step.op == Op::Stop && !after_a_stop {
             look_up_stops(t, plan.steps.get(i..).unwrap_or_default());
@@ -193,7 +170,6 @@ pub fn execute(
             )),
         };
         let elapsed = t0.elapsed();
-        spinner.finish_and_clear();
         match result {
             Ok(applied) => {
                 run.record(
@@ -210,18 +186,13 @@ pub fn execute(
                 .map_err(|e| {
                     miette::miette!("cannot write the journal in {}: {e}", run.dir.display())
                 })?;
-                fault::after_step(step.id);
-                printer.line(&format!(
-                    "{head}: {} {}",
-                    printer.green(&applied.message),
-                    printer.dim(&format!("({:.2} s)", elapsed.as_secs_f64()))
-                ))?;
-                for d in &applied.details {
-                    printer.line(&format!("      {d}"))?;
-                }
-                for w in &applied.warnings {
-                    printer.line(&format!("      {} {w}", printer.yellow("Warning:")))?;
-                }
+                crate::fault::after_step(step.id);
+                view.event(Event::StepFinished {
+                    step,
+                    total,
+                    applied: &applied,
+                    elapsed,
+                })?;
                 warnings.extend(applied.warnings);
                 if step.op == Op::Stop {
                     stopped.push(step);
@@ -240,9 +211,12 @@ pub fn execute(
                     },
                     true,
                 );
-                printer.line(&format!("{head}: {}", printer.red("FAILED")))?;
-                restart_stopped(printer, t, &stopped)?;
-                report_failure(printer, plan, step.id)?;
+                view.event(Event::StepFailed { step, total })?;
+                restart_stopped(view, t, &stopped)?;
+                view.event(Event::Stopped {
+                    plan,
+                    failed: step.id,
+                })?;
                 return Err(StepFailed {
                     step: step.id,
                     address: step.address.to_string(),
@@ -331,7 +305,7 @@ fn look_up_stops(t: &Target, steps: &[Step]) {
 
 /// After a failure: services this run stopped come back, unless the recipe
 /// wants them stopped.
-fn restart_stopped(printer: &Printer, t: &Target, stopped: &[&Step]) -> miette::Result<()> {
+fn restart_stopped(view: &dyn ApplyView, t: &Target, stopped: &[&Step]) -> miette::Result<()> {
     for step in stopped.iter().rev() {
         let Some(Spec::Service(s)) = t.recipe.resource(&step.address).map(|r| &r.spec) else {
             continue;
@@ -339,58 +313,17 @@ fn restart_stopped(printer: &Printer, t: &Target, stopped: &[&Step]) -> miette::
         if s.state != ServiceState::Running {
             continue;
         }
-        match t.services.act(&s.name, crate::host::service::Action::Start) {
-            Ok(_) => printer.line(&format!(
-                "  started {} again (this run had stopped it)",
-                s.name
-            ))?,
-            Err(e) => printer.line(&format!(
-                "  {} could not start {} again: {e}",
-                printer.red("Warning:"),
-                s.name
-            ))?,
-        }
+        let error = t
+            .services
+            .act(&s.name, crate::host::service::Action::Start)
+            .err()
+            .map(|e| e.to_string());
+        view.event(Event::Restarted {
+            name: &s.name,
+            error,
+        })?;
     }
     Ok(())
-}
-
-fn report_failure(printer: &Printer, plan: &Plan, failed: usize) -> miette::Result<()> {
-    let done: Vec<String> = plan
-        .steps
-        .iter()
-        .filter(|s| s.id < failed)
-        .map(|s| format!("{} {}", s.op.as_str(), s.address))
-        .collect();
-    let left: Vec<String> = plan
-        .steps
-        .iter()
-        .filter(|s| s.id > failed)
-        .map(|s| format!("{} {}", s.op.as_str(), s.address))
-        .collect();
-    printer.line(&format!(
-        "\nDone ({}): {}",
-        done.len(),
-        if done.is_empty() {
-            "nothing".into()
-        } else {
-            done.join(", ")
-        }
-    ))?;
-    printer.line(&format!(
-        "Not attempted ({}): {}",
-        left.len(),
-        if left.is_empty() {
-            "nothing".into()
-        } else {
-            left.join(", ")
-        }
-    ))?;
-    Ok(())
-}
-
-/// `Apply complete! 3 restored, 0 created, 2 updated, 0 removed, 0 run, 4 service actions.`
-pub fn summary_line(plan: &Plan) -> String {
-    format!("Apply complete! {}.", plan.summary.phrases(true))
 }
 
 /// Resources whose live state moved since `saved` was planned: any of

@@ -9,9 +9,6 @@
 //! docs/audit.md documents the JSON schema and the JUnit mapping.
 
 pub mod checks;
-pub mod human;
-pub mod junit;
-pub mod nagios;
 pub mod records;
 
 pub use checks::{run, AuditError, Inputs};
@@ -285,10 +282,4 @@ impl Report {
     pub fn in_suite(&self, s: Suite) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.suite == s)
     }
-}
-
-/// The versioned JSON document (docs/audit.md).
-pub fn json(report: &Report) -> String {
-    // Plain data with string keys: serialisation cannot fail.
-    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }

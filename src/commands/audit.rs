@@ -2,33 +2,33 @@
 //! and its newest bundle, for CI and timers. Read-only. Exit 0 clean, 2
 //! findings, 1 when the audit could not be done (never reported as drift).
 
-use super::{load_recipe, CmdResult, Outcome};
+use super::{CmdResult, Outcome};
 use crate::audit;
 use crate::bundle::Bundle;
-use crate::cli::{AuditArgs, AuditFormat, TargetArgs};
-use crate::host::fs::Root;
+use crate::cli::{AuditArgs, AuditFormat};
 use crate::printer::Printer;
+use crate::target::{self, Target};
+use crate::views;
 
 pub fn run(printer: &Printer, args: &AuditArgs) -> CmdResult {
-    let recipe = load_recipe(&args.recipe)?;
-    let root = Root::new(&args.root)?;
-    let bundle = Bundle::open(&args.bundle)?;
-    let target = TargetArgs {
-        recipe: args.recipe.clone(),
-        root: args.root.clone(),
-        bundle: args.bundle.clone(),
-        replace: Vec::new(),
-    };
+    let recipe = target::load_recipe(&args.target.recipe)?;
+    let root = target::root(&args.target.root)?;
+    let bundle = Bundle::open(target::bundle_arg(&args.target)?)?;
     // The plan's errors (an unreachable database, an unreadable file) are
     // the audit's errors: without a plan there is no drift to report.
-    let plan = super::plan::make_plan(&recipe, &target, false).map_err(|e| {
+    let not_drift = |e: miette::Report| {
         e.wrap_err("the audit could not compare the host with the recipe (an error, not drift)")
-    })?;
+    };
+    crate::bundle::crypt::check_readable(&bundle).map_err(|e| not_drift(e.into()))?;
+    let services = target::services(&recipe, &root);
+    let mut t =
+        Target::new(recipe, root, services, (bundle, None), Vec::new()).map_err(not_drift)?;
+    let plan = t.plan().map_err(not_drift)?;
     let now = std::time::SystemTime::now();
     let report = audit::run(&audit::Inputs {
-        recipe: &recipe,
-        root: &root,
-        bundle: &bundle,
+        recipe: &t.recipe,
+        root: &t.root,
+        bundle: &t.bundle,
         plan: &plan,
         max_age: args.max_age,
         cert_min_days: args.cert_min_days,
@@ -37,15 +37,15 @@ pub fn run(printer: &Printer, args: &AuditArgs) -> CmdResult {
     })?;
     record_metrics(&report);
     match args.format {
-        AuditFormat::Human => printer.out(&audit::human::report(printer, &report))?,
-        AuditFormat::Json => printer.line(&audit::json(&report))?,
-        AuditFormat::Junit => printer.out(&audit::junit::report(&report))?,
+        AuditFormat::Human => printer.out(&views::audit::human::report(printer, &report))?,
+        AuditFormat::Json => printer.line(&views::audit::json(&report))?,
+        AuditFormat::Junit => printer.out(&views::audit::junit::report(&report))?,
         AuditFormat::Nagios => {
-            let thresholds = audit::nagios::Thresholds {
+            let thresholds = views::audit::nagios::Thresholds {
                 critical_age: args.critical_age,
                 cert_critical_days: args.cert_critical_days,
             };
-            let (line, code) = audit::nagios::report(&report, &thresholds, now);
+            let (line, code) = views::audit::nagios::report(&report, &thresholds, now);
             printer.line(&line)?;
             return Ok(Outcome::Code(code));
         }

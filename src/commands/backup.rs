@@ -1,14 +1,14 @@
 //! `imlrecover backup`: capture what the recipe declares into a new bundle.
 
-use super::validate::plural;
-use super::{load_recipe, CmdResult, Outcome};
+use super::{CmdResult, Outcome};
 use crate::bundle::{BundleWriter, RecipeRef};
 use crate::cli::BackupArgs;
 use crate::host::fs::Root;
 use crate::printer::Printer;
 use crate::recipe::ResourceType;
 use crate::resources::{self, CaptureCx, Captured};
-use indicatif::HumanBytes;
+use crate::target::load_recipe;
+use crate::views;
 use miette::Report;
 use std::time::{Instant, SystemTime};
 
@@ -23,12 +23,16 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
         .map_err(Report::new)?;
     let recipe = load_recipe(&args.recipe)?;
     let mut store = store_options(&recipe, args)?;
-    let root = Root::new(&args.root).map_err(Report::new)?;
+    let root = Root::new(&args.root.root).map_err(Report::new)?;
     store.signer = signer(&recipe, args, &root)?;
     let key_path = store.signer.as_ref().and_then(|s| s.host_path(root.dir()));
     let signed = crate::bundle::sign::backup_note(store.signer.as_ref(), &recipe);
     // Never capture a restore in progress: the apply lock, or wait for it.
-    let _lock = super::apply::take_lock(printer, &root, args.wait)?;
+    let _lock = crate::apply::protocol::take_lock(
+        &crate::views::apply::Human::new(printer),
+        &root,
+        args.wait,
+    )?;
     let databases: Vec<_> = recipe
         .resources
         .iter()
@@ -88,69 +92,15 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
 
     let m = &committed.manifest;
     record_metrics(&total, m);
-    printer.line(&format!(
-        "{} {}",
-        printer.green("Backup complete:"),
-        printer.bold(&committed.path.display().to_string())
-    ))?;
-    let absent = if total.absent > 0 {
-        format!(" ({} optional absent)", total.absent)
-    } else {
-        String::new()
-    };
-    printer.line(&format!(
-        "  {} {} from {} {}{}, {} of files",
-        total.files,
-        plural(total.files, "file", "files"),
-        resources_done,
-        plural(resources_done, "resource", "resources"),
-        absent,
-        HumanBytes(total.bytes),
-    ))?;
-    if let Some(db) = &m.database {
-        let tables: usize = db.fingerprint.values().map(|t| t.len()).sum();
-        let rows: u64 = db.fingerprint.values().flat_map(|t| t.values()).sum();
-        printer.line(&format!(
-            "  {}: {} ({} of SQL), PostgreSQL {}, {} {}, {} {}",
-            db.file,
-            HumanBytes(db.size),
-            HumanBytes(db.sql_size),
-            db.server_version,
-            tables,
-            plural(tables, "table", "tables"),
-            rows,
-            plural(rows as usize, "row", "rows"),
-        ))?;
-    }
-    if let Some(note) = &signed {
-        printer.line(&format!("  {note}"))?;
-    }
-    let encrypted = m.stored.values().filter(|s| s.encrypted).count();
-    if encrypted > 0 {
-        printer.line(&format!(
-            "  {} {} age-encrypted to {} {}",
-            encrypted,
-            plural(encrypted, "file", "files"),
-            m.recipients.len(),
-            plural(m.recipients.len(), "recipient", "recipients"),
-        ))?;
-    }
-    let split: Vec<String> = m
-        .stored
-        .iter()
-        .filter(|(_, s)| s.parts.len() > 1)
-        .map(|(rel, s)| format!("{rel} in {} parts", s.parts.len()))
-        .collect();
-    if !split.is_empty() {
-        printer.line(&format!("  split: {}", split.join(", ")))?;
-    }
-    for old in &committed.pruned {
-        printer.line(&format!("  pruned {}", old.display()))?;
-    }
-    printer.line(&format!(
-        "  {} entries in {}",
-        m.entries.len(),
-        humantime::format_duration(round_ms(started.elapsed()))
+    printer.out(&views::backup::human(
+        printer,
+        &views::backup::Finished {
+            committed: &committed,
+            total: &total,
+            resources: resources_done,
+            elapsed: started.elapsed(),
+            signed: signed.as_deref(),
+        },
     ))?;
     if let Some(target) = &push_target {
         let started = Instant::now();
@@ -255,8 +205,4 @@ fn signer(
         s.check_off_store(&args.bundle_dir).map_err(Report::new)?;
     }
     Ok(signer)
-}
-
-fn round_ms(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_millis(d.as_millis() as u64)
 }

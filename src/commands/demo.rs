@@ -10,6 +10,7 @@ use crate::host::postgres as pg;
 use crate::printer::Printer;
 use crate::sandbox::agents::{Agents, AgentsError};
 use crate::sandbox::manager::Sandbox;
+use crate::views::demo::Narrator;
 use miette::{miette, IntoDiagnostic};
 use std::path::Path;
 use std::process::Command;
@@ -25,11 +26,8 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .tempdir()
         .into_diagnostic()?;
     let dir = tmp.path();
-    printer
-        .line(&printer.bold(
-            "imlrecover demo: the IML backup and restore runbook, end to end, in a sandbox",
-        ))?;
-    printer.line(&format!("Sandbox: {}\n", dir.display()))?;
+    let say = Narrator { p: printer };
+    say.title(dir)?;
 
     let have_pg = pg::find_program(None, "initdb").is_ok();
     if Command::new("openssl").arg("version").output().is_err() {
@@ -40,13 +38,12 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         ));
     }
     if !have_pg {
-        printer.line(&format!(
-            "{} no PostgreSQL server binaries (initdb) on this machine: the demo runs without the database.",
-            printer.yellow("Missing part:")
-        ))?;
+        say.missing(
+            "no PostgreSQL server binaries (initdb) on this machine: the demo runs without the database.",
+        )?;
     }
 
-    phase(printer, 1, "A working IML manager")?;
+    say.phase(1, "A working IML manager")?;
     let mut sb = Sandbox::golden_with(dir, have_pg)?;
     // Three storage servers whose chroma-agent the restore restarts.
     let agents = match Agents::start(&dir.join("agents"), 3) {
@@ -55,16 +52,12 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
             Some(a)
         }
         Err(AgentsError::NoSshd) => {
-            printer.line(&format!(
-                "{} no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.",
-                printer.yellow("Missing part:")
-            ))?;
+            say.missing("no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.")?;
             None
         }
         Err(e) => {
-            printer.line(&format!(
-                "{} the fake storage servers could not start ({e}): the demo runs without agents.",
-                printer.yellow("Missing part:")
+            say.missing(&format!(
+                "the fake storage servers could not start ({e}): the demo runs without agents."
             ))?;
             None
         }
@@ -77,32 +70,17 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         without_database(PLAN)
     };
     std::fs::write(&recipe, text).into_diagnostic()?;
-    printer.line(&format!(
-        "  host tree under {}\n  certificate chain made with openssl (authority self-signed, manager signed with -CAcreateserial)\n  services: {} (LSB init scripts)",
-        sb.root.display(),
-        crate::sandbox::manager::SERVICES.join(", ")
-    ))?;
+    say.built(&sb.root, &crate::sandbox::manager::SERVICES)?;
     let rows_before = if have_pg { Some(sb.rows()?) } else { None };
     if let Some(a) = &agents {
-        printer.line(&format!(
-            "  storage servers: {} (real sshd on loopback, each with its own chroma-agent)",
-            a.hosts().join(", ")
-        ))?;
+        say.storage_servers(&a.hosts())?;
     }
     if let Some(rows) = &rows_before {
-        printer.line(&format!(
-            "  PostgreSQL cluster: database chroma, {} tables, {} rows",
-            rows.len(),
-            rows.values().sum::<u64>()
-        ))?;
+        say.cluster(rows.len(), rows.values().sum::<u64>())?;
     }
     let certs_before = read_certs(&sb.root);
 
-    phase(
-        printer,
-        2,
-        "Backup (the runbook's \"Creating a Backup Manifest\")",
-    )?;
+    say.phase(2, "Backup (the runbook's \"Creating a Backup Manifest\")")?;
     let backup = {
         let mut c = base(printer, &sb, &recipe, "backup", &agent_args);
         c.arg("--bundle-dir").arg(&sb.bundles);
@@ -111,13 +89,13 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     step(printer, backup, "backup ...", &[0])?;
     let bundle = sb.bundles.join("latest");
 
-    phase(printer, 3, "Disaster: the manager's disk dies")?;
+    say.phase(3, "Disaster: the manager's disk dies")?;
     sb.disaster()?;
-    printer.line("  new OS from kickstart (a few default files), no IML, services gone, PostgreSQL re-initialised; the bundle was kept off the host")?;
+    say.disaster()?;
 
     // Planned once and shown once; apply runs that saved plan (after
     // checking that nothing it touches moved), as an operator would.
-    phase(printer, 4, "Plan: what a restore would change")?;
+    say.phase(4, "Plan: what a restore would change")?;
     let planfile = dir.join("restore.plan");
     let mut plan = base(printer, &sb, &recipe, "plan", &agent_args);
     plan.arg("--bundle")
@@ -126,7 +104,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .arg(&planfile);
     step(printer, plan, "plan ... --out restore.plan", &[0])?;
 
-    phase(printer, 5, "Apply: reinstall, quiesce, restore, restart")?;
+    say.phase(5, "Apply: reinstall, quiesce, restore, restart")?;
     let restore_started = Instant::now();
     let mut apply = Command::new(self_exe());
     apply
@@ -135,8 +113,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     step(printer, apply, "apply restore.plan", &[0])?;
     let restored_in = restore_started.elapsed();
 
-    phase(
-        printer,
+    say.phase(
         6,
         "Check: the host matches, and what came back is the original",
     )?;
@@ -162,10 +139,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
                 "each agent should have restarted once; counts: {counts:?}"
             ));
         }
-        printer.line(&format!(
-            "  chroma-agent restarted once on each of {} storage servers",
-            counts.len()
-        ))?;
+        say.agents_restarted(counts.len())?;
     }
     let opened = Bundle::open(&bundle)?;
     let files = opened
@@ -175,31 +149,13 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .filter(|e| e.kind == EntryKind::File)
         .count();
     let row_count: u64 = rows.as_ref().map_or(0, |r| r.values().sum());
-    printer.line(&format!(
-        "  certificates: byte-for-byte the originals, and manager.crt verifies against authority.crt{}",
-        if have_pg { "\n  database: every table and row count equals the bundle" } else { "" }
-    ))?;
-    printer.line(&format!(
-        "\n{} {}",
-        printer.green(&format!(
-            "Restored in {:.1} s; {files} files, {row_count} rows verified.",
-            restored_in.as_secs_f64()
-        )),
-        printer.dim(&format!(
-            "(whole demo {:.1} s)",
-            started.elapsed().as_secs_f64()
-        ))
-    ))?;
+    say.originals(have_pg)?;
+    say.restored(restored_in, files, row_count, started.elapsed())?;
     drop(sb);
     drop(agents);
     if args.keep {
         let kept = tmp.keep();
-        printer.line(&format!(
-            "Sandbox kept at {} (--keep): its files, the bundle, the saved plan and the run directory, to read. \
-             Its services, storage servers and PostgreSQL cluster were stopped and the cluster removed, \
-             so `plan` or `apply` on it cannot work; `rm -rf` it when done.",
-            kept.display()
-        ))?;
+        say.kept(&kept)?;
     }
     Ok(Outcome::Clean)
 }
@@ -229,17 +185,10 @@ fn color(printer: &Printer) -> &'static str {
     }
 }
 
-fn phase(printer: &Printer, n: usize, title: &str) -> miette::Result<()> {
-    printer.line(&format!(
-        "\n{}",
-        printer.bold(&format!("== {n}. {title} =="))
-    ))
-}
-
 /// Runs one of our own commands (shown as `imlrecover SHOWN`) with its
 /// output shown as it comes.
 fn step(printer: &Printer, mut cmd: Command, shown: &str, ok: &[i32]) -> miette::Result<()> {
-    printer.line(&printer.dim(&format!("$ imlrecover {shown}")))?;
+    Narrator { p: printer }.command(shown)?;
     let status = cmd.status().into_diagnostic()?;
     match status.code() {
         Some(c) if ok.contains(&c) => Ok(()),

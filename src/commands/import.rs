@@ -2,10 +2,11 @@
 //! directory made into a bundle. The report comes first, before anything
 //! is written; `--dry-run` stops there.
 
-use super::{load_recipe, CmdResult, Outcome};
+use super::{CmdResult, Outcome};
 use crate::cli::ImportArgs;
 use crate::import::{self, ImportError};
 use crate::printer::Printer;
+use crate::target::load_recipe;
 use miette::Report;
 use std::time::SystemTime;
 

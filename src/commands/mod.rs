@@ -9,7 +9,7 @@ mod demo;
 mod graph;
 mod import;
 mod man;
-pub(crate) mod plan;
+mod plan;
 mod prune;
 mod pull;
 mod push;
@@ -215,9 +215,4 @@ fn is_broken_pipe(report: &miette::Report) -> bool {
     report
         .downcast_ref::<crate::printer::PipeClosed>()
         .is_some()
-}
-
-/// Loads the recipe named by `-r`, as every recipe-taking command does.
-pub(crate) fn load_recipe(args: &crate::cli::RecipeArgs) -> miette::Result<crate::recipe::Recipe> {
-    crate::recipe::load(&args.recipe, &args.var_input()).map_err(miette::Report::new)
 }

@@ -6,14 +6,11 @@ use crate::printer::Printer;
 use crate::views;
 
 pub fn run(printer: &Printer, args: &ShowArgs) -> CmdResult {
-    let plan = super::plan::load(&args.plan)?;
+    let plan = crate::plan::saved::load(&args.plan)?;
     if args.json {
         printer.line(&views::json(&plan))?;
     } else {
-        printer.line(&format!(
-            "Plan made {} from recipe {} and bundle {} for root {}.\n",
-            plan.created, plan.recipe.path, plan.bundle.id, plan.root
-        ))?;
+        printer.line(&views::human::made(&plan))?;
         printer.out(&views::human::plan(printer, &plan))?;
     }
     Ok(Outcome::Clean)

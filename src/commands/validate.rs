@@ -1,9 +1,11 @@
 //! `imlrecover validate`: parse, type-check and build the graph; nothing else.
 
-use super::{load_recipe, CmdResult, Outcome};
+use super::{CmdResult, Outcome};
 use crate::cli::RecipeArgs;
 use crate::graph::Graph;
 use crate::printer::Printer;
+use crate::target::load_recipe;
+use crate::views::plural;
 
 pub fn run(printer: &Printer, args: &RecipeArgs) -> CmdResult {
     let recipe = load_recipe(args)?;
@@ -12,7 +14,10 @@ pub fn run(printer: &Printer, args: &RecipeArgs) -> CmdResult {
     printer.line(&format!(
         "{} {}: {} {}, {} {}, {} {}",
         printer.green("Valid."),
-        args.recipe.display(),
+        args.recipe
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""))
+            .display(),
         graph.resource_count(),
         plural(graph.resource_count(), "resource", "resources"),
         vars,
@@ -21,12 +26,4 @@ pub fn run(printer: &Printer, args: &RecipeArgs) -> CmdResult {
         plural(graph.edge_count(), "edge", "edges"),
     ))?;
     Ok(Outcome::Clean)
-}
-
-pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 {
-        one
-    } else {
-        many
-    }
 }

@@ -1,6 +1,5 @@
 //! `imlrecover verify BUNDLE [--drill]`: list every problem; exit 1 if any.
 
-use super::validate::plural;
 use super::{CmdResult, Outcome};
 use crate::bundle::drill;
 use crate::bundle::verify::{self, ProblemKind};
@@ -8,7 +7,7 @@ use crate::bundle::Bundle;
 use crate::cli::VerifyArgs;
 use crate::metrics::{self, Family};
 use crate::printer::Printer;
-use indicatif::HumanBytes;
+use crate::views::{self, plural};
 use miette::Report;
 use std::time::Instant;
 
@@ -66,9 +65,7 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
     }
 
     let name = bundle.dir.display().to_string();
-    for p in &report.problems {
-        printer.line(&format!("{} {p}", printer.red("✗")))?;
-    }
+    printer.out(&views::verify::problems(printer, &report))?;
     let n = report.problems.len();
     if n > 0 {
         let drill_failed = report.problems.iter().any(|p| p.kind == ProblemKind::Drill);
@@ -82,60 +79,15 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
             plural(n, "problem", "problems")
         ));
     }
-    if !report.sealed.is_empty() {
-        printer.line(&format!(
-            "{} {} age-encrypted {} checked as ciphertext only (no --age-identity / IMLRECOVER_AGE_IDENTITY): {}",
-            printer.yellow("note:"),
-            report.sealed.len(),
-            plural(report.sealed.len(), "file", "files"),
-            report.sealed.join(", ")
-        ))?;
-    }
-    printer.line(&format!(
-        "{} {}: {} {} ({}) match the manifest",
-        printer.green("Bundle intact:"),
-        printer.bold(&name),
-        report.files,
-        plural(report.files, "file", "files"),
-        HumanBytes(report.bytes)
+    printer.out(&views::verify::intact(
+        printer,
+        &views::verify::Intact {
+            bundle: &bundle,
+            report: &report,
+            drill_summary: drill_summary.as_deref(),
+            drill_record: drill_record.as_deref(),
+            elapsed: started.elapsed(),
+        },
     ))?;
-    for c in &report.certs {
-        printer.line(&format!("  {} {c}", printer.green("✓")))?;
-    }
-    if crate::bundle::crypt::have_identity() {
-        let encrypted = bundle
-            .manifest
-            .stored
-            .values()
-            .filter(|s| s.encrypted)
-            .count();
-        let ids = crate::bundle::crypt::identity_files();
-        printer.line(&if encrypted == 0 {
-            format!(
-                "{} the bundle holds no age-encrypted files: there was nothing for {ids} to open",
-                printer.yellow("note:")
-            )
-        } else {
-            // Every encrypted file was decrypted and its plaintext hashed above.
-            format!(
-                "  {} the age identity {ids} opens all {encrypted} encrypted {} of {}",
-                printer.green("✓"),
-                plural(encrypted, "file", "files"),
-                bundle.name()
-            )
-        })?;
-    }
-    if let Some(s) = drill_summary {
-        printer.line(&format!("{} {s}", printer.green("Drill passed:")))?;
-    }
-    if let Some(path) = drill_record {
-        printer.line(&printer.dim(&format!("  drill recorded in {}", path.display())))?;
-    }
-    printer.line(&printer.dim(&format!(
-        "  checked in {}",
-        humantime::format_duration(std::time::Duration::from_millis(
-            started.elapsed().as_millis() as u64
-        ))
-    )))?;
     Ok(Outcome::Clean)
 }

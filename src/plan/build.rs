@@ -215,7 +215,7 @@ fn observe_all(resources: &[&Resource], cx: &Cx) -> Vec<Result<Observation, Reso
 /// The observation of the `index`th resource; a panic becomes its error.
 fn observe_one(index: usize, resource: &Resource, cx: &Cx) -> Result<Observation, ResourceError> {
     let observe = std::panic::AssertUnwindSafe(|| {
-        crate::apply::fault::observe(index);
+        crate::fault::observe(index);
         observe_resource(resource, cx)
     });
     std::panic::catch_unwind(observe).unwrap_or_else(|panic| {

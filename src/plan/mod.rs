@@ -4,6 +4,7 @@
 //! and rendered by `views`. A plan never holds secret file contents.
 
 pub mod build;
+pub mod saved;
 mod steps;
 
 pub use build::{build, missing_from_bundle, Inputs, PlanErrors};

@@ -142,3 +142,20 @@ fn step(p: &Printer, plan: &Plan, s: &Step) -> String {
 pub fn summary_line(plan: &Plan) -> String {
     format!("Plan: {}.", plan.summary.phrases(false))
 }
+
+/// After `plan --out F`: how to apply exactly this plan.
+pub fn saved(out: &std::path::Path) -> String {
+    format!(
+        "\nSaved the plan to {}. To perform exactly these actions, run:\n    imlrecover apply {}",
+        out.display(),
+        out.display()
+    )
+}
+
+/// `show`'s first line: what a saved plan was made from.
+pub fn made(plan: &Plan) -> String {
+    format!(
+        "Plan made {} from recipe {} and bundle {} for root {}.\n",
+        plan.created, plan.recipe.path, plan.bundle.id, plan.root
+    )
+}

@@ -126,7 +126,7 @@ pub(super) fn apply(
     let watch = watch_locks(&target, *cx.printer);
     let report = pg::restore_with(&target, file, &options, |n| {
         bar.set_position(n);
-        crate::apply::fault::restore_progress(n);
+        crate::fault::restore_progress(n);
     });
     bar.finish_and_clear();
     let watched = watch.finish();

@@ -2,7 +2,7 @@
 //! `FAIL`/`ok` in front of each check so that grep finds them, matching
 //! resources summed up in one line, and a final summary line.
 
-use super::{Finding, Report, Status, Suite};
+use crate::audit::{Finding, Report, Status, Suite};
 use crate::printer::Printer;
 use std::fmt::Write;
 

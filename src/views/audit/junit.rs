@@ -4,7 +4,7 @@
 //! passing ones too; a failing finding carries `<failure message type>`
 //! with its details as text. The mapping is documented in docs/audit.md.
 
-use super::{Finding, Report, Suite};
+use crate::audit::{Finding, Report, Suite};
 use std::fmt::Write;
 
 pub fn report(r: &Report) -> String {

@@ -10,7 +10,7 @@
 //! * OK (0): no finding. UNKNOWN (3) is an error of the audit itself
 //!   (`commands::run` prints that line).
 
-use super::{check, Finding, Report, Suite};
+use crate::audit::{check, Finding, Report, Suite};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The thresholds that only the plugin output uses.

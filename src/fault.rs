@@ -1,4 +1,4 @@
-//! Fault injection for the crash tests (tests/apply.rs): with
+//! Fault injection for the crash tests (tests/apply.rs, tests/plan.rs): with
 //! `IMLRECOVER_FAULT=after-step:N` the process kills itself with SIGKILL
 //! right after step N is journaled; with `IMLRECOVER_FAULT=restore:BYTES`,
 //! once a database restore has streamed that many compressed bytes; with
