@@ -335,7 +335,7 @@ pub fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
         .iter()
         // Remote hosts are re-checked as the step runs; flapping reachability
         // is not a reason to refuse the whole plan.
-        .filter(|c| c.address.kind != crate::recipe::ResourceType::RemoteService)
+        .filter(|c| c.address.kind.phase() != Phase::Remote)
         .filter(|c| {
             fresh.change(&c.address).is_none_or(|f| {
                 f.observed != c.observed || (f.action == Action::NoOp) != (c.action == Action::NoOp)

@@ -8,7 +8,7 @@ use crate::cli::{ReplaceArgs, TargetArgs};
 use crate::host::fs::Root;
 use crate::host::service::Services;
 use crate::plan::{self, Plan};
-use crate::recipe::{self, VarInput};
+use crate::recipe::VarInput;
 use crate::target::{self, BundleCheck, Target};
 use crate::views::apply::{ApplyView, Event};
 use miette::miette;
@@ -170,7 +170,7 @@ fn finish(
         .steps
         .iter()
         .filter(|s| s.op == plan::Op::Restore)
-        .filter(|s| s.address.kind == recipe::ResourceType::Database)
+        .filter(|s| s.address.kind.phase() == crate::resources::kind::Phase::Restore)
         .map(|s| s.address.to_string())
         .collect();
     let after = t.plan_again()?;

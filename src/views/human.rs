@@ -49,7 +49,7 @@ pub fn plan(p: &Printer, plan: &Plan) -> String {
 fn remote_hosts(p: &Printer, out: &mut String, plan: &Plan) {
     let quiet = plan.resource_changes.iter().filter(|c| {
         !c.changed()
-            && c.address.kind == crate::recipe::ResourceType::RemoteService
+            && c.address.kind.phase() == crate::resources::kind::Phase::Remote
             && !c.details.is_empty()
     });
     for c in quiet {
