@@ -210,17 +210,7 @@ impl BundleWriter {
             .open(&dest)
             .map_err(|e| ReadOrWrite::Write(write_err(&dest)(e)))?;
         let mut out = HashingWriter::new(file);
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ReadOrWrite::Read(e)),
-            };
-            out.write_all(&buf[..n])
-                .map_err(|e| ReadOrWrite::Write(write_err(&dest)(e)))?;
-        }
+        pump(&mut reader, &mut out, &dest)?;
         let (file, hash, size) = out.finish();
         file.sync_all()
             .map_err(|e| ReadOrWrite::Write(write_err(&dest)(e)))?;
@@ -391,6 +381,21 @@ impl Drop for BundleWriter {
 pub enum ReadOrWrite {
     Read(io::Error),
     Write(WriteError),
+}
+
+/// Copies `reader` into `out` in `CHUNK`s; a failed write names `dest`.
+fn pump(reader: &mut dyn Read, out: &mut dyn Write, dest: &Path) -> Result<(), ReadOrWrite> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadOrWrite::Read(e)),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| ReadOrWrite::Write(write_err(dest)(e)))?;
+    }
 }
 
 fn empty_manifest() -> Manifest {

@@ -204,17 +204,7 @@ impl BundleWriter {
         )
         .map_err(|e| ReadOrWrite::Write(write_err(self.tmp.join(&rel))(e)))?;
         let mut out = HashingWriter::new(w);
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ReadOrWrite::Read(e)),
-            };
-            out.write_all(&buf[..n])
-                .map_err(|e| ReadOrWrite::Write(write_err(self.tmp.join(&rel))(e)))?;
-        }
+        super::pump(&mut reader, &mut out, &self.tmp.join(&rel))?;
         let (w, hash, size) = out.finish();
         let (_, mut stored) = w
             .finish()
