@@ -48,6 +48,22 @@ pub fn make_chain(dir: &Path, tag: &str, days: u32) -> Result<(), String> {
         ],
     )?;
     openssl(dir, &["genrsa", "-out", "manager.pem", "2048"])?;
+    sign_manager(dir, &format!("/O=IML sandbox {tag}/CN=manager"), &days)?;
+    let _ = std::fs::remove_file(dir.join("manager.csr"));
+    for key in ["authority.pem", "manager.pem"] {
+        std::fs::set_permissions(
+            dir.join(key),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|e| format!("{key}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `dir/manager.crt` for the key `dir/manager.pem` and `subject`, valid for
+/// `days`, signed by `dir/authority.{crt,pem}` as IML does
+/// (`-CAcreateserial`); leaves `manager.csr` behind.
+fn sign_manager(dir: &Path, subject: &str, days: &str) -> Result<(), String> {
     openssl(
         dir,
         &[
@@ -58,7 +74,7 @@ pub fn make_chain(dir: &Path, tag: &str, days: u32) -> Result<(), String> {
             "-out",
             "manager.csr",
             "-subj",
-            &format!("/O=IML sandbox {tag}/CN=manager"),
+            subject,
         ],
     )?;
     openssl(
@@ -76,18 +92,9 @@ pub fn make_chain(dir: &Path, tag: &str, days: u32) -> Result<(), String> {
             "-out",
             "manager.crt",
             "-days",
-            &days,
+            days,
         ],
-    )?;
-    let _ = std::fs::remove_file(dir.join("manager.csr"));
-    for key in ["authority.pem", "manager.pem"] {
-        std::fs::set_permissions(
-            dir.join(key),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .map_err(|e| format!("{key}: {e}"))?;
-    }
-    Ok(())
+    )
 }
 
 /// A new EC (P-256) private key at `dir/name`.
@@ -111,37 +118,7 @@ pub fn new_key(dir: &Path, name: &str) -> Result<(), String> {
 /// does (`-CAcreateserial`).
 pub fn resign_manager(dir: &Path, subject: &str, days: &str) -> Result<(), String> {
     new_key(dir, "manager.pem")?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "manager.pem",
-            "-subj",
-            subject,
-            "-out",
-            "manager.csr",
-        ],
-    )?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "manager.csr",
-            "-CA",
-            "authority.crt",
-            "-CAkey",
-            "authority.pem",
-            "-CAcreateserial",
-            "-days",
-            days,
-            "-out",
-            "manager.crt",
-        ],
-    )?;
+    sign_manager(dir, subject, days)?;
     std::fs::remove_file(dir.join("manager.csr")).map_err(|e| format!("manager.csr: {e}"))
 }
 
