@@ -6,35 +6,19 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
+use crate::postgres::{gunzip, gzip};
 use imlrecover::host::postgres::{
     self as pg, FailedStatements, HarmlessError, PgError, PgTarget, RestoreOptions, RestoreReport,
     TempCluster,
 };
 use support::pg::{self as harness, SEED_A};
 
+/// The gzip bytes of `cluster`'s dump (the statistics are not needed here).
 fn dump_bytes(cluster: &TempCluster) -> Vec<u8> {
-    let mut gz = Vec::new();
-    pg::dump_all(&cluster.target(), &mut gz, |_| {}).expect("dump_all");
-    gz
-}
-
-fn gunzip(gz: &[u8]) -> String {
-    let mut sql = String::new();
-    MultiGzDecoder::new(gz)
-        .read_to_string(&mut sql)
-        .expect("gunzip dump");
-    sql
-}
-
-fn gzip(sql: &str) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(sql.as_bytes()).expect("gzip");
-    e.finish().expect("gzip")
+    crate::postgres::dump_bytes(cluster).0
 }
 
 fn restore_by(t: &PgTarget, gz: &[u8], how: FailedStatements) -> pg::Result<RestoreReport> {

@@ -19,7 +19,7 @@ pub(crate) fn dump_bytes(cluster: &TempCluster) -> (Vec<u8>, pg::DumpStats) {
     (gz, stats)
 }
 
-fn gunzip(gz: &[u8]) -> String {
+pub(crate) fn gunzip(gz: &[u8]) -> String {
     let mut sql = String::new();
     MultiGzDecoder::new(gz)
         .read_to_string(&mut sql)
@@ -27,7 +27,7 @@ fn gunzip(gz: &[u8]) -> String {
     sql
 }
 
-fn gzip(sql: &str) -> Vec<u8> {
+pub(crate) fn gzip(sql: &str) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(sql.as_bytes()).expect("gzip");
     e.finish().expect("gzip")
