@@ -10,7 +10,7 @@ pub mod run;
 use crate::host::fs::Root;
 use crate::host::service::Services;
 use crate::plan::{Action, Op, Plan, Step};
-use crate::recipe::{Recipe, ServiceState, Spec};
+use crate::recipe::{Recipe, ServiceState};
 use crate::resources::kind::{ApplyCx, Phase};
 use crate::resources::registry::apply_step;
 use crate::target::Target;
@@ -293,9 +293,10 @@ fn look_up_stops(t: &Target, steps: &[Step]) {
     let names: Vec<&str> = steps
         .iter()
         .take_while(|s| s.op == Op::Stop)
-        .filter_map(|s| match t.recipe.resource(&s.address).map(|r| &r.spec) {
-            Some(crate::recipe::Spec::Service(spec)) => Some(spec.name.as_str()),
-            _ => None,
+        .filter_map(|s| {
+            t.recipe
+                .resource(&s.address)
+                .and_then(crate::resources::registry::service_name)
         })
         .collect();
     if names.len() > 1 {
@@ -307,21 +308,21 @@ fn look_up_stops(t: &Target, steps: &[Step]) {
 /// wants them stopped.
 fn restart_stopped(view: &dyn ApplyView, t: &Target, stopped: &[&Step]) -> miette::Result<()> {
     for step in stopped.iter().rev() {
-        let Some(Spec::Service(s)) = t.recipe.resource(&step.address).map(|r| &r.spec) else {
+        let Some(resource) = t.recipe.resource(&step.address) else {
             continue;
         };
-        if s.state != ServiceState::Running {
+        let Some(name) = crate::resources::registry::service_name(resource) else {
+            continue;
+        };
+        if crate::resources::registry::desired_state(resource) != Some(ServiceState::Running) {
             continue;
         }
         let error = t
             .services
-            .act(&s.name, crate::host::service::Action::Start)
+            .act(name, crate::host::service::Action::Start)
             .err()
             .map(|e| e.to_string());
-        view.event(Event::Restarted {
-            name: &s.name,
-            error,
-        })?;
+        view.event(Event::Restarted { name, error })?;
     }
     Ok(())
 }

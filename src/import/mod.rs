@@ -12,10 +12,9 @@ mod write;
 
 pub use write::write;
 
-use crate::bundle::{normalize, ResourceRecord, WriteError};
+use crate::bundle::{ResourceRecord, WriteError};
 use crate::host::fs::{FileKind, Root};
-use crate::recipe::{Address, Recipe, Spec};
-use crate::resources::database::DatabaseSpec;
+use crate::recipe::{Address, Recipe};
 use layout::{Candidate, Rule};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -117,7 +116,7 @@ pub struct Survey {
     pub lacking: Vec<Lack>,
     pub extras: Vec<Extra>,
     pub dumps: Vec<DumpStatus>,
-    pub database: Option<(Address, DatabaseSpec)>,
+    pub database: Option<(Address, DumpWant)>,
     /// Why no bundle can be made; `None`: it can.
     pub refusal: Option<String>,
 }
@@ -158,110 +157,27 @@ pub fn survey(
         database: None,
         refusal: None,
     };
-    let mut databases = Vec::new();
+    let mut cx = ImportCx {
+        backup: &backup,
+        found: Vec::new(),
+        lacking: Vec::new(),
+        dumps: Vec::new(),
+    };
     for r in &recipe.resources {
-        let a = &r.address;
-        match &r.spec {
-            Spec::File(f) => {
-                let path = normalize(&f.path);
-                let want = Want {
-                    mode: f.mode,
-                    owner: f.owner.as_deref(),
-                    group: f.group.as_deref(),
-                    sensitive: f.sensitive,
-                };
-                match find_path(&backup, &path, &want) {
-                    Ok(file) => s.found.push(Found {
-                        record: ResourceRecord::File {
-                            address: a.clone(),
-                            path,
-                        },
-                        files: vec![file],
-                    }),
-                    Err(looked) => s.lacking.push(lack(a, f.optional, vec![path], looked)),
-                }
-            }
-            Spec::Files(f) => {
-                let want = Want {
-                    mode: None,
-                    owner: None,
-                    group: None,
-                    sensitive: f.sensitive,
-                };
-                let files: Vec<FoundFile> = layout::members_of_glob(&backup, &f.glob)
-                    .into_iter()
-                    .filter_map(|c| found_file(&backup, c, &want))
-                    .collect();
-                if files.is_empty() {
-                    let mut looked: Vec<String> = layout::rules_for_glob(&f.glob)
-                        .iter()
-                        .map(|r| format!("{}/{}", r.dest, f.glob.rsplit('/').next().unwrap_or("")))
-                        .collect();
-                    let mirror = f.glob.trim_start_matches('/').to_string();
-                    if !looked.contains(&mirror) {
-                        looked.push(mirror);
-                    }
-                    s.lacking
-                        .push(lack(a, f.optional, vec![f.glob.clone()], looked));
-                } else {
-                    s.found.push(Found {
-                        record: ResourceRecord::Files {
-                            address: a.clone(),
-                            glob: f.glob.clone(),
-                            members: files.iter().map(|m| m.path.clone()).collect(),
-                        },
-                        files,
-                    });
-                }
-            }
-            Spec::Cert(c) => {
-                let mut parts = vec![(normalize(&c.cert), false), (normalize(&c.key), true)];
-                if let Some(serial) = &c.serial {
-                    parts.push((normalize(serial), false));
-                }
-                let mut files = Vec::new();
-                let mut missing = Vec::new();
-                let mut looked = Vec::new();
-                for (path, key) in &parts {
-                    let want = Want {
-                        mode: None,
-                        owner: None,
-                        group: None,
-                        sensitive: *key,
-                    };
-                    match find_path(&backup, path, &want) {
-                        Ok(f) => files.push(f),
-                        Err(l) => {
-                            missing.push(path.clone());
-                            looked.extend(l);
-                        }
-                    }
-                }
-                if missing.is_empty() {
-                    s.found.push(Found {
-                        record: ResourceRecord::Cert {
-                            address: a.clone(),
-                            cert: parts[0].0.clone(),
-                            key: parts[1].0.clone(),
-                            serial: parts.get(2).map(|p| p.0.clone()),
-                            ca: c.ca.clone(),
-                        },
-                        files,
-                    });
-                } else {
-                    let mut l = lack(a, false, missing, looked);
-                    l.unused = files.into_iter().map(|f| f.rel).collect();
-                    s.lacking.push(l);
-                }
-            }
-            Spec::Database(d) => databases.push((a.clone(), d.clone())),
-            Spec::Absent(_) | Spec::Service(_) | Spec::Exec(_) | Spec::RemoteService(_) => {}
-        }
+        crate::resources::registry::import(r, &mut cx);
     }
-    if databases.len() > 1 {
+    let ImportCx {
+        found,
+        lacking,
+        dumps: databases,
+        ..
+    } = cx;
+    (s.found, s.lacking) = (found, lacking);
+    if let [(first, _), _, ..] = databases.as_slice() {
         s.refusal = Some(format!(
-            "the recipe declares {} database blocks, but a bundle holds one cluster dump",
-            databases.len()
+            "the recipe declares {} {} blocks, but a bundle holds one cluster dump",
+            databases.len(),
+            first.kind
         ));
     }
     s.database = databases.into_iter().next();
@@ -303,11 +219,98 @@ pub fn survey(
     Ok(s)
 }
 
-struct Want<'a> {
-    mode: Option<u32>,
-    owner: Option<&'a str>,
-    group: Option<&'a str>,
-    sensitive: bool,
+/// What a kind's [`Kind::import`](crate::resources::kind::Kind::import)
+/// works with: the runbook backup directory, and what it found there.
+pub struct ImportCx<'a> {
+    backup: &'a Root,
+    found: Vec<Found>,
+    lacking: Vec<Lack>,
+    dumps: Vec<(Address, DumpWant)>,
+}
+
+impl ImportCx<'_> {
+    /// The runbook's copy of host path `path` (normalized), or every place
+    /// it was looked for.
+    pub fn find_path(&self, path: &str, want: &Want) -> Result<FoundFile, Vec<String>> {
+        find_path(self.backup, path, want)
+    }
+
+    /// The runbook's copies of what `glob` matches, or, when there is none,
+    /// every place they were looked for.
+    pub fn find_glob(&self, glob: &str, want: &Want) -> Result<Vec<FoundFile>, Vec<String>> {
+        let files: Vec<FoundFile> = layout::members_of_glob(self.backup, glob)
+            .into_iter()
+            .filter_map(|c| found_file(self.backup, c, want))
+            .collect();
+        if !files.is_empty() {
+            return Ok(files);
+        }
+        let mut looked: Vec<String> = layout::rules_for_glob(glob)
+            .iter()
+            .map(|r| format!("{}/{}", r.dest, glob.rsplit('/').next().unwrap_or("")))
+            .collect();
+        let mirror = glob.trim_start_matches('/').to_string();
+        if !looked.contains(&mirror) {
+            looked.push(mirror);
+        }
+        Err(looked)
+    }
+
+    /// A resource found whole: its bundle record and its files.
+    pub fn found(&mut self, record: ResourceRecord, files: Vec<FoundFile>) {
+        self.found.push(Found { record, files });
+    }
+
+    /// A resource the directory lacks `paths` of (looked for at `looked`);
+    /// `unused`: its files that were found but are not imported without the rest.
+    pub fn lacking(
+        &mut self,
+        address: &Address,
+        optional: bool,
+        paths: Vec<String>,
+        looked: Vec<String>,
+        unused: Vec<FoundFile>,
+    ) {
+        let mut l = lack(address, optional, paths, looked);
+        l.unused = unused.into_iter().map(|f| f.rel).collect();
+        self.lacking.push(l);
+    }
+
+    /// A resource restored from the runbook's cluster dump, which must hold
+    /// `databases`.
+    pub fn wants_dump(&mut self, address: &Address, databases: &[String]) {
+        self.dumps.push((
+            address.clone(),
+            DumpWant {
+                databases: databases.to_vec(),
+            },
+        ));
+    }
+}
+
+/// What the resource restored from the dump needs of it.
+#[derive(Debug, Clone)]
+pub struct DumpWant {
+    pub databases: Vec<String>,
+}
+
+/// The mode and owner a resource wants of a file, for a plain `cp` copy
+/// that kept none.
+#[derive(Default)]
+pub struct Want<'a> {
+    pub mode: Option<u32>,
+    pub owner: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub sensitive: bool,
+}
+
+impl Want<'_> {
+    pub fn sensitive(sensitive: bool) -> Want<'static> {
+        Want {
+            sensitive,
+            ..Want::default()
+        }
+    }
 }
 
 /// The first place holding a regular file, or every place looked at.

@@ -300,6 +300,39 @@ impl super::kind::Kind for CertKind {
     ) -> Result<super::kind::Applied, super::kind::ResourceError> {
         super::content::apply_files(cx, address, &change.files, Default::default())
     }
+
+    /// All three parts or none: agents trust these exact files.
+    fn import(address: &Address, spec: &CertSpec, cx: &mut crate::import::ImportCx) {
+        use crate::bundle::normalize;
+        let mut parts = vec![(normalize(&spec.cert), false), (normalize(&spec.key), true)];
+        if let Some(serial) = &spec.serial {
+            parts.push((normalize(serial), false));
+        }
+        let (mut files, mut missing, mut looked) = (Vec::new(), Vec::new(), Vec::new());
+        for (path, key) in &parts {
+            match cx.find_path(path, &crate::import::Want::sensitive(*key)) {
+                Ok(f) => files.push(f),
+                Err(l) => {
+                    missing.push(path.clone());
+                    looked.extend(l);
+                }
+            }
+        }
+        if missing.is_empty() {
+            cx.found(
+                ResourceRecord::Cert {
+                    address: address.clone(),
+                    cert: parts[0].0.clone(),
+                    key: parts[1].0.clone(),
+                    serial: parts.get(2).map(|p| p.0.clone()),
+                    ca: spec.ca.clone(),
+                },
+                files,
+            );
+        } else {
+            cx.lacking(address, false, missing, looked, files);
+        }
+    }
 }
 
 // The audit's certificate checks.

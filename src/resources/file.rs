@@ -144,4 +144,24 @@ impl super::kind::Kind for FileKind {
         };
         super::content::apply_files(cx, address, &change.files, o)
     }
+
+    fn import(address: &Address, spec: &FileSpec, cx: &mut crate::import::ImportCx) {
+        let path = crate::bundle::normalize(&spec.path);
+        let want = crate::import::Want {
+            mode: spec.mode,
+            owner: spec.owner.as_deref(),
+            group: spec.group.as_deref(),
+            sensitive: spec.sensitive,
+        };
+        match cx.find_path(&path, &want) {
+            Ok(file) => cx.found(
+                ResourceRecord::File {
+                    address: address.clone(),
+                    path,
+                },
+                vec![file],
+            ),
+            Err(looked) => cx.lacking(address, spec.optional, vec![path], looked, Vec::new()),
+        }
+    }
 }

@@ -273,6 +273,26 @@ impl super::kind::Kind for FilesKind {
     ) -> Result<super::kind::Applied, super::kind::ResourceError> {
         super::content::apply_files(cx, address, &change.files, Default::default())
     }
+
+    fn import(address: &Address, spec: &FilesSpec, cx: &mut crate::import::ImportCx) {
+        match cx.find_glob(&spec.glob, &crate::import::Want::sensitive(spec.sensitive)) {
+            Ok(files) => cx.found(
+                ResourceRecord::Files {
+                    address: address.clone(),
+                    glob: spec.glob.clone(),
+                    members: files.iter().map(|m| m.path.clone()).collect(),
+                },
+                files,
+            ),
+            Err(looked) => cx.lacking(
+                address,
+                spec.optional,
+                vec![spec.glob.clone()],
+                looked,
+                Vec::new(),
+            ),
+        }
+    }
 }
 
 // The audit's check of a set's unmanaged files.

@@ -291,6 +291,17 @@ pub trait Kind {
     ) -> Result<(), crate::audit::checks::AuditError> {
         Ok(())
     }
+
+    /// What it takes from a runbook backup directory being imported
+    /// ([`crate::import`]): its files, or the cluster dump it restores.
+    /// Kinds `backup` captures nothing of take nothing.
+    fn import(_address: &Address, _spec: &Self::Spec, _cx: &mut crate::import::ImportCx) {}
+
+    /// The local service (its init script's name) it is, if it is one:
+    /// the engine looks such services up and restarts them after a failure.
+    fn service_name(_spec: &Self::Spec) -> Option<&str> {
+        None
+    }
 }
 
 /// What a kind's `observe` saw, opaque until its `compare`; `Send`, so that

@@ -280,3 +280,27 @@ pub fn audit(
     }
     dispatch(resource, Audit(i, out))
 }
+
+/// What a resource takes from an imported runbook backup directory.
+pub fn import(resource: &Resource, cx: &mut crate::import::ImportCx) {
+    struct Import<'c, 'x>(&'c mut crate::import::ImportCx<'x>);
+    impl WithKind<'_> for Import<'_, '_> {
+        type Out = ();
+        fn with<K: Kind>(self, _: K, address: &Address, spec: &K::Spec) {
+            K::import(address, spec, self.0)
+        }
+    }
+    dispatch(resource, Import(cx))
+}
+
+/// The local service a resource is, if it is one (its init script's name).
+pub fn service_name(resource: &Resource) -> Option<&str> {
+    struct Name;
+    impl<'r> WithKind<'r> for Name {
+        type Out = Option<&'r str>;
+        fn with<K: Kind>(self, _: K, _: &'r Address, spec: &'r K::Spec) -> Self::Out {
+            K::service_name(spec)
+        }
+    }
+    dispatch(resource, Name)
+}

@@ -167,4 +167,8 @@ impl Kind for ServiceKind {
             }
         )))
     }
+
+    fn service_name(spec: &ServiceSpec) -> Option<&str> {
+        Some(&spec.name)
+    }
 }

@@ -246,4 +246,8 @@ impl Kind for DatabaseKind {
     fn quiesces(spec: &DatabaseSpec) -> &[Address] {
         &spec.quiesce
     }
+
+    fn import(address: &Address, spec: &DatabaseSpec, cx: &mut crate::import::ImportCx) {
+        cx.wants_dump(address, &spec.databases);
+    }
 }
