@@ -8,37 +8,29 @@
 use crate::support;
 
 use imlrecover::sandbox::initd;
-use imlrecover::sandbox::manager::{Sandbox, SERVICES, TABLES};
-use support::cli::Imlrecover;
+use imlrecover::sandbox::manager::{SERVICES, TABLES};
+use support::manager::Manager;
 use support::sshd::{fleet, Agents};
 
-const PLAN: &str = "plans/iml-manager.hcl";
-
-fn with_target(sb: &Sandbox, agents: &Agents, cmd: &str, extra: &[&str]) -> support::cli::Output {
-    Imlrecover::new()
-        .args([cmd, "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .args(sb.var_args())
-        .args(agents.var_args())
-        .args(extra)
-        .run()
+/// `SUB` of the manager's bundle, with the storage servers' `--var`s.
+fn with_target(m: &Manager, agents: &Agents, cmd: &str, extra: &[&str]) -> support::cli::Output {
+    m.cmd(cmd).args(agents.var_args()).args(extra).run()
 }
 
-fn read(sb: &Sandbox, path: &str) -> Vec<u8> {
-    std::fs::read(sb.root.join(path.trim_start_matches('/'))).unwrap_or_default()
+fn read(m: &Manager, path: &str) -> Vec<u8> {
+    std::fs::read(m.path(path)).unwrap_or_default()
 }
 
 #[test]
 fn disaster_drill_restores_the_manager() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    let mut m = Manager::new();
     // The storage servers, and root's key and known_hosts for them on the
     // manager (part of the host: files.root_ssh_keys captures id_rsa*).
     let (_fleet_dir, agents) = fleet(3);
     agents
-        .install_client(&sb.root)
+        .install_client(&m.sb.root)
         .expect("root's SSH client files");
-    let rows_before = sb.rows().unwrap();
+    let rows_before = m.sb.rows().unwrap();
     assert_eq!(rows_before.len(), TABLES.len());
     let certs = [
         "var/lib/chroma/authority.crt",
@@ -47,50 +39,29 @@ fn disaster_drill_restores_the_manager() {
         "var/lib/chroma/manager.crt",
         "var/lib/chroma/manager.pem",
     ];
-    let certs_before: Vec<Vec<u8>> = certs.iter().map(|c| read(&sb, c)).collect();
-    let ntp_before = read(&sb, "etc/ntp.conf");
+    let certs_before: Vec<Vec<u8>> = certs.iter().map(|c| read(&m, c)).collect();
+    let ntp_before = read(&m, "etc/ntp.conf");
 
-    let bundles = sb.bundles.clone();
-    let out = Imlrecover::new()
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&bundles)
-        .args(sb.var_args())
-        .args(agents.var_args())
-        .run();
-    out.code(0);
-    let bundle = bundles.join("latest");
+    m.backup_with(&agents.var_args());
 
     // Before the disaster the host matches its bundle.
-    let b = bundle.to_string_lossy().to_string();
-    with_target(
-        &sb,
-        &agents,
-        "plan",
-        &["--bundle", &b, "--detailed-exitcode"],
-    )
-    .code(0)
-    .stdout_has("No changes. The host matches the recipe.");
+    with_target(&m, &agents, "plan", &["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes. The host matches the recipe.");
     assert_eq!(
         agents.restart_counts(),
         [0, 0, 0],
         "a clean plan leaves the agents alone"
     );
 
-    sb.disaster().unwrap();
+    m.sb.disaster().unwrap();
     // The recipe, like the runbook, keeps root's key but not its
     // known_hosts: the administrator records the storage servers' host keys
     // again on the rebuilt manager. The key itself comes from the bundle.
-    agents.install_known_hosts(&sb.root).expect("known_hosts");
-    assert!(!sb.root.join("root/.ssh/id_rsa").exists());
+    agents.install_known_hosts(&m.sb.root).expect("known_hosts");
+    assert!(!m.sb.root.join("root/.ssh/id_rsa").exists());
 
-    let plan = with_target(
-        &sb,
-        &agents,
-        "plan",
-        &["--bundle", &b, "--detailed-exitcode"],
-    );
+    let plan = with_target(&m, &agents, "plan", &["--detailed-exitcode"]);
     plan.code(2);
     for expected in [
         "! exec.installer",
@@ -115,7 +86,7 @@ fn disaster_drill_restores_the_manager() {
         "planning never acts on the agents"
     );
 
-    let apply = with_target(&sb, &agents, "apply", &["--bundle", &b, "--auto-approve"]);
+    let apply = with_target(&m, &agents, "apply", &["--auto-approve"]);
     apply
         .code(0)
         .stdout_has("Apply complete!")
@@ -134,27 +105,22 @@ fn disaster_drill_restores_the_manager() {
         "each agent restarted exactly once"
     );
 
-    with_target(
-        &sb,
-        &agents,
-        "plan",
-        &["--bundle", &b, "--detailed-exitcode"],
-    )
-    .code(0)
-    .stdout_has("No changes. The host matches the recipe.");
+    with_target(&m, &agents, "plan", &["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes. The host matches the recipe.");
     assert_eq!(agents.restart_counts(), [1, 1, 1]);
 
-    assert_eq!(sb.rows().unwrap(), rows_before, "same tables, same rows");
-    let certs_after: Vec<Vec<u8>> = certs.iter().map(|c| read(&sb, c)).collect();
+    assert_eq!(m.sb.rows().unwrap(), rows_before, "same tables, same rows");
+    let certs_after: Vec<Vec<u8>> = certs.iter().map(|c| read(&m, c)).collect();
     assert_eq!(
         certs_after, certs_before,
         "the certificates are the originals, byte for byte"
     );
-    assert_eq!(read(&sb, "etc/ntp.conf"), ntp_before);
+    assert_eq!(read(&m, "etc/ntp.conf"), ntp_before);
     let verify = std::process::Command::new("openssl")
         .args(["verify", "-CAfile"])
-        .arg(sb.root.join("var/lib/chroma/authority.crt"))
-        .arg(sb.root.join("var/lib/chroma/manager.crt"))
+        .arg(m.sb.root.join("var/lib/chroma/authority.crt"))
+        .arg(m.sb.root.join("var/lib/chroma/manager.crt"))
         .output()
         .unwrap();
     assert!(
@@ -163,7 +129,7 @@ fn disaster_drill_restores_the_manager() {
         String::from_utf8_lossy(&verify.stderr)
     );
     for s in SERVICES {
-        let status = std::process::Command::new(sb.root.join("etc/init.d").join(s))
+        let status = std::process::Command::new(m.sb.root.join("etc/init.d").join(s))
             .arg("status")
             .output()
             .unwrap()
@@ -174,7 +140,7 @@ fn disaster_drill_restores_the_manager() {
             "postgresql" => &["start"],
             _ => &["start", "stop", "start"],
         };
-        assert_eq!(initd::actions(&sb.root, s), expected, "{s}");
+        assert_eq!(initd::actions(&m.sb.root, s), expected, "{s}");
     }
-    assert!(!sb.root.join("var/log/chroma/client_errors.log").exists());
+    assert!(!m.sb.root.join("var/log/chroma/client_errors.log").exists());
 }

@@ -13,12 +13,7 @@ use support::monitor::{audit, backup, finding, json, nagios, promtool_check, val
 
 /// Private temp dir for the drill's throwaway cluster (postgres must reach it).
 fn drill_tmp(host: &Host) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = host.tmp.path().join("drill-tmp");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::fs::set_permissions(host.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+    support::host::drill_tmp(host.tmp.path())
 }
 
 fn record(host: &Host) -> serde_json::Value {
@@ -35,20 +30,9 @@ fn a_drill_is_recorded_and_audit_reads_it() {
     let bundle = host.latest();
     let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
     let audit_drill = |extra: &[&str]| {
-        let out = Imlrecover::new()
-            .args([
-                "audit",
-                "--format",
-                "json",
-                "--max-drill-age",
-                "7days",
-                "-r",
-            ])
-            .arg(&db_recipe)
-            .arg("--root")
-            .arg(&host.root)
-            .arg("--bundle")
-            .arg(&host.bundles)
+        let out = host
+            .cmd("audit", &db_recipe)
+            .args(["--format", "json", "--max-drill-age", "7days"])
             .args(source.vars())
             .args(extra)
             .run();
@@ -103,20 +87,9 @@ fn a_drill_is_recorded_and_audit_reads_it() {
         "{passed}"
     );
     // Nagios shows how long ago the drill passed.
-    let line = Imlrecover::new()
-        .args([
-            "audit",
-            "--format",
-            "nagios",
-            "--max-drill-age",
-            "7days",
-            "-r",
-        ])
-        .arg(&db_recipe)
-        .arg("--root")
-        .arg(&host.root)
-        .arg("--bundle")
-        .arg(&host.bundles)
+    let line = host
+        .cmd("audit", &db_recipe)
+        .args(["--format", "nagios", "--max-drill-age", "7days"])
         .args(source.vars())
         .run();
     assert!(line.stdout.contains(";604800\n"), "{}", line.stdout);

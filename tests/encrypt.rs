@@ -7,13 +7,11 @@
 use crate::support;
 
 use age::secrecy::ExposeSecret;
-use imlrecover::sandbox::manager::Sandbox;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::cli::{Imlrecover, Output};
 use support::host::manifest;
-
-const PLAN: &str = "plans/iml-manager.hcl";
+use support::manager::{Manager, PLAN};
 
 /// Sensitive files of plans/iml-manager.hcl that must not appear in clear.
 const SECRETS: &[&str] = &[
@@ -43,38 +41,25 @@ fn key(dir: &Path, name: &str) -> Key {
 }
 
 struct Setup {
-    // Fields drop in order: the sandbox (which stops its daemons by their
-    // pid files) before the directory holding those files.
-    sb: Sandbox,
-    tmp: tempfile::TempDir,
+    m: Manager,
     key: Key,
+    /// The bundle `latest` points at.
     bundle: PathBuf,
     golden: Vec<(String, Vec<u8>)>,
 }
 
 fn setup(extra: &[&str]) -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
-    let key = key(tmp.path(), "key.txt");
-    Imlrecover::new()
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&sb.bundles)
-        .args(sb.var_args())
-        .args(["--recipient", &key.public])
-        .args(extra)
-        .run()
-        .code(0);
-    let bundle = std::fs::canonicalize(sb.bundles.join("latest")).unwrap();
+    let m = Manager::new();
+    let key = key(m.tmp.path(), "key.txt");
+    m.backup_with(&[&["--recipient", &key.public], extra].concat());
+    let bundle = std::fs::canonicalize(&m.bundle).unwrap();
     let golden = SECRETS
         .iter()
         .chain(["etc/ntp.conf", "etc/hosts"].iter())
-        .map(|p| (p.to_string(), std::fs::read(sb.root.join(p)).unwrap()))
+        .map(|p| (p.to_string(), std::fs::read(m.sb.root.join(p)).unwrap()))
         .collect();
     Setup {
-        tmp,
-        sb,
+        m,
         key,
         bundle,
         golden,
@@ -134,21 +119,11 @@ fn with_identity(cmd: Imlrecover, key: &Key) -> Imlrecover {
 }
 
 fn plan(s: &Setup) -> Imlrecover {
-    Imlrecover::new()
-        .args(["plan", "-r", PLAN, "--root"])
-        .arg(&s.sb.root)
-        .arg("--bundle")
-        .arg(&s.bundle)
-        .args(s.sb.var_args())
+    s.m.cmd_on(Imlrecover::new(), "plan", &s.bundle)
 }
 
 fn apply(s: &Setup) -> Output {
-    Imlrecover::new()
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&s.sb.root)
-        .arg("--bundle")
-        .arg(&s.bundle)
-        .args(s.sb.var_args())
+    s.m.cmd_on(Imlrecover::new(), "apply", &s.bundle)
         .arg("--auto-approve")
         .arg("--age-identity")
         .arg(&s.key.file)
@@ -176,7 +151,7 @@ fn secrets_are_encrypted_and_restore_byte_identical_with_the_identity() {
             .iter()
             .find(|e| e.file.as_deref() == Some(&rel))
             .unwrap();
-        let plain = std::fs::read(s.sb.root.join(secret)).unwrap();
+        let plain = std::fs::read(s.m.sb.root.join(secret)).unwrap();
         assert_eq!(
             e.blake3.as_deref(),
             Some(blake3::hash(&plain).to_hex().as_str())
@@ -210,7 +185,7 @@ fn secrets_are_encrypted_and_restore_byte_identical_with_the_identity() {
         .stderr_has(&s.key.public);
     assert!(!out.stderr.contains("ntp.conf"), "{}", out.stderr);
     // ...and with a key that is not a recipient.
-    let wrong = key(s.tmp.path(), "wrong.txt");
+    let wrong = key(s.m.tmp.path(), "wrong.txt");
     with_identity(plan(&s), &wrong)
         .run()
         .code(1)
@@ -220,7 +195,7 @@ fn secrets_are_encrypted_and_restore_byte_identical_with_the_identity() {
     with_identity(
         plan(&s),
         &Key {
-            file: s.sb.root.join("etc/hosts"),
+            file: s.m.sb.root.join("etc/hosts"),
             public: String::new(),
         },
     )
@@ -228,10 +203,10 @@ fn secrets_are_encrypted_and_restore_byte_identical_with_the_identity() {
     .code(1)
     .stderr_has("cannot use the age identity file");
 
-    s.sb.disaster().unwrap();
+    s.m.sb.disaster().unwrap();
     apply(&s).code(0).stdout_has("Apply complete!");
     for (p, bytes) in &s.golden {
-        assert_eq!(&std::fs::read(s.sb.root.join(p)).unwrap(), bytes, "{p}");
+        assert_eq!(&std::fs::read(s.m.sb.root.join(p)).unwrap(), bytes, "{p}");
     }
 }
 
@@ -260,14 +235,7 @@ fn encrypt_all_covers_every_file_and_the_dump() {
             path.display()
         );
     }
-    let tmp = s.tmp.path().join("drill-tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    std::fs::set_permissions(
-        s.tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let tmp = support::host::drill_tmp(s.m.tmp.path());
     // The drill without the key says why it cannot restore.
     Imlrecover::new()
         .args(["verify", "--drill"])
@@ -302,15 +270,15 @@ fn encrypt_all_covers_every_file_and_the_dump() {
         );
         assert_eq!(
             out.stdout,
-            std::fs::read(s.sb.root.join("etc/shadow")).unwrap()
+            std::fs::read(s.m.sb.root.join("etc/shadow")).unwrap()
         );
     }
 }
 
 #[test]
 fn a_recipient_that_is_not_one_is_refused_before_anything_is_written() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::golden_with(&tmp.path().join("sb"), false).expect("golden manager");
+    let m = Manager::without_database();
+    let (tmp, sb) = (&m.tmp, &m.sb);
     let recipe = tmp.path().join("r.hcl");
     std::fs::write(
         &recipe,

@@ -9,30 +9,20 @@
 use crate::support;
 
 use imlrecover::host::postgres as pg;
-use imlrecover::sandbox::manager::Sandbox;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::cli::{Imlrecover, Output};
+use support::cli::Output;
 
-pub(crate) const PLAN: &str = "plans/iml-manager.hcl";
+pub(crate) use support::manager::{Manager, PLAN};
 pub(crate) const SAMPLE: &str = "chroma_core_sample_10";
 pub(crate) const SAMPLE_ROWS: u64 = 150_000;
-
-pub(crate) struct Manager {
-    pub(crate) sb: Sandbox,
-    pub(crate) _tmp: tempfile::TempDir,
-    pub(crate) bundle: String,
-    pub(crate) rows: BTreeMap<String, u64>,
-}
 
 impl Manager {
     /// A golden manager with a big table, backed up.
     pub(crate) fn backed_up() -> Manager {
-        let tmp = tempfile::tempdir().unwrap();
-        let sb = Sandbox::golden(tmp.path()).expect("golden manager");
+        let mut m = Manager::new();
         pg::execute(
-            &sb.target(),
+            &m.sb.target(),
             "chroma",
             &format!(
                 "SET ROLE chroma; CREATE TABLE {SAMPLE} (id serial PRIMARY KEY, sample text NOT NULL); \
@@ -40,92 +30,10 @@ impl Manager {
             ),
         )
         .unwrap();
-        let m = Manager {
-            bundle: sb.bundles.join("latest").display().to_string(),
-            rows: sb.rows().unwrap(),
-            sb,
-            _tmp: tmp,
-        };
-        m.cmd("backup")
-            .arg("--bundle-dir")
-            .arg(&m.sb.bundles)
-            .run()
-            .code(0);
+        m.record();
+        m.backup();
         assert_eq!(m.rows.get(&format!("public.{SAMPLE}")), Some(&SAMPLE_ROWS));
         m
-    }
-
-    pub(crate) fn cmd(&self, sub: &str) -> Imlrecover {
-        let c = Imlrecover::new()
-            .args([sub, "-r", PLAN, "--root"])
-            .arg(&self.sb.root);
-        let c = if sub == "backup" {
-            c
-        } else {
-            c.args(["--bundle", &self.bundle])
-        };
-        c.args(self.sb.var_args())
-    }
-
-    pub(crate) fn apply(&self) -> Output {
-        self.cmd("apply").arg("--auto-approve").run()
-    }
-
-    /// The same apply as a child process, to be killed or raced.
-    pub(crate) fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-            .current_dir(support::cli::repo())
-            .env("NO_COLOR", "1")
-            .args(["apply", "-r", PLAN, "--root"])
-            .arg(&self.sb.root)
-            .args(["--bundle", &self.bundle, "--auto-approve"])
-            .args(extra)
-            .args(self.sb.var_args())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    pub(crate) fn state(&self) -> String {
-        std::fs::read_to_string(self.sb.root.join("var/lib/imlrecover/state.json"))
-            .unwrap_or_default()
-    }
-
-    /// Waits (bounded) until a restore is recorded as started.
-    pub(crate) fn wait_for_restore_start(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.state().contains("\"started\"") {
-            assert!(Instant::now() < deadline, "the restore never started");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub(crate) fn dump_size(&self) -> u64 {
-        support::host::manifest(Path::new(&self.bundle))
-            .database
-            .unwrap()
-            .size
-    }
-
-    pub(crate) fn drop_chroma(&self) {
-        pg::execute(&self.sb.target(), "postgres", "DROP DATABASE chroma").unwrap();
-    }
-
-    /// The next apply restores, the rows are the bundle's, the re-plan is clean.
-    #[track_caller]
-    pub(crate) fn converges(&self) -> Output {
-        let out = self.apply();
-        out.code(0).stdout_has("1 restored");
-        assert!(!out.stdout.contains("0 restored"), "{}", out.stdout);
-        assert_eq!(
-            self.sb.rows().unwrap(),
-            self.rows,
-            "rows differ from the bundle"
-        );
-        self.cmd("plan").arg("--detailed-exitcode").run().code(0);
-        assert!(!self.state().contains("\"started\""), "{}", self.state());
-        out
     }
 }
 

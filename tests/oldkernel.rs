@@ -9,12 +9,10 @@
 
 use crate::support;
 
-use imlrecover::sandbox::manager::Sandbox;
 use support::cli::Imlrecover;
+use support::manager::{Manager, PLAN};
 use support::oldkernel::{self, Getrandom};
 use support::sftp::{names, SftpServer};
-
-const PLAN: &str = "plans/iml-manager.hcl";
 
 fn on_3_10(getrandom: Getrandom) -> Imlrecover {
     Imlrecover::from_command(oldkernel::command(oldkernel::binary(), getrandom))
@@ -83,53 +81,28 @@ fn the_demo_drill_passes_on_a_3_10_kernel() {
 #[test]
 fn push_pull_and_restore_pass_on_a_3_10_kernel() {
     let server = SftpServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("offsite");
-    let mut sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
-    let rows = sb.rows().unwrap();
-    let kept = ["etc/ntp.conf", "var/lib/chroma/authority.pem"];
-    let golden: Vec<Vec<u8>> = kept
-        .iter()
-        .map(|p| std::fs::read(sb.root.join(p)).unwrap())
-        .collect();
+    let mut m = Manager::new();
+    let remote = m.tmp.path().join("offsite");
+    m.record();
 
-    on_3_10(Getrandom::Allowed)
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&sb.bundles)
-        .args(sb.var_args())
-        .arg("--push")
-        .arg(server.url(&remote))
-        .args(server.ssh_args())
+    m.backup_on(on_3_10(Getrandom::Allowed))
+        .args(server.push_args(&remote))
         .run()
         .code(0)
         .stdout_has("Push complete:");
     assert_eq!(names(&remote).len(), 1, "one complete remote bundle");
 
-    sb.disaster().unwrap();
-    std::fs::remove_dir_all(&sb.bundles).unwrap();
-    let fetched = tmp.path().join("fetched");
-    on_3_10(Getrandom::Allowed)
-        .arg("pull")
-        .arg(server.url(&remote))
-        .arg(&fetched)
-        .args(server.ssh_args())
-        .run()
+    m.sb.disaster().unwrap();
+    std::fs::remove_dir_all(&m.sb.bundles).unwrap();
+    let fetched = m.tmp.path().join("fetched");
+    server
+        .pull_on(on_3_10(Getrandom::Allowed), &remote, &fetched, &[])
         .code(0)
         .stdout_has("Pull complete:");
-    on_3_10(Getrandom::Allowed)
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle")
-        .arg(&fetched)
-        .args(sb.var_args())
-        .arg("--auto-approve")
+    m.apply_from(on_3_10(Getrandom::Allowed), &fetched)
         .run()
         .code(0)
         .stdout_has("Apply complete!");
-    for (p, bytes) in kept.iter().zip(&golden) {
-        assert_eq!(&std::fs::read(sb.root.join(p)).unwrap(), bytes, "{p}");
-    }
-    assert_eq!(sb.rows().unwrap(), rows);
+    // Rows and the kept files' bytes (ntp.conf, the authority's key…).
+    m.assert_as_recorded();
 }

@@ -5,15 +5,16 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use imlrecover::host::postgres::{PgTarget, TempCluster};
 use support::cli::{Imlrecover, Output};
+use support::host::Host;
 use support::pg::{self as harness, SEED_A};
 
 /// A host whose recipe is only the database, pointed at one cluster.
 struct Site {
-    tmp: tempfile::TempDir,
+    host: Host,
     recipe: PathBuf,
 }
 
@@ -38,24 +39,15 @@ enum Paths {
 
 impl Site {
     fn new() -> Site {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(tmp.path().join("root")).expect("root");
-        let recipe = tmp.path().join("db.hcl");
+        let host = Host::empty();
+        let recipe = host.tmp.path().join("db.hcl");
         std::fs::write(&recipe, RECIPE).expect("recipe");
-        Site { tmp, recipe }
+        Site { host, recipe }
     }
 
-    fn bundles(&self) -> PathBuf {
-        self.tmp.path().join("bundles")
-    }
-
-    fn run(&self, sub: &str, t: &PgTarget, paths: Paths, extra: &[&str]) -> Output {
-        let mut cmd = Imlrecover::new()
-            .arg(sub)
-            .arg("-r")
-            .arg(&self.recipe)
-            .arg("--root")
-            .arg(self.tmp.path().join("root"))
+    /// `cmd` pointed at cluster `t`, on the paths `paths`.
+    fn run(&self, cmd: Imlrecover, t: &PgTarget, paths: Paths, extra: &[&str]) -> Output {
+        let mut cmd = cmd
             .args([
                 "--var",
                 &format!("pg_host={}", t.host.clone().expect("socket")),
@@ -69,26 +61,23 @@ impl Site {
     }
 
     fn backup(&self, t: &PgTarget) -> Output {
-        let bundles = self.bundles();
-        let out = self.run("backup", t, Paths::New, &["--bundle-dir", path(&bundles)]);
+        let out = self.run(self.host.cmd("backup", &self.recipe), t, Paths::New, &[]);
         out.code(0);
         out
     }
 
     fn latest(&self) -> PathBuf {
-        std::fs::canonicalize(self.bundles().join("latest")).expect("latest")
+        self.host.latest()
     }
 
     fn with_bundle(&self, sub: &str, t: &PgTarget, paths: Paths, extra: &[&str]) -> Output {
-        let latest = self.latest();
-        let mut args = vec!["--bundle", path(&latest)];
-        args.extend_from_slice(extra);
-        self.run(sub, t, paths, &args)
+        let cmd = self
+            .host
+            .bare(sub, &self.recipe)
+            .arg("--bundle")
+            .arg(self.latest());
+        self.run(cmd, t, paths, extra)
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn chroma_rows(t: &PgTarget) -> std::collections::BTreeMap<String, Vec<String>> {
@@ -182,11 +171,7 @@ fn an_old_major_upgrades_into_15_and_a_newer_dump_is_refused() {
         .expect("view")
         .databases;
     assert!(!dbs.contains(&"chroma".to_string()), "{dbs:?}");
-    assert!(!site
-        .tmp
-        .path()
-        .join("root/var/lib/imlrecover/runs")
-        .exists());
+    assert!(!site.host.root.join("var/lib/imlrecover/runs").exists());
 
     let fifteen = fresh("15");
     let plan = site.with_bundle("plan", &fifteen.target(), Paths::New, &[]);

@@ -4,67 +4,16 @@
 
 use crate::support;
 
-use imlrecover::sandbox::manager::Sandbox;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use support::cli::{fixtures, Imlrecover, Output};
+use support::cli::{fixtures, Imlrecover};
+use support::manager::Manager;
 
-const PLAN: &str = "plans/iml-manager.hcl";
-
-/// A golden sandbox manager with a bundle of itself.
-struct Manager {
-    // The sandbox stops its daemons by their pid files: drop it first.
-    sb: Sandbox,
-    _tmp: tempfile::TempDir,
-    bundle: String,
-}
-
-impl Manager {
-    fn new() -> Manager {
-        let tmp = tempfile::tempdir().unwrap();
-        let sb = Sandbox::golden(tmp.path()).expect("golden manager");
-        Imlrecover::new()
-            .args(["backup", "-r", PLAN, "--root"])
-            .arg(&sb.root)
-            .arg("--bundle-dir")
-            .arg(&sb.bundles)
-            .args(sb.var_args())
-            .run()
-            .code(0);
-        let bundle = sb.bundles.join("latest").display().to_string();
-        Manager {
-            _tmp: tmp,
-            sb,
-            bundle,
-        }
-    }
-
-    fn plan(&self, extra: &[&str]) -> Output {
-        Imlrecover::new()
-            .args(["plan", "-r", PLAN, "--root"])
-            .arg(&self.sb.root)
-            .args(["--bundle", &self.bundle])
-            .args(self.sb.var_args())
-            .args(extra)
-            .run()
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.sb.root.join(p.trim_start_matches('/'))
-    }
-
-    fn service(&self, name: &str, action: &str) {
-        let out = std::process::Command::new(self.sb.root.join("etc/init.d").join(name))
-            .arg(action)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{name} {action}");
-    }
-}
+const PLAN: &str = support::manager::PLAN;
 
 #[test]
 fn a_host_that_matches_its_bundle_plans_no_changes() {
-    let m = Manager::new();
+    let m = Manager::golden();
     m.plan(&["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes. The host matches the recipe.");
@@ -74,7 +23,7 @@ fn a_host_that_matches_its_bundle_plans_no_changes() {
 
 #[test]
 fn every_kind_of_difference_shows_with_its_symbol_reason_and_step() {
-    let m = Manager::new();
+    let m = Manager::golden();
     // content
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
     // mode
@@ -134,7 +83,7 @@ fn every_kind_of_difference_shows_with_its_symbol_reason_and_step() {
 
 #[test]
 fn a_reinitialised_cluster_is_restored_inside_the_quiesce_bracket() {
-    let mut m = Manager::new();
+    let mut m = Manager::golden();
     // Same host, but PostgreSQL re-initialised (new system_identifier) with an
     // empty chroma, as the installer leaves it.
     let fresh = imlrecover::host::postgres::TempCluster::start().unwrap();
@@ -186,7 +135,7 @@ fn a_reinitialised_cluster_is_restored_inside_the_quiesce_bracket() {
 
 #[test]
 fn replace_forces_a_restore_and_unknown_addresses_are_refused() {
-    let m = Manager::new();
+    let m = Manager::golden();
     m.plan(&["--replace", "database.chroma", "--detailed-exitcode"])
         .code(2)
         .stdout_has("-/+ database.chroma (restore: forced with --replace)");
@@ -207,7 +156,7 @@ fn change<'a>(plan: &'a serde_json::Value, address: &str) -> &'a serde_json::Val
 
 #[test]
 fn json_follows_the_documented_schema_and_redacts_secrets() {
-    let m = Manager::new();
+    let m = Manager::golden();
     let secret = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n";
     std::fs::write(m.path("/etc/shadow"), secret).unwrap();
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
@@ -300,7 +249,7 @@ fn tree(dir: &Path) -> BTreeMap<String, (u32, String)> {
 
 #[test]
 fn plan_changes_nothing_on_the_host_in_the_bundle_or_in_the_database() {
-    let m = Manager::new();
+    let m = Manager::golden();
     std::fs::write(m.path("/etc/ntp.conf"), "server 192.0.2.1 iburst\n").unwrap();
     m.service("httpd", "stop");
     let ignore_logs = |t: BTreeMap<String, (u32, String)>| -> BTreeMap<String, (u32, String)> {
@@ -336,7 +285,7 @@ fn plan_changes_nothing_on_the_host_in_the_bundle_or_in_the_database() {
 
 #[test]
 fn saved_plans_hold_no_secrets_and_show_renders_them() {
-    let m = Manager::new();
+    let m = Manager::golden();
     std::fs::write(
         m.path("/etc/shadow"),
         "root:$6$SECRETHASH$abc:19000::::::\n",
@@ -369,7 +318,7 @@ fn saved_plans_hold_no_secrets_and_show_renders_them() {
 
 #[test]
 fn bad_inputs_are_errors_and_never_drift() {
-    let mut m = Manager::new();
+    let mut m = Manager::golden();
     // A root that does not exist.
     Imlrecover::new()
         .args([

@@ -6,15 +6,13 @@
 
 use crate::support;
 
-use imlrecover::sandbox::manager::Sandbox;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::cli::Imlrecover;
 use support::host::{blake3_of, Host};
+use support::manager::Manager;
 use support::sftp::{is_bundle_name, names, Later, Relay, SftpServer, TinyDisk};
-
-const PLAN: &str = "plans/iml-manager.hcl";
 
 fn files_backup(host: &Host) {
     host.backup(&host.files_recipe());
@@ -49,35 +47,14 @@ fn complete_names(dir: &Path) -> Vec<String> {
 #[test]
 fn backup_push_then_pull_restores_a_destroyed_manager() {
     let server = SftpServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("offsite/iml");
-    let mut sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
-    let golden_rows = sb.rows().unwrap();
-    let kept = [
-        "etc/shadow",
-        "etc/ntp.conf",
-        "var/lib/chroma/authority.pem",
-        "var/lib/chroma/manager.crt",
-    ];
-    let golden: Vec<Vec<u8>> = kept
-        .iter()
-        .map(|p| std::fs::read(sb.root.join(p)).unwrap())
-        .collect();
+    let mut m = Manager::new();
+    let remote = m.tmp.path().join("offsite/iml");
+    m.record();
 
-    let out = Imlrecover::new()
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&sb.bundles)
-        .args(sb.var_args())
-        .arg("--push")
-        .arg(server.url(&remote))
-        .args(server.ssh_args())
-        .run();
-    out.code(0)
+    m.backup_with(&server.push_args(&remote))
         .stdout_has("Backup complete:")
         .stdout_has("Push complete:");
-    let local = std::fs::canonicalize(sb.bundles.join("latest")).unwrap();
+    let local = std::fs::canonicalize(&m.bundle).unwrap();
     let name = local.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(
         names(&remote),
@@ -93,10 +70,10 @@ fn backup_push_then_pull_restores_a_destroyed_manager() {
     );
 
     // The manager dies, taking its local bundles with it.
-    sb.disaster().unwrap();
-    std::fs::remove_dir_all(&sb.bundles).unwrap();
+    m.sb.disaster().unwrap();
+    std::fs::remove_dir_all(&m.sb.bundles).unwrap();
 
-    let fetched = tmp.path().join("fetched");
+    let fetched = m.tmp.path().join("fetched");
     server
         .pull(&remote, &fetched, &[])
         .code(0)
@@ -108,20 +85,12 @@ fn backup_push_then_pull_restores_a_destroyed_manager() {
         .run()
         .code(0)
         .stdout_has("Bundle intact:");
-    Imlrecover::new()
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle")
-        .arg(&fetched)
-        .args(sb.var_args())
-        .arg("--auto-approve")
+    m.apply_from(Imlrecover::new(), &fetched)
         .run()
         .code(0)
         .stdout_has("Apply complete!");
-    for (p, bytes) in kept.iter().zip(&golden) {
-        assert_eq!(&std::fs::read(sb.root.join(p)).unwrap(), bytes, "{p}");
-    }
-    assert_eq!(sb.rows().unwrap(), golden_rows);
+    // Rows and the kept files' bytes (shadow, ntp.conf, the keys, the certificates).
+    m.assert_as_recorded();
 }
 
 #[test]

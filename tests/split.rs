@@ -6,36 +6,18 @@
 use crate::support;
 
 use imlrecover::host::postgres::{self as pg, TempCluster};
-use imlrecover::sandbox::manager::Sandbox;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::cli::Imlrecover;
-use support::host::{copy_tree, manifest};
+use support::host::{copy_tree, drill_tmp, manifest};
+use support::manager::Manager;
 
-const PLAN: &str = "plans/iml-manager.hcl";
 const SPLIT: u64 = 1024;
 
-fn split_backup(sb: &Sandbox, extra: &[&str]) -> PathBuf {
-    Imlrecover::new()
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&sb.bundles)
-        .args(sb.var_args())
-        .args(["--split-size", "1K"])
-        .args(extra)
-        .run()
-        .code(0);
-    std::fs::canonicalize(sb.bundles.join("latest")).unwrap()
-}
-
-/// A temp dir the drill's throwaway cluster (run as postgres) can use.
-fn drill_tmp(dir: &Path) -> PathBuf {
-    let tmp = dir.join("drill-tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    tmp
+/// `backup --split-size 1K`; the bundle `latest` points at.
+fn split_backup(m: &Manager) -> PathBuf {
+    m.backup_with(&["--split-size", "1K"]);
+    std::fs::canonicalize(&m.bundle).unwrap()
 }
 
 fn dump_parts(bundle: &Path) -> Vec<PathBuf> {
@@ -50,10 +32,9 @@ fn dump_parts(bundle: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_split_dump_restores_with_the_runbooks_pipeline_the_drill_and_apply() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
-    let golden_rows = sb.rows().unwrap();
-    let bundle = split_backup(&sb, &[]);
+    let mut g = Manager::new();
+    let golden_rows = g.sb.rows().unwrap();
+    let bundle = split_backup(&g);
     let m = manifest(&bundle);
     assert_eq!(m.format_version, 2);
     let db = m.database.as_ref().unwrap();
@@ -120,7 +101,7 @@ fn a_split_dump_restores_with_the_runbooks_pipeline_the_drill_and_apply() {
         .run()
         .code(0)
         .stdout_has("Bundle intact:");
-    let dtmp = drill_tmp(tmp.path());
+    let dtmp = drill_tmp(g.tmp.path());
     Imlrecover::new()
         .args(["verify", "--drill"])
         .arg(&bundle)
@@ -134,32 +115,26 @@ fn a_split_dump_restores_with_the_runbooks_pipeline_the_drill_and_apply() {
         .iter()
         .map(|k| {
             let p = k.trim_start_matches("files/").to_string();
-            let bytes = std::fs::read(sb.root.join(&p)).unwrap();
+            let bytes = std::fs::read(g.sb.root.join(&p)).unwrap();
             (p, bytes)
         })
         .collect();
-    sb.disaster().unwrap();
-    Imlrecover::new()
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle")
-        .arg(&bundle)
-        .args(sb.var_args())
-        .arg("--auto-approve")
+    g.sb.disaster().unwrap();
+    g.apply_from(Imlrecover::new(), &bundle)
         .run()
         .code(0)
         .stdout_has("Apply complete!");
-    assert_eq!(sb.rows().unwrap(), golden_rows);
+    assert_eq!(g.sb.rows().unwrap(), golden_rows);
     for (p, bytes) in &kept {
-        assert_eq!(&std::fs::read(sb.root.join(p)).unwrap(), bytes, "{p}");
+        assert_eq!(&std::fs::read(g.sb.root.join(p)).unwrap(), bytes, "{p}");
     }
 }
 
 #[test]
 fn a_missing_or_reordered_part_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
-    let bundle = split_backup(&sb, &[]);
+    let m = Manager::new();
+    let tmp = &m.tmp;
+    let bundle = split_backup(&m);
     let copy = |name: &str| {
         let c = tmp.path().join(name);
         copy_tree(&bundle, &c);
@@ -174,13 +149,8 @@ fn a_missing_or_reordered_part_is_named() {
     let out = Imlrecover::new().arg("verify").arg(&missing).run();
     out.code(1).stdout_has(&name1).stdout_has("missing");
     // apply refuses before it stops anything.
-    Imlrecover::new()
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle")
-        .arg(&missing)
-        .args(sb.var_args())
-        .args(["--replace", "database.chroma", "--auto-approve"])
+    m.apply_from(Imlrecover::new(), &missing)
+        .args(["--replace", "database.chroma"])
         .run()
         .code(1)
         .stderr_has("missing");
@@ -211,8 +181,8 @@ fn a_missing_or_reordered_part_is_named() {
 
 #[test]
 fn split_and_encrypted_parts_travel_through_push_and_pull() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::golden(&tmp.path().join("sb")).expect("golden manager");
+    let m = Manager::new();
+    let tmp = &m.tmp;
     let id = age::x25519::Identity::generate();
     let key = tmp.path().join("key.txt");
     {
@@ -221,28 +191,18 @@ fn split_and_encrypted_parts_travel_through_push_and_pull() {
     }
     let server = support::sftp::SftpServer::start();
     let remote = tmp.path().join("remote");
-    Imlrecover::new()
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .arg("--bundle-dir")
-        .arg(&sb.bundles)
-        .args(sb.var_args())
-        .args(["--split-size", "1K", "--encrypt-all", "--recipient"])
-        .arg(id.to_public().to_string())
-        .arg("--push")
-        .arg(server.url(&remote))
-        .args(server.ssh_args())
-        .run()
-        .code(0)
-        .stdout_has("Push complete:");
+    let mut args: Vec<String> = ["--split-size", "1K", "--encrypt-all", "--recipient"]
+        .map(String::from)
+        .to_vec();
+    args.extend([
+        id.to_public().to_string(),
+        "--push".into(),
+        server.url(&remote),
+    ]);
+    args.extend(server.ssh_args());
+    m.backup_with(&args).stdout_has("Push complete:");
     let dir = tmp.path().join("pulled");
-    Imlrecover::new()
-        .arg("pull")
-        .arg(server.url(&remote))
-        .arg(&dir)
-        .args(server.ssh_args())
-        .run()
-        .code(0);
+    server.pull(&remote, &dir, &[]).code(0);
     let pulled = std::fs::canonicalize(dir.join("latest")).unwrap();
     let parts = dump_parts(&pulled);
     assert!(parts.len() >= 3);

@@ -23,6 +23,16 @@ impl Host {
         Host { tmp, root, bundles }
     }
 
+    /// A host with an empty root, for recipes that name no file (a
+    /// database alone).
+    pub fn empty() -> Host {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).expect("root");
+        let bundles = tmp.path().join("bundles");
+        Host { tmp, root, bundles }
+    }
+
     /// `imlrecover SUB -r RECIPE --root ROOT` and this host's bundle
     /// directory as SUB takes it (`--bundle-dir` for backup, `--bundle`
     /// for the rest).
@@ -32,13 +42,16 @@ impl Host {
         } else {
             "--bundle"
         };
+        self.bare(sub, recipe).arg(bundle).arg(&self.bundles)
+    }
+
+    /// `imlrecover SUB -r RECIPE --root ROOT`, no bundle.
+    pub fn bare(&self, sub: &str, recipe: &Path) -> Imlrecover {
         Imlrecover::new()
             .args([sub, "-r"])
             .arg(recipe)
             .arg("--root")
             .arg(&self.root)
-            .arg(bundle)
-            .arg(&self.bundles)
     }
 
     /// `imlrecover backup -r RECIPE` of this host into its bundle dir; must succeed.
@@ -103,6 +116,17 @@ impl Host {
         names.sort();
         names
     }
+}
+
+/// A temp dir below `dir` the drill's throwaway cluster (run as postgres)
+/// can use: world-writable and sticky, `dir` opened to others.
+pub fn drill_tmp(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = dir.join("drill-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
 }
 
 pub fn recipe() -> PathBuf {

@@ -6,6 +6,7 @@
 pub mod chroma;
 pub mod cli;
 pub mod host;
+pub mod manager;
 pub mod monitor;
 pub mod oldkernel;
 pub mod pg;

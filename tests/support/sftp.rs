@@ -110,10 +110,21 @@ impl SftpServer {
             .run()
     }
 
+    /// `--push URL --identity F --known-hosts F`: a backup's push to `remote`.
+    pub fn push_args(&self, remote: &Path) -> Vec<String> {
+        let mut args = vec!["--push".to_string(), self.url(remote)];
+        args.extend(self.ssh_args());
+        args
+    }
+
     /// `imlrecover pull` from `remote` on this server into `dir`.
     pub fn pull(&self, remote: &Path, dir: &Path, extra: &[&str]) -> Output {
-        Imlrecover::new()
-            .arg("pull")
+        self.pull_on(Imlrecover::new(), remote, dir, extra)
+    }
+
+    /// [`SftpServer::pull`] on `c` (the binary under a 3.10 kernel's filter…).
+    pub fn pull_on(&self, c: Imlrecover, remote: &Path, dir: &Path, extra: &[&str]) -> Output {
+        c.arg("pull")
             .arg(self.url(remote))
             .arg(dir)
             .args(self.ssh_args())
