@@ -13,6 +13,23 @@
 //! `Kind`, plus one line `Influxdb => influxdb::InfluxdbKind,` in the list
 //! below; no other file changes.
 //!
+//! The hooks a kind implements ([`kind::Kind`]; those marked * have a
+//! default that does nothing):
+//! * `KEYWORD`, `SCHEMA`, `decode`: its block in a recipe;
+//! * `PHASE`: where its steps go in a plan;
+//! * `CAPTURES`*, `capture`*: what `backup` puts in the bundle;
+//! * `observe`, `compare`: `plan` (read-only; observed concurrently);
+//! * `apply`, `prepare`*: `apply` (prepare: work started ahead of the step,
+//!   a database's safety dump);
+//! * `quiesces`*, `desired_state`*, `service_name`*: the services it stops
+//!   around itself, the state it wants, the local service it is;
+//! * `named`*, `AUDIT`*, `audit`*: the paths it names under the root, its
+//!   own audit checks;
+//! * `import`*: what it takes from a runbook backup directory (`import`).
+//!
+//! The rest of the program reaches them only through [`registry`]:
+//! [`ResourceType`]'s methods for the constants, a function for the others.
+//!
 //! Shared pieces: [`content`] (a live path against its bundle entry, for
 //! `file`, `files` and `cert`), [`entries`] (the bundle's entries by
 //! address and path), and [`CaptureCx`] (what a capture writes into).
