@@ -277,12 +277,13 @@ impl ImportCx<'_> {
     }
 
     /// A resource restored from the runbook's cluster dump, which must hold
-    /// `databases`.
-    pub fn wants_dump(&mut self, address: &Address, databases: &[String]) {
+    /// `databases`; `record` goes in the bundle when a dump is taken.
+    pub fn wants_dump(&mut self, record: ResourceRecord, databases: &[String]) {
         self.dumps.push((
-            address.clone(),
+            record.address().clone(),
             DumpWant {
                 databases: databases.to_vec(),
+                record,
             },
         ));
     }
@@ -292,6 +293,7 @@ impl ImportCx<'_> {
 #[derive(Debug, Clone)]
 pub struct DumpWant {
     pub databases: Vec<String>,
+    pub record: ResourceRecord,
 }
 
 /// The mode and owner a resource wants of a file, for a plain `cp` copy

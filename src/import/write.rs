@@ -4,7 +4,7 @@
 use super::{How, ImportError, Survey};
 use crate::bundle::{
     BundleWriter, Committed, DatabaseRecord, Defaulted, Entry, EntryKind, Imported, ImportedDump,
-    Mode, RecipeRef, ResourceRecord, UNKNOWN_IDENTIFIER,
+    Mode, RecipeRef, UNKNOWN_IDENTIFIER,
 };
 use crate::host::fs::{FileKind, Root};
 use crate::recipe::Recipe;
@@ -112,9 +112,7 @@ pub fn write(s: &Survey, recipe: &Recipe, bundle_dir: &Path) -> Result<Committed
         if c.server_version.is_none() {
             unknown.push("database.server_version".to_string());
         }
-        w.push_resource(ResourceRecord::Database {
-            address: address.clone(),
-        });
+        w.push_resource(spec.record.clone());
         w.set_database(DatabaseRecord {
             address: address.clone(),
             file: d.name.clone(),

@@ -248,6 +248,9 @@ impl Kind for DatabaseKind {
     }
 
     fn import(address: &Address, spec: &DatabaseSpec, cx: &mut crate::import::ImportCx) {
-        cx.wants_dump(address, &spec.databases);
+        let record = crate::bundle::ResourceRecord::Database {
+            address: address.clone(),
+        };
+        cx.wants_dump(record, &spec.databases);
     }
 }
