@@ -103,3 +103,226 @@ fn bad_values_are_named() {
         out.code(1).stderr_has(message);
     }
 }
+
+use imlrecover::resources::influxdb::Counts;
+use imlrecover::sandbox::influx::Influxd;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use support::host::Host;
+
+const DATABASES: [&str; 3] = ["iml", "iml_stats", "iml_stratagem_scans"];
+
+/// A fixture host whose InfluxDB (a real influxd) holds IML's three
+/// databases, with the recipe naming it and a running `influxdb` service.
+struct World {
+    influxd: Influxd,
+    host: Host,
+    recipe: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        imlrecover::sandbox::initd::kill(&self.host.root, "influxdb");
+    }
+}
+
+fn world() -> World {
+    let host = Host::new();
+    let influxd = Influxd::start(&host.tmp.path().join("influxd"), None).expect("influxd starts");
+    // iml: 2 × 3 series × 200; iml_stats: 3 × 5 × 400 (6000 points);
+    // iml_stratagem_scans: 1 × 2 × 50.
+    influxd.seed("iml", 2, 3, 200, "iml").unwrap();
+    influxd.seed("iml_stats", 3, 5, 400, "stats").unwrap();
+    influxd
+        .seed("iml_stratagem_scans", 1, 2, 50, "scan")
+        .unwrap();
+    imlrecover::sandbox::initd::write_service(&host.root, "influxdb").unwrap();
+    let out = std::process::Command::new(host.root.join("etc/init.d/influxdb"))
+        .arg("start")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let recipe = host.tmp.path().join("influx.hcl");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"service "influxdb" {{
+  state = "running"
+}}
+
+influxdb "stats" {{
+  databases = ["iml", "iml_stats", "iml_stratagem_scans"]
+  service   = service.influxdb
+  rpc       = "{rpc}"
+  http      = "{http}"
+  bindir    = "/usr/bin"
+}}
+"#,
+            rpc = influxd.rpc,
+            http = influxd.http
+        ),
+    )
+    .unwrap();
+    World {
+        influxd,
+        host,
+        recipe,
+    }
+}
+
+impl World {
+    fn server(&self) -> imlrecover::resources::influxdb::server::Server {
+        imlrecover::resources::influxdb::server::Server {
+            http: self.influxd.http.clone(),
+            rpc: self.influxd.rpc.clone(),
+            bindir: None,
+        }
+    }
+
+    fn counts(&self) -> BTreeMap<String, Counts> {
+        let s = self.server();
+        let live = s.databases().unwrap();
+        DATABASES
+            .iter()
+            .filter(|d| live.contains(&d.to_string()))
+            .map(|d| (d.to_string(), s.counts(d, i64::MAX / 2).unwrap()))
+            .collect()
+    }
+
+    fn q(&self, db: &str, q: &str) {
+        self.influxd.query(Some(db), q).unwrap();
+    }
+
+    fn plan(&self, extra: &[&str]) -> Output {
+        self.host.plan(&self.recipe, extra)
+    }
+
+    fn apply(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["--auto-approve"];
+        args.extend_from_slice(extra);
+        self.host.apply(&self.recipe, &args)
+    }
+}
+
+fn record(bundle: &Path) -> imlrecover::resources::influxdb::InfluxRecord {
+    let m = support::host::manifest(bundle);
+    m.resources
+        .iter()
+        .find_map(|r| match r {
+            imlrecover::bundle::ResourceRecord::Influxdb { record, .. } => Some(record.clone()),
+            _ => None,
+        })
+        .expect("an influxdb record")
+}
+
+fn expected_original() -> BTreeMap<String, Counts> {
+    let c = |measurements, series, points: u64| Counts {
+        measurements,
+        series,
+        points,
+        values: points * 2,
+    };
+    BTreeMap::from([
+        ("iml".to_string(), c(2, 6, 1200)),
+        ("iml_stats".to_string(), c(3, 15, 6000)),
+        ("iml_stratagem_scans".to_string(), c(1, 2, 100)),
+    ])
+}
+
+#[test]
+fn backup_records_the_files_and_counts() {
+    let w = world();
+    assert_eq!(w.counts(), expected_original());
+    w.host.backup(&w.recipe);
+    let bundle = w.host.latest();
+    let rec = record(&bundle);
+    let recorded: BTreeMap<String, Counts> = rec
+        .databases
+        .iter()
+        .map(|(d, c)| (d.clone(), c.expect("present")))
+        .collect();
+    assert_eq!(recorded, expected_original());
+    assert!(rec.version.starts_with("1."), "version {}", rec.version);
+    let m = support::host::manifest(&bundle);
+    for db in DATABASES {
+        let files: Vec<&imlrecover::bundle::Entry> = m
+            .entries
+            .iter()
+            .filter(|e| e.path.starts_with(&format!("influxdb.stats/{db}/")))
+            .collect();
+        // influxd's portable backup: a .meta, a .manifest and a shard archive.
+        assert!(
+            files.iter().any(|e| e.path.ends_with(".meta")),
+            "{db}: {files:?}"
+        );
+        assert!(files.iter().any(|e| e.path.ends_with(".manifest")));
+        assert!(files.iter().any(|e| e.path.ends_with(".tar.gz")));
+        for e in files {
+            let file = e.file.as_deref().unwrap();
+            assert_eq!(file, format!("files/{}", e.path));
+            let bytes = std::fs::read(bundle.join(file)).unwrap();
+            assert_eq!(
+                blake3::hash(&bytes).to_hex().to_string(),
+                e.blake3.clone().unwrap()
+            );
+        }
+    }
+    Imlrecover::new().arg("verify").arg(&bundle).run().code(0);
+    // Nothing changed since: plan is clean.
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
+}
+
+#[test]
+fn disaster_plan_apply_replan() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    // A dropped database and deleted points.
+    w.q("iml_stats", "DROP DATABASE iml_stats");
+    w.q("iml", "DELETE FROM iml_m0 WHERE host = 'oss1'");
+    let plan = w.plan(&["--detailed-exitcode"]);
+    plan.code(2)
+        .stdout_has("influxdb.stats")
+        .stdout_has("databases iml, iml_stats differ from the bundle")
+        .stdout_has("database iml_stats does not exist live (bundle: 3 measurements, 15 series, 6000 points, 12000 values)")
+        .stdout_has("database iml: live 2 measurements, 5 series, 1000 points, 2000 values; bundle 2 measurements, 6 series, 1200 points, 2400 values");
+    w.apply(&[])
+        .code(0)
+        .stdout_has("restored InfluxDB databases iml, iml_stats, counts checked");
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
+    assert_eq!(w.counts(), expected_original());
+    // No temporary copy is left behind.
+    let dbs = w.server().databases().unwrap();
+    assert_eq!(dbs, ["iml", "iml_stats", "iml_stratagem_scans"]);
+}
+
+#[test]
+fn wiped_data_dir_is_created_again() {
+    let mut w = world();
+    w.host.backup(&w.recipe);
+    w.influxd.wipe().unwrap();
+    assert!(w.counts().is_empty());
+    w.plan(&["--detailed-exitcode"]).code(2).stdout_has(
+        "InfluxDB has none of the bundle's databases (iml, iml_stats, iml_stratagem_scans)",
+    );
+    w.apply(&[]).code(0);
+    assert_eq!(w.counts(), expected_original());
+    w.plan(&["--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn stopped_service_is_a_clear_error() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    let out = std::process::Command::new(w.host.root.join("etc/init.d/influxdb"))
+        .arg("stop")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    w.plan(&[]).code(1).stderr_has(
+        "influxdb.stats: the InfluxDB service influxdb (service.influxdb) is not running",
+    );
+}

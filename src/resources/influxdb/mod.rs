@@ -7,6 +7,7 @@ use super::kind::{Applied, ApplyCx, Cx, Kind, Phase, ResourceError, Verdict};
 use super::{CaptureCx, CaptureError, Captured};
 use crate::plan::{ResourceChange, Step};
 use crate::recipe::{Address, BlockSchema, BlockValues, EdgeKind, ErrorKind, RefTarget};
+use std::collections::BTreeMap;
 
 /// influxd's backup/restore RPC address when the recipe names none.
 pub const DEFAULT_RPC: &str = "127.0.0.1:8088";
@@ -32,6 +33,71 @@ pub struct InfluxdbSpec {
 }
 
 pub struct InfluxdbKind;
+
+/// What a resource's databases held at backup: the manifest's record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InfluxRecord {
+    /// influxd's version (`X-Influxdb-Version`).
+    pub version: String,
+    /// The counts are of points timed at or before this (ns since the
+    /// epoch, the start of the backup); points written while it ran may
+    /// be in the backup too, uncounted.
+    pub counted_until: i64,
+    /// By database; `null`: an `optional` database missing at backup.
+    pub databases: BTreeMap<String, Option<Counts>>,
+}
+
+/// What one database holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub measurements: u64,
+    /// Series with points at or before the backup time.
+    pub series: u64,
+    /// Points (a series' timestamps), from `count(*)` per series: the most
+    /// values of any one field (exact when each point has that field).
+    pub points: u64,
+    /// Field values (`count(*)` summed over every field).
+    pub values: u64,
+}
+
+impl Counts {
+    /// Fewer of anything than `want`.
+    pub fn short_of(&self, want: &Counts) -> bool {
+        self.measurements < want.measurements
+            || self.series < want.series
+            || self.points < want.points
+            || self.values < want.values
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} measurements, {} series, {} points, {} values",
+            self.measurements, self.series, self.points, self.values
+        )
+    }
+}
+
+/// A manifest entry's path (not a host path: relative, under the
+/// resource's address): `influxdb.stats/iml/20261203T173809Z.s1.tar.gz`,
+/// or `influxdb.stats/iml` for a database recorded absent.
+pub fn entry_path(address: &Address, db: &str, file: Option<&str>) -> String {
+    match file {
+        Some(f) => format!("{address}/{db}/{f}"),
+        None => format!("{address}/{db}"),
+    }
+}
+
+/// An influxd backup file name: `20261203T173809Z.meta`, `….manifest`,
+/// `….s12.tar.gz`.
+fn backup_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+}
 
 /// `host:port` with a port from 1 to 65535.
 fn host_port(s: &str) -> bool {
@@ -191,8 +257,7 @@ impl Kind for InfluxdbKind {
         address: &Address,
         spec: &InfluxdbSpec,
     ) -> Result<Captured, CaptureError> {
-        let _ = (cx, spec);
-        Err(InfluxError::new(address, "capture not implemented yet", "").into())
+        capture::capture(cx, address, spec)
     }
 
     fn observe(
@@ -217,20 +282,50 @@ impl Kind for InfluxdbKind {
     fn apply(
         &self,
         address: &Address,
-        _spec: &InfluxdbSpec,
+        spec: &InfluxdbSpec,
         _step: &Step,
         _change: &ResourceChange,
-        _cx: &ApplyCx,
+        cx: &ApplyCx,
     ) -> Result<Applied, ResourceError> {
-        Err(ResourceError::new(address, "restore not implemented yet"))
+        restore::apply(address, spec, cx)
     }
 
     fn quiesces(spec: &InfluxdbSpec) -> &[Address] {
         &spec.quiesce
     }
+
+    /// `<address>/<database>/<backup file>` (or `<address>/<database>`,
+    /// absent) of a database the block names; stored under `files/`.
+    fn owns_entry(spec: &InfluxdbSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        let prefix = format!("{}/", entry.address);
+        let rest = entry.path.strip_prefix(&prefix).unwrap_or("");
+        let (db, file) = match rest.split_once('/') {
+            Some((db, f)) => (db, Some(f)),
+            None => (rest, None),
+        };
+        let absent = entry.kind == crate::bundle::EntryKind::Absent;
+        let shaped = match file {
+            Some(f) => !absent && backup_file_name(f),
+            None => absent,
+        };
+        if shaped && spec.databases.iter().any(|d| d == db) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is not an InfluxDB backup file of its databases ({})",
+                entry.path,
+                spec.databases.join(", ")
+            ))
+        }
+    }
 }
 
-mod observe;
+mod capture;
+pub mod drill;
+pub mod http;
+pub mod observe;
+pub mod restore;
+pub mod server;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InfluxError {
