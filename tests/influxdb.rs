@@ -326,3 +326,128 @@ fn stopped_service_is_a_clear_error() {
         "influxdb.stats: the InfluxDB service influxdb (service.influxdb) is not running",
     );
 }
+
+#[test]
+fn encrypted_bundle_restores_with_the_identity() {
+    let w = world();
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let key = w.host.tmp.path().join("key.txt");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    }
+    w.host
+        .backup_with(&w.recipe, &["--recipient", &public, "--encrypt-all"]);
+    let bundle = w.host.latest();
+    let m = support::host::manifest(&bundle);
+    let influx: Vec<&String> = m
+        .stored
+        .keys()
+        .filter(|k| k.starts_with("files/influxdb.stats/"))
+        .collect();
+    assert!(influx.len() >= 9, "every backup file is stored: {influx:?}");
+    for rel in &influx {
+        assert!(m.stored[*rel].encrypted);
+        assert!(!bundle.join(rel).exists(), "no plaintext copy of {rel}");
+    }
+    w.q("iml_stats", "DROP DATABASE iml_stats");
+    // Without the identity the backup cannot be read.
+    w.apply(&[]).code(1).stderr_has("age");
+    assert!(!w
+        .server()
+        .databases()
+        .unwrap()
+        .contains(&"iml_stats".to_string()));
+    let key = key.to_str().unwrap();
+    w.apply(&["--age-identity", key])
+        .code(0)
+        .stdout_has("restored InfluxDB database iml_stats, counts checked");
+    assert_eq!(w.counts(), expected_original());
+}
+
+#[test]
+fn tampered_backup_file_is_refused() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    let bundle = w.host.latest();
+    let m = support::host::manifest(&bundle);
+    let shard = m
+        .entries
+        .iter()
+        .find(|e| e.path.starts_with("influxdb.stats/iml_stats/") && e.path.ends_with(".tar.gz"))
+        .unwrap();
+    let file = bundle.join(shard.file.as_deref().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    Imlrecover::new()
+        .arg("verify")
+        .arg(&bundle)
+        .run()
+        .code(1)
+        .stdout_has(shard.file.as_deref().unwrap());
+    w.q("iml_stats", "DROP DATABASE iml_stats");
+    w.plan(&[])
+        .code(1)
+        .stderr_has("refusing bundle")
+        .stderr_has(&format!("the bundle's copy of {}", shard.path));
+    w.apply(&[]).code(1).stderr_has("refusing bundle");
+    assert!(!w
+        .server()
+        .databases()
+        .unwrap()
+        .contains(&"iml_stats".to_string()));
+}
+
+#[test]
+fn a_foreign_entry_under_the_address_is_refused() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    let bundle = w.host.latest();
+    let mut m = support::host::manifest(&bundle);
+    // A database the recipe does not name, smuggled in under the address.
+    let mut e = m
+        .entries
+        .iter()
+        .find(|e| e.path.starts_with("influxdb.stats/iml/"))
+        .unwrap()
+        .clone();
+    e.path = e.path.replace("/iml/", "/other/");
+    let from = bundle.join(e.file.as_deref().unwrap());
+    e.file = Some(format!("files/{}", e.path));
+    std::fs::create_dir_all(bundle.join("files/influxdb.stats/other")).unwrap();
+    std::fs::copy(from, bundle.join(e.file.as_deref().unwrap())).unwrap();
+    let path = e.path.clone();
+    m.entries.push(e);
+    support::host::write_manifest(&bundle, &m);
+    w.plan(&[]).code(1).stderr_has(&format!(
+        "{path} is not an InfluxDB backup file of its databases (iml, iml_stats, iml_stratagem_scans)"
+    ));
+}
+
+#[test]
+fn drill_restores_into_a_throwaway_influxd() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    let bundle = w.host.latest();
+    let tmp = w.host.tmp.path().join("drilltmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = Imlrecover::new()
+        .args(["verify", "--drill"])
+        .arg(&bundle)
+        .env("TMPDIR", &tmp)
+        .run();
+    out.code(0)
+        .stdout_has("Drill passed:")
+        .stdout_has("influxdb.stats: restored iml (2 measurements, 6 series, 1200 points, 2400 values), iml_stats (3 measurements, 15 series, 6000 points, 12000 values)")
+        .stdout_has("the counts match the manifest");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the throwaway influxd is removed"
+    );
+    // The live server was not touched.
+    assert_eq!(w.counts(), expected_original());
+}
