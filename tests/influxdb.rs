@@ -123,10 +123,17 @@ struct World {
 impl Drop for World {
     fn drop(&mut self) {
         imlrecover::sandbox::initd::kill(&self.host.root, "influxdb");
+        imlrecover::sandbox::initd::kill(&self.host.root, "iml-manager");
     }
 }
 
 fn world() -> World {
+    world_with("", r#"["iml", "iml_stats", "iml_stratagem_scans"]"#, "")
+}
+
+/// [`world`] with more recipe text before the block, its `databases` and
+/// more attributes in it.
+fn world_with(before: &str, databases: &str, attrs: &str) -> World {
     let host = Host::new();
     let influxd = Influxd::start(&host.tmp.path().join("influxd"), None).expect("influxd starts");
     // iml: 2 × 3 series × 200; iml_stats: 3 × 5 × 400 (6000 points);
@@ -149,13 +156,14 @@ fn world() -> World {
             r#"service "influxdb" {{
   state = "running"
 }}
-
+{before}
 influxdb "stats" {{
-  databases = ["iml", "iml_stats", "iml_stratagem_scans"]
+  databases = {databases}
   service   = service.influxdb
   rpc       = "{rpc}"
   http      = "{http}"
   bindir    = "/usr/bin"
+  {attrs}
 }}
 "#,
             rpc = influxd.rpc,
@@ -450,4 +458,58 @@ fn drill_restores_into_a_throwaway_influxd() {
     );
     // The live server was not touched.
     assert_eq!(w.counts(), expected_original());
+}
+
+#[test]
+fn quiesced_services_are_stopped_around_the_restore() {
+    let w = world_with(
+        "service \"iml_manager\" {\n  name  = \"iml-manager\"\n  state = \"running\"\n}\n",
+        r#"["iml", "iml_stats", "iml_stratagem_scans"]"#,
+        "quiesce = [service.iml_manager]",
+    );
+    imlrecover::sandbox::initd::write_service(&w.host.root, "iml-manager").unwrap();
+    let script = w.host.root.join("etc/init.d/iml-manager");
+    assert!(std::process::Command::new(&script)
+        .arg("start")
+        .status()
+        .unwrap()
+        .success());
+    w.host.backup(&w.recipe);
+    w.q("iml", "DROP DATABASE iml");
+    w.plan(&[])
+        .code(0)
+        .stdout_has("stop service.iml_manager (quiesce for the influxdb.stats restore)");
+    w.apply(&[]).code(0);
+    let log = std::fs::read_to_string(w.host.root.join("var/log/sandbox/iml-manager.log")).unwrap();
+    assert_eq!(
+        log, "start\nstop\nstart\n",
+        "stopped for the restore, started after"
+    );
+    assert_eq!(w.counts(), expected_original());
+}
+
+#[test]
+fn an_optional_missing_database_is_recorded_absent() {
+    let dbs = r#"["iml", "iml_stats", "iml_stratagem_scans", "iml_later"]"#;
+    let strict = world_with("", dbs, "");
+    strict
+        .host
+        .try_backup(&strict.recipe, &[])
+        .code(1)
+        .stderr_has("influxdb.stats: InfluxDB has no database iml_later (it has: iml, iml_stats, iml_stratagem_scans)");
+    drop(strict);
+    let w = world_with("", dbs, "optional = true");
+    w.host.backup(&w.recipe);
+    let bundle = w.host.latest();
+    assert_eq!(record(&bundle).databases["iml_later"], None);
+    let m = support::host::manifest(&bundle);
+    let absent = m
+        .entries
+        .iter()
+        .find(|e| e.path == "influxdb.stats/iml_later")
+        .expect("an absent entry");
+    assert_eq!(absent.kind, imlrecover::bundle::EntryKind::Absent);
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
 }
