@@ -295,9 +295,26 @@ fn disaster_plan_apply_replan() {
         .stdout_has("databases iml, iml_stats differ from the bundle")
         .stdout_has("database iml_stats does not exist live (bundle: 3 measurements, 15 series, 6000 points, 12000 values)")
         .stdout_has("database iml: live 2 measurements, 5 series, 1000 points, 2000 values; bundle 2 measurements, 6 series, 1200 points, 2400 values");
-    w.apply(&[])
-        .code(0)
-        .stdout_has("restored InfluxDB databases iml, iml_stats, counts checked");
+    let out = w.apply(&[]);
+    out.code(0)
+        .stdout_has("restored InfluxDB databases iml, iml_stats, counts checked")
+        .stdout_has("restored iml: 2 measurements, 6 series, 1200 points, 2400 values");
+    // The live iml (short of points) was backed up into the run directory
+    // before it was dropped; iml_stats did not exist.
+    let runs = w.host.root.join("var/lib/imlrecover/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let safety = run.join("influxdb-safety-stats");
+    assert!(safety.join("iml").read_dir().unwrap().count() >= 3);
+    assert!(!safety.join("iml_stats").exists());
+    out.stdout_has(&format!(
+        "the live iml before it: {}",
+        safety.join("iml").display()
+    ));
     w.plan(&["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes.");

@@ -347,3 +347,90 @@ impl InfluxError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Entry, EntryKind};
+
+    fn spec() -> InfluxdbSpec {
+        InfluxdbSpec {
+            databases: vec!["iml".into(), "iml_stats".into()],
+            service: "service.influxdb".parse().unwrap(),
+            rpc: DEFAULT_RPC.into(),
+            http: DEFAULT_HTTP.into(),
+            bindir: None,
+            quiesce: Vec::new(),
+            optional: false,
+        }
+    }
+
+    fn entry(path: &str, kind: EntryKind) -> Entry {
+        let mut e = Entry::absent("influxdb.stats".parse().unwrap(), path.into(), false);
+        e.kind = kind;
+        e
+    }
+
+    #[test]
+    fn owns_only_backup_files_of_its_databases() {
+        let s = spec();
+        let own = |p: &str, k| InfluxdbKind::owns_entry(&s, &entry(p, k));
+        assert_eq!(
+            entry_path(&"influxdb.stats".parse().unwrap(), "iml", Some("x.meta")),
+            "influxdb.stats/iml/x.meta"
+        );
+        assert!(own("influxdb.stats/iml/20261203T173809Z.s1.tar.gz", EntryKind::File).is_ok());
+        assert!(own("influxdb.stats/iml_stats/20261203T173809Z.meta", EntryKind::File).is_ok());
+        assert!(own("influxdb.stats/iml_stats", EntryKind::Absent).is_ok());
+        for bad in [
+            "influxdb.stats/other/x.meta",
+            "influxdb.stats/iml/../../etc/shadow",
+            "influxdb.stats/iml/.hidden",
+            "influxdb.other/iml/x.meta",
+            "/etc/shadow",
+            "influxdb.stats/iml",
+        ] {
+            assert!(own(bad, EntryKind::File).is_err(), "{bad}");
+        }
+        assert_eq!(
+            own("/etc/shadow", EntryKind::File).unwrap_err(),
+            "/etc/shadow is not an InfluxDB backup file of its databases (iml, iml_stats)"
+        );
+    }
+
+    #[test]
+    fn addresses_and_names() {
+        assert!(host_port("127.0.0.1:8088"));
+        assert!(host_port("localhost:1"));
+        assert!(!host_port("8088"));
+        assert!(!host_port("127.0.0.1:0"));
+        assert!(!host_port(":8086"));
+        assert!(!host_port("h:99999"));
+        assert!(valid_name("iml_stratagem_scans"));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name("x\"y"));
+        assert!(!valid_name(""));
+    }
+
+    #[test]
+    fn short_of_any_count() {
+        let want = Counts {
+            measurements: 2,
+            series: 6,
+            points: 1200,
+            values: 2400,
+        };
+        assert!(!want.short_of(&want));
+        let more = Counts {
+            points: 1300,
+            values: 2600,
+            ..want
+        };
+        assert!(!more.short_of(&want));
+        let fewer = Counts {
+            series: 5,
+            ..want
+        };
+        assert!(fewer.short_of(&want));
+    }
+}

@@ -87,13 +87,15 @@ pub fn check_counts(
     Ok(got)
 }
 
-/// Restores one database as described at the top.
+/// Restores one database as described at the top; a live one is first
+/// backed up into `safety` (the run directory), as the database's safety dump.
 fn restore_one(
     server: &Server,
     record: &InfluxRecord,
     db: &str,
     want: &Counts,
     dir: &Path,
+    safety: &Path,
 ) -> Result<String, String> {
     let live = server.databases().map_err(|e| e.to_string())?;
     let tmp = tmp_name(db);
@@ -106,6 +108,9 @@ fn restore_one(
         server.restore(db, Some(&tmp), dir)?;
         check_counts(server, &tmp, record, want).map_err(|e| {
             format!("{e}: the restored copy {tmp} is short; the live {db} was left as it was")
+        })?;
+        server.backup(db, safety).map_err(|e| {
+            format!("{e}: the safety backup of the live {db} failed; it was left as it was (and {tmp} holds the bundle's copy)")
         })?;
         server.drop_database(db).map_err(|e| {
             format!("{e} (the live {db} and the checked copy {tmp} are both there)")
@@ -166,8 +171,18 @@ pub(super) fn apply(
                 )
             };
             extract(cx.bundle, address, db, &dir).map_err(fail)?;
-            let line = restore_one(&server, record, db, want, &dir).map_err(fail)?;
+            let safety = cx
+                .run_dir
+                .join(format!("influxdb-safety-{}", address.name))
+                .join(db);
+            let line = restore_one(&server, record, db, want, &dir, &safety).map_err(fail)?;
             details.push(format!("restored {line}"));
+            if safety.exists() {
+                details.push(format!(
+                    "the live {db} before it: {} (influxd restore -portable)",
+                    safety.display()
+                ));
+            }
             let _ = std::fs::remove_dir_all(&dir);
         }
         Ok(())
