@@ -30,6 +30,7 @@ mod fuzz;
 mod hostile;
 mod import;
 mod import_dumps;
+mod influxdb;
 mod monitoring;
 mod oldkernel;
 mod pg_cluster;

@@ -253,4 +253,12 @@ impl Kind for DatabaseKind {
         };
         cx.wants_dump(record, &spec.databases);
     }
+
+    /// The dump is the manifest's `database` record, never an entry.
+    fn owns_entry(_spec: &DatabaseSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        Err(format!(
+            "{}: this kind of resource captures no files",
+            crate::bundle::normalize(&entry.path)
+        ))
+    }
 }
