@@ -2,10 +2,13 @@
 //! `Printer`), `json` for programs (the versioned schema of `plan::Plan`).
 
 pub mod apply;
+pub mod apply_record;
 pub mod audit;
 pub mod backup;
 pub mod demo;
+pub mod document;
 pub mod human;
+pub mod progress;
 pub mod prompt;
 pub mod transfer;
 pub mod verify;

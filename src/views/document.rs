@@ -1,0 +1,172 @@
+//! The machine-readable result of a command run (`--format json|junit`):
+//! one JSON document or one JUnit testsuite on stdout, also when the
+//! command failed (docs/output.md). The command's own views fill in what
+//! it did; this module adds the envelope and writes it.
+
+use super::audit::junit::escape;
+use crate::cli::Format;
+use crate::commands::{CmdResult, Outcome};
+use crate::printer::Printer;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The version of every command's document; bumped on incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One JUnit testcase: a step, a check or a host.
+#[derive(Debug, Clone, Default)]
+pub struct Case {
+    pub name: String,
+    pub seconds: f64,
+    pub failure: Option<String>,
+    /// Why it was not run (a step after a failure).
+    pub skipped: Option<String>,
+}
+
+impl Case {
+    pub fn passed(name: impl Into<String>, seconds: f64) -> Case {
+        Case {
+            name: name.into(),
+            seconds,
+            ..Case::default()
+        }
+    }
+
+    pub fn failed(name: impl Into<String>, seconds: f64, message: impl Into<String>) -> Case {
+        Case {
+            name: name.into(),
+            seconds,
+            failure: Some(message.into()),
+            skipped: None,
+        }
+    }
+}
+
+/// What a command run contributes to its document.
+pub trait Record: Serialize {
+    /// Its testcases, in order; `error` is what stopped the command.
+    fn cases(&self, error: Option<&str>) -> Vec<Case>;
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    format_version: u32,
+    command: &'a str,
+    outcome: &'a str,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+/// The exit code `commands::run` gives this result.
+pub fn exit_code(result: &CmdResult) -> u8 {
+    match result {
+        Ok(Outcome::Clean) => 0,
+        Ok(Outcome::Changes) => 2,
+        Ok(Outcome::Code(c)) => *c,
+        Err(_) => 1,
+    }
+}
+
+/// The error as one line: its message and every cause.
+fn error_text(report: &miette::Report) -> String {
+    let chain: Vec<String> = report.chain().map(|e| e.to_string()).collect();
+    let mut text = chain.join(": ");
+    if let Some(help) = report.help() {
+        let _ = write!(text, " (help: {help})");
+    }
+    text
+}
+
+/// Writes the document of `command` (nothing for `human`) and hands the
+/// result on unchanged: its error still goes to stderr, its exit code stays.
+pub fn finish<T: Record>(
+    printer: &Printer,
+    format: Format,
+    command: &str,
+    record: &T,
+    result: CmdResult,
+) -> CmdResult {
+    let error = result.as_ref().err().map(error_text);
+    let text = match format {
+        Format::Human => return result,
+        Format::Json => json(command, record, &result, error),
+        Format::Junit => junit(command, record.cases(error.as_deref()), error),
+    };
+    // `out` redacts sensitive values, here as everywhere.
+    printer.out(&text)?;
+    result
+}
+
+fn json<T: Record>(command: &str, record: &T, result: &CmdResult, error: Option<String>) -> String {
+    let envelope = Envelope {
+        format_version: FORMAT_VERSION,
+        command,
+        outcome: if result.is_ok() { "ok" } else { "failed" },
+        exit_code: exit_code(result),
+        error,
+        record,
+    };
+    // Plain data with string keys: serialisation cannot fail.
+    let mut text = serde_json::to_string_pretty(&envelope)
+        .unwrap_or_else(|e| format!("{{\"format_version\": 1, \"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// One testsuite named after the command, in the shape of audit's JUnit.
+/// An error no testcase carries is a failing testcase of its own.
+pub fn junit(command: &str, mut cases: Vec<Case>, error: Option<String>) -> String {
+    if let Some(e) = error {
+        if !cases.iter().any(|c| c.failure.is_some()) {
+            cases.push(Case::failed(command, 0.0, e));
+        }
+    }
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+    let time: f64 = cases.iter().map(|c| c.seconds).sum();
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let counts = format!(
+        "tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\"",
+        cases.len()
+    );
+    let _ = writeln!(out, "<testsuites name=\"imlrecover {command}\" {counts}>");
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{command}\" {counts} timestamp=\"{}\">",
+        // JUnit's timestamp has no zone designator.
+        stamp.trim_end_matches('Z')
+    );
+    for c in &cases {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"imlrecover.{command}\" name=\"{}\" time=\"{:.3}\"",
+            escape(&c.name),
+            c.seconds
+        );
+        match (&c.failure, &c.skipped) {
+            (Some(f), _) => {
+                let first = f.lines().next().unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\" type=\"{command}\">{}</failure>\n    </testcase>",
+                    escape(first),
+                    escape(f)
+                );
+            }
+            (None, Some(s)) => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    escape(s)
+                );
+            }
+            (None, None) => out.push_str("/>\n"),
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
