@@ -170,3 +170,41 @@ pub fn junit(command: &str, mut cases: Vec<Case>, error: Option<String>) -> Stri
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
 }
+
+/// The command and format of a run that writes a document, if it does.
+pub fn requested(command: &crate::cli::Command) -> Option<(&'static str, Format)> {
+    use crate::cli::Command as C;
+    let (name, output) = match command {
+        C::Backup(a) => ("backup", a.output),
+        C::Verify(a) => ("verify", a.output),
+        C::Apply(a) => ("apply", a.output),
+        C::Push(a) => ("push", a.output),
+        C::Pull(a) => ("pull", a.output),
+        C::Demo(a) => ("demo", a.output),
+        _ => return None,
+    };
+    output.machine().then_some((name, output.format))
+}
+
+/// Nothing done: refused before the command began (an unreadable age
+/// identity, a bad `--metrics-file`).
+#[derive(Serialize)]
+struct NotStarted {}
+
+impl Record for NotStarted {
+    fn cases(&self, _error: Option<&str>) -> Vec<Case> {
+        Vec::new()
+    }
+}
+
+/// The document of a run refused before its command began.
+pub fn refused(
+    printer: &Printer,
+    command: &crate::cli::Command,
+    report: miette::Report,
+) -> CmdResult {
+    match requested(command) {
+        Some((name, format)) => finish(printer, format, name, &NotStarted {}, Err(report)),
+        None => Err(report),
+    }
+}
