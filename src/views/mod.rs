@@ -1,5 +1,8 @@
-//! How plans are shown: `human` for people (colour decided by the
-//! `Printer`), `json` for programs (the versioned schema of `plan::Plan`).
+//! Every word a person reads. How plans are shown: `human` for people
+//! (colour decided by the `Printer`), `json` for programs (the versioned
+//! schema of `plan::Plan`); each command's own views beside them, the
+//! documents of `--format json|junit` ([`document`]) and the engine's
+//! progress ([`progress`]).
 
 pub mod apply;
 pub mod apply_record;
