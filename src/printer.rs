@@ -192,7 +192,7 @@ impl ErrorRenderer {
     }
 }
 
-fn without_os_error_numbers(text: &str) -> String {
+pub(crate) fn without_os_error_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(" (os error ") {

@@ -73,7 +73,8 @@ pub fn exit_code(result: &CmdResult) -> u8 {
 /// The error as one line: its message and every cause.
 fn error_text(report: &miette::Report) -> String {
     let chain: Vec<String> = report.chain().map(|e| e.to_string()).collect();
-    let mut text = chain.join(": ");
+    // As the diagnostic on stderr reads: without Rust's `(os error N)`.
+    let mut text = crate::printer::without_os_error_numbers(&chain.join(": "));
     if let Some(help) = report.help() {
         let _ = write!(text, " (help: {help})");
     }
