@@ -503,3 +503,37 @@ fn demo_documents_each_phase_with_its_commands_own_document() {
     assert_eq!((failures, skipped), (0, 0));
     assert_eq!(cases, 6 + checks.len(), "{}", out.stdout);
 }
+
+/// A backup blocked by a client's lock says so on stderr under `--format
+/// json`: the dump's progress and the `Blocked:` line stay off stdout.
+#[test]
+fn a_blocked_backup_says_so_on_stderr_and_stdout_holds_the_document() {
+    use crate::faults::{wait_at_most, LockHolder, Manager, PLAN};
+    use std::time::Duration;
+    let m = Manager::backed_up();
+    let mut holder = LockHolder::take(&m.sb.target());
+    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
+        .current_dir(support::cli::repo())
+        .args(["--color", "always", "backup", "-r", PLAN, "--root"])
+        .arg(&m.sb.root)
+        .arg("--bundle-dir")
+        .arg(&m.sb.bundles)
+        .args(m.sb.var_args())
+        .args(["--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        holder.commit(),
+        "done",
+        "the client's session was not ended"
+    );
+    let (out, _) = wait_at_most(backup, Duration::from_secs(120));
+    out.code(0)
+        .stderr_has("Blocked:")
+        .stderr_has("the dump waits for a lock held by pid ");
+    let v = document(&out, "backup");
+    assert!(v["database"]["rows"].as_u64().unwrap() > 0, "{v:#}");
+}
