@@ -9,6 +9,7 @@ use crate::commands::{CmdResult, Outcome};
 use crate::printer::Printer;
 use serde::Serialize;
 use std::fmt::Write;
+use std::sync::Mutex;
 
 /// The version of every command's document; bumped on incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -49,16 +50,27 @@ pub trait Record: Serialize {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
+struct Envelope<'a> {
     format_version: u32,
     command: &'a str,
     outcome: &'a str,
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    #[serde(flatten)]
-    record: &'a T,
 }
+
+/// A document waiting for the run's final result: `--metrics-file` is
+/// written after the command and can still fail it.
+struct Pending {
+    printer: Printer,
+    format: Format,
+    command: &'static str,
+    /// The command's own fields, a pretty JSON object.
+    record: String,
+    cases: Vec<Case>,
+}
+
+static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 
 /// The exit code `commands::run` gives this result.
 pub fn exit_code(result: &CmdResult) -> u8 {
@@ -81,40 +93,64 @@ fn error_text(report: &miette::Report) -> String {
     text
 }
 
-/// Writes the document of `command` (nothing for `human`) and hands the
-/// result on unchanged: its error still goes to stderr, its exit code stays.
+/// Keeps the document of `command` (nothing for `human`) for [`flush`] and
+/// hands the result on unchanged: its error still goes to stderr.
 pub fn finish<T: Record>(
     printer: &Printer,
     format: Format,
-    command: &str,
+    command: &'static str,
     record: &T,
     result: CmdResult,
 ) -> CmdResult {
+    if format == Format::Human {
+        return result;
+    }
     let error = result.as_ref().err().map(error_text);
-    let text = match format {
-        Format::Human => return result,
-        Format::Json => json(command, record, &result, error),
-        Format::Junit => junit(command, record.cases(error.as_deref()), error),
+    let pending = Pending {
+        printer: *printer,
+        format,
+        command,
+        // Plain data with string keys: serialisation cannot fail.
+        record: serde_json::to_string_pretty(record).unwrap_or_else(|_| "{}".into()),
+        cases: record.cases(error.as_deref()),
     };
-    // `out` redacts sensitive values, here as everywhere.
-    printer.out(&text)?;
+    if let Ok(mut p) = PENDING.lock() {
+        *p = Some(pending);
+    }
     result
 }
 
-fn json<T: Record>(command: &str, record: &T, result: &CmdResult, error: Option<String>) -> String {
+/// Writes the kept document with the run's final result (its outcome and
+/// exit code are the process's). A closed stdout is left to the exit code.
+pub fn flush(result: &CmdResult) {
+    let Some(p) = PENDING.lock().ok().and_then(|mut p| p.take()) else {
+        return;
+    };
+    let error = result.as_ref().err().map(error_text);
+    let text = match p.format {
+        Format::Human => return,
+        Format::Json => json(p.command, &p.record, result, error),
+        Format::Junit => junit(p.command, p.cases, error),
+    };
+    // `out` redacts sensitive values, here as everywhere.
+    let _ = p.printer.out(&text);
+}
+
+fn json(command: &str, record: &str, result: &CmdResult, error: Option<String>) -> String {
     let envelope = Envelope {
         format_version: FORMAT_VERSION,
         command,
         outcome: if result.is_ok() { "ok" } else { "failed" },
         exit_code: exit_code(result),
         error,
-        record,
     };
-    // Plain data with string keys: serialisation cannot fail.
-    let mut text = serde_json::to_string_pretty(&envelope)
-        .unwrap_or_else(|e| format!("{{\"format_version\": 1, \"error\": \"{e}\"}}"));
-    text.push('\n');
-    text
+    let head = serde_json::to_string_pretty(&envelope)
+        .unwrap_or_else(|e| format!("{{\n  \"format_version\": 1,\n  \"error\": \"{e}\"\n}}"));
+    // Two pretty objects made one: the envelope first, then the record's fields.
+    match (head.strip_suffix("\n}"), record.strip_prefix("{\n")) {
+        (Some(head), Some(fields)) => format!("{head},\n{fields}\n"),
+        _ => format!("{head}\n"),
+    }
 }
 
 /// One testsuite named after the command, in the shape of audit's JUnit.
@@ -204,8 +240,10 @@ pub fn refused(
     command: &crate::cli::Command,
     report: miette::Report,
 ) -> CmdResult {
-    match requested(command) {
-        Some((name, format)) => finish(printer, format, name, &NotStarted {}, Err(report)),
-        None => Err(report),
-    }
+    let Some((name, format)) = requested(command) else {
+        return Err(report);
+    };
+    let result = finish(printer, format, name, &NotStarted {}, Err(report));
+    flush(&result);
+    result
 }
