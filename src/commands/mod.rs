@@ -130,6 +130,7 @@ pub fn run() -> ExitCode {
         }
         None => result,
     };
+    crate::views::document::flush(&result);
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
