@@ -247,3 +247,27 @@ pub fn refused(
     flush(&result);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_and_the_record_make_one_object() {
+        let failed: CmdResult = Err(miette::miette!("boom"));
+        for (record, result) in [
+            ("{}", Ok(Outcome::Clean)),
+            ("{\n  \"files\": 3,\n  \"entries\": []\n}", failed),
+        ] {
+            let text = json("backup", record, &result, None);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["format_version"], 1);
+            assert_eq!(v["exit_code"], exit_code(&result));
+            assert_eq!(v["outcome"], if result.is_ok() { "ok" } else { "failed" });
+            assert_eq!(
+                v.as_object().unwrap().len(),
+                if record == "{}" { 4 } else { 6 }
+            );
+        }
+    }
+}
