@@ -5,7 +5,9 @@ use crate::recipe::VarInput;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod format;
 mod sign;
+pub use format::{AuditFormat, Format, FormatArgs};
 pub use sign::{SignArgs, TrustArgs};
 
 /// `--version`: what a site needs to know about a binary it was handed.
@@ -215,6 +217,8 @@ pub struct BackupArgs {
     /// up to DURATION for it (30s, 10min) instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// How to reach an SFTP target (defaults as ssh: the invoking user's ~/.ssh).
@@ -255,6 +259,8 @@ pub struct PushArgs {
     /// Write node_exporter textfile metrics here (docs/monitoring.md).
     #[arg(long = "metrics-file", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// The retention rules of `backup`, `push` and `prune`: restic's `forget`
@@ -342,6 +348,8 @@ pub struct PullArgs {
     pub age: AgeArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// `verify BUNDLE [--drill]`
@@ -364,6 +372,8 @@ pub struct VerifyArgs {
     pub age: AgeArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// The recipe, the host and the bundle: what plan, apply and audit compare.
@@ -467,6 +477,8 @@ pub struct ApplyArgs {
     /// up to DURATION for it (30s, 10min) instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// `apply PLANFILE` needs no recipe or bundle; its own words for two options.
@@ -496,6 +508,8 @@ pub struct DemoArgs {
     /// PostgreSQL cluster are stopped, so it cannot be planned or applied.
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub output: FormatArgs,
 }
 
 /// `audit -r RECIPE --root DIR --bundle BUNDLE [--format F] [--max-age D] [--cert-min-days N]`
@@ -546,14 +560,6 @@ pub struct AuditArgs {
     pub age: AgeArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuditFormat {
-    Human,
-    Json,
-    Junit,
-    Nagios,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

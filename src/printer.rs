@@ -13,6 +13,9 @@ pub struct Printer {
     /// Progress bars only when both stdout and stderr are terminals.
     pub progress: bool,
     pub interactive: bool,
+    /// Stdout carries one document (`--format json|junit`): the engine's
+    /// progress lines go to stderr and nothing is asked.
+    pub document: bool,
 }
 
 impl Printer {
@@ -33,6 +36,18 @@ impl Printer {
             color,
             progress: stdout_tty && stderr_tty && !dumb,
             interactive: stdout_tty && io::stdin().is_terminal(),
+            document: false,
+        }
+    }
+
+    /// The printer of a run whose stdout is one document: no colour, no
+    /// bars, no questions.
+    pub fn for_document(&self) -> Printer {
+        Printer {
+            color: false,
+            progress: false,
+            interactive: false,
+            document: true,
         }
     }
 
@@ -177,7 +192,7 @@ impl ErrorRenderer {
     }
 }
 
-fn without_os_error_numbers(text: &str) -> String {
+pub(crate) fn without_os_error_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(" (os error ") {

@@ -26,6 +26,7 @@ mod encrypt;
 mod errors;
 mod faults;
 mod faults_backup;
+mod formats;
 mod fuzz;
 mod hostile;
 mod import;

@@ -211,7 +211,17 @@ pub fn execute(
                     },
                     true,
                 );
-                view.event(Event::StepFailed { step, total })?;
+                let message = format!(
+                    "{}{}",
+                    e.message,
+                    e.help.map(|h| format!(" ({h})")).unwrap_or_default()
+                );
+                view.event(Event::StepFailed {
+                    step,
+                    total,
+                    message: &message,
+                    elapsed,
+                })?;
                 restart_stopped(view, t, &stopped)?;
                 view.event(Event::Stopped {
                     plan,
@@ -220,7 +230,7 @@ pub fn execute(
                 return Err(StepFailed {
                     step: step.id,
                     address: step.address.to_string(),
-                    message: format!("{}{}", e.message, e.help.map(|h| format!(" ({h})")).unwrap_or_default()),
+                    message,
                     help: format!(
                         "the run directory {} keeps every file this run replaced and the safety dump; \
                          fix the problem and run the same `imlrecover apply` again: it plans afresh and redoes only what is left",

@@ -7,8 +7,8 @@
 use super::verify::{Problem, ProblemKind};
 use super::{Bundle, MANIFEST};
 use crate::host::postgres::{self as pg, TempCluster};
-use crate::printer::Printer;
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use crate::views::progress::Progress;
+use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,11 @@ pub struct Passed {
 
 /// On success what was restored; otherwise every problem found. InfluxDB
 /// backups are drilled by their kind (`resources::influxdb::drill`).
-pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>> {
-    crate::resources::influxdb::drill::with_database(bundle, || drill_database(bundle, printer))
+pub fn drill(bundle: &Bundle, progress: &dyn Progress) -> Result<Passed, Vec<Problem>> {
+    crate::resources::influxdb::drill::with_database(bundle, || drill_database(bundle, progress))
 }
 
-fn drill_database(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>> {
+fn drill_database(bundle: &Bundle, progress: &dyn Progress) -> Result<Passed, Vec<Problem>> {
     let started = Instant::now();
     let Some(db) = &bundle.manifest.database else {
         return Err(vec![problem(
@@ -62,17 +62,7 @@ fn drill_database(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Prob
         }
     );
 
-    let bar = if printer.progress {
-        let bar = ProgressBar::new(db.size).with_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("restoring {}", db.file));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress.restore_bar(db.size, &format!("restoring {}", db.file));
     let restored = pg::restore(&target, file, |n| bar.set_position(n));
     bar.finish_and_clear();
     let report =

@@ -5,6 +5,7 @@
 //! stops the clusters, and exits with 130.
 
 use crate::host::postgres as pg;
+use crate::views::progress as view;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -51,20 +52,15 @@ fn watch() {
     let dirs = dirs();
     for d in dirs.iter() {
         if std::fs::remove_dir_all(d).is_ok() {
-            crate::printer::eprint(&format!(
-                "interrupted: removed the incomplete bundle {}\n",
-                d.display()
-            ));
+            view::interrupted_bundle(d);
         }
     }
     let n = pg::cleanup_all();
     if n > 0 {
-        crate::printer::eprint(&format!(
-            "interrupted: stopped and removed {n} throwaway PostgreSQL cluster(s)\n"
-        ));
+        view::interrupted_clusters(n);
     }
     if dirs.is_empty() && n == 0 {
-        crate::printer::eprint("interrupted\n");
+        view::interrupted();
     }
     std::process::exit(130);
 }

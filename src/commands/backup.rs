@@ -1,6 +1,7 @@
 //! `imlrecover backup`: capture what the recipe declares into a new bundle.
 
 use super::{CmdResult, Outcome};
+use crate::apply::protocol::take_lock;
 use crate::bundle::{BundleWriter, RecipeRef};
 use crate::cli::BackupArgs;
 use crate::host::fs::Root;
@@ -9,10 +10,29 @@ use crate::recipe::ResourceType;
 use crate::resources::{self, CaptureCx, Captured};
 use crate::target::load_recipe;
 use crate::views;
+use crate::views::apply::Human;
+use crate::views::apply_record::Gathered;
+use crate::views::backup::{BackupRecord, ResourceRecord};
+use crate::views::transfer::PushRecord;
 use miette::Report;
 use std::time::{Instant, SystemTime};
 
 pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
+    let machine = args.output.machine();
+    let quiet = printer.for_document();
+    let p = if machine { &quiet } else { printer };
+    let mut record = BackupRecord::default();
+    let result = backup(p, args, machine, &mut record);
+    record.warnings = views::progress::take_warnings();
+    views::document::finish(printer, args.output.format, "backup", &record, result)
+}
+
+fn backup(
+    printer: &Printer,
+    args: &BackupArgs,
+    machine: bool,
+    record: &mut BackupRecord,
+) -> CmdResult {
     let started = Instant::now();
     // A mistyped --push target fails before anything is captured.
     let push_target = args
@@ -28,11 +48,11 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
     let key_path = store.signer.as_ref().and_then(|s| s.host_path(root.dir()));
     let signed = crate::bundle::sign::backup_note(store.signer.as_ref(), &recipe);
     // Never capture a restore in progress: the apply lock, or wait for it.
-    let _lock = crate::apply::protocol::take_lock(
-        &crate::views::apply::Human::new(printer),
-        &root,
-        args.wait,
-    )?;
+    let _lock = if machine {
+        take_lock(&Gathered::new(printer), &root, args.wait)?
+    } else {
+        take_lock(&Human::new(printer), &root, args.wait)?
+    };
     let databases: Vec<_> = recipe
         .resources
         .iter()
@@ -72,11 +92,31 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             printer,
         };
         for r in &recipe.resources {
+            let t0 = Instant::now();
             // On error `bundle` is dropped here, which removes it.
             let Some(done) = resources::registry::capture(&mut cx, r) else {
                 continue;
             };
-            let done = done.map_err(Report::new)?;
+            let mut rec = ResourceRecord {
+                address: r.address.to_string(),
+                status: "done",
+                files: 0,
+                absent: 0,
+                bytes: 0,
+                error: None,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            let done = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    rec.status = "failed";
+                    rec.error = Some(e.to_string());
+                    record.resources.push(rec);
+                    return Err(Report::new(e));
+                }
+            };
+            (rec.files, rec.absent, rec.bytes) = (done.files, done.absent, done.bytes);
+            record.resources.push(rec);
             resources_done += 1;
             total.files += done.files;
             total.absent += done.absent;
@@ -92,18 +132,20 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
 
     let m = &committed.manifest;
     record_metrics(&total, m);
-    printer.out(&views::backup::human(
-        printer,
-        &views::backup::Finished {
-            committed: &committed,
-            total: &total,
-            resources: resources_done,
-            elapsed: started.elapsed(),
-            signed: signed.as_deref(),
-        },
-    ))?;
+    let finished = views::backup::Finished {
+        committed: &committed,
+        total: &total,
+        resources: resources_done,
+        elapsed: started.elapsed(),
+        signed: signed.as_deref(),
+    };
+    record.finished(&finished);
+    if !machine {
+        printer.out(&views::backup::human(printer, &finished))?;
+    }
     if let Some(target) = &push_target {
         let started = Instant::now();
+        let pushed = record.push.insert(PushRecord::new(target));
         crate::transfer::push_path(
             &committed.path,
             target,
@@ -114,10 +156,16 @@ pub fn run(printer: &Printer, args: &BackupArgs) -> CmdResult {
             &crate::views::transfer::Bar::new(printer),
         )
         .map_err(Report::new)
-        .and_then(|pushed| {
-            crate::views::transfer::pushed(printer, target, &pushed, started.elapsed())
+        .and_then(|done| {
+            pushed.pushed(target, &done, started.elapsed());
+            match machine {
+                true => Ok(()),
+                false => views::transfer::pushed(printer, target, &done, started.elapsed()),
+            }
         })
         .map_err(|e| {
+            pushed.error = Some(e.to_string());
+            pushed.seconds = started.elapsed().as_secs_f64();
             e.wrap_err(format!(
                 "the backup {} is complete, but pushing it failed (retry with `imlrecover push {} TARGET`)",
                 committed.path.display(),

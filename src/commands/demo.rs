@@ -10,7 +10,8 @@ use crate::host::postgres as pg;
 use crate::printer::Printer;
 use crate::sandbox::agents::{Agents, AgentsError};
 use crate::sandbox::manager::Sandbox;
-use crate::views::demo::Narrator;
+use crate::views;
+use crate::views::demo::{CommandRecord, DemoRecord, Narrator};
 use miette::{miette, IntoDiagnostic};
 use std::path::Path;
 use std::process::Command;
@@ -20,12 +21,25 @@ use std::time::Instant;
 const PLAN: &str = include_str!("../../plans/iml-manager.hcl");
 
 pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
+    let quiet = printer.for_document();
+    let p = if args.output.machine() {
+        &quiet
+    } else {
+        printer
+    };
+    let mut record = DemoRecord::default();
+    let result = demo(p, args, &mut record);
+    views::document::finish(printer, args.output.format, "demo", &record, result)
+}
+
+fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResult {
     let started = Instant::now();
     let tmp = tempfile::Builder::new()
         .prefix("imlrecover-demo-")
         .tempdir()
         .into_diagnostic()?;
     let dir = tmp.path();
+    record.sandbox = Some(dir.display().to_string());
     let say = Narrator { p: printer };
     say.title(dir)?;
 
@@ -38,12 +52,15 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         ));
     }
     if !have_pg {
+        record
+            .missing
+            .push("PostgreSQL server binaries (initdb)".into());
         say.missing(
             "no PostgreSQL server binaries (initdb) on this machine: the demo runs without the database.",
         )?;
     }
 
-    say.phase(1, "A working IML manager")?;
+    phase(&say, record, 1, "A working IML manager")?;
     let mut sb = Sandbox::golden_with(dir, have_pg)?;
     // Three storage servers whose chroma-agent the restore restarts.
     let agents = match Agents::start(&dir.join("agents"), 3) {
@@ -52,10 +69,14 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
             Some(a)
         }
         Err(AgentsError::NoSshd) => {
+            record
+                .missing
+                .push("OpenSSH server (/usr/sbin/sshd)".into());
             say.missing("no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.")?;
             None
         }
         Err(e) => {
+            record.missing.push(format!("storage servers ({e})"));
             say.missing(&format!(
                 "the fake storage servers could not start ({e}): the demo runs without agents."
             ))?;
@@ -80,40 +101,52 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     }
     let certs_before = read_certs(&sb.root);
 
-    say.phase(2, "Backup (the runbook's \"Creating a Backup Manifest\")")?;
+    phase(
+        &say,
+        record,
+        2,
+        "Backup (the runbook's \"Creating a Backup Manifest\")",
+    )?;
     let backup = {
         let mut c = base(printer, &sb, &recipe, "backup", &agent_args);
         c.arg("--bundle-dir").arg(&sb.bundles);
         c
     };
-    step(printer, backup, "backup ...", &[0])?;
+    step(printer, record, backup, "backup ...", &[0])?;
     let bundle = sb.bundles.join("latest");
 
-    say.phase(3, "Disaster: the manager's disk dies")?;
+    phase(&say, record, 3, "Disaster: the manager's disk dies")?;
     sb.disaster()?;
     say.disaster()?;
 
     // Planned once and shown once; apply runs that saved plan (after
     // checking that nothing it touches moved), as an operator would.
-    say.phase(4, "Plan: what a restore would change")?;
+    phase(&say, record, 4, "Plan: what a restore would change")?;
     let planfile = dir.join("restore.plan");
     let mut plan = base(printer, &sb, &recipe, "plan", &agent_args);
     plan.arg("--bundle")
         .arg(&bundle)
         .arg("--out")
         .arg(&planfile);
-    step(printer, plan, "plan ... --out restore.plan", &[0])?;
+    step(printer, record, plan, "plan ... --out restore.plan", &[0])?;
 
-    say.phase(5, "Apply: reinstall, quiesce, restore, restart")?;
+    phase(
+        &say,
+        record,
+        5,
+        "Apply: reinstall, quiesce, restore, restart",
+    )?;
     let restore_started = Instant::now();
     let mut apply = Command::new(self_exe());
     apply
         .args(["--color", color(printer), "apply"])
         .arg(&planfile);
-    step(printer, apply, "apply restore.plan", &[0])?;
+    step(printer, record, apply, "apply restore.plan", &[0])?;
     let restored_in = restore_started.elapsed();
 
-    say.phase(
+    phase(
+        &say,
+        record,
         6,
         "Check: the host matches, and what came back is the original",
     )?;
@@ -122,10 +155,32 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
         .arg("--bundle")
         .arg(&bundle)
         .arg("--detailed-exitcode");
-    step(printer, again, "plan ... --detailed-exitcode", &[0])?;
+    step(printer, record, again, "plan ... --detailed-exitcode", &[0])?;
     let chain = dir_chain(&sb.root);
     let certs_ok = read_certs(&sb.root) == certs_before && chain.is_ok();
+    record.check(
+        "certificates",
+        certs_ok,
+        match &chain {
+            Err(e) => e.clone(),
+            Ok(()) if certs_ok => {
+                "byte-for-byte the originals; manager.crt verifies against authority.crt".into()
+            }
+            Ok(()) => "the restored certificates differ from the originals".into(),
+        },
+    );
     let rows = if have_pg { Some(sb.rows()?) } else { None };
+    if have_pg {
+        record.check(
+            "database",
+            rows == rows_before,
+            format!(
+                "{} rows restored, {} before the disaster",
+                rows.as_ref().map_or(0, |r| r.values().sum::<u64>()),
+                rows_before.as_ref().map_or(0, |r| r.values().sum::<u64>())
+            ),
+        );
+    }
     if rows != rows_before || !certs_ok {
         return Err(miette!(
             "the restored manager differs from the original (certificates equal and verifying: {certs_ok}; {})",
@@ -134,6 +189,11 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     }
     if let Some(a) = &agents {
         let counts = a.restart_counts();
+        record.check(
+            "agents",
+            counts.iter().all(|c| *c == 1),
+            format!("chroma-agent restarts per storage server: {counts:?}"),
+        );
         if counts.iter().any(|c| *c != 1) {
             return Err(miette!(
                 "each agent should have restarted once; counts: {counts:?}"
@@ -151,10 +211,13 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     let row_count: u64 = rows.as_ref().map_or(0, |r| r.values().sum());
     say.originals(have_pg)?;
     say.restored(restored_in, files, row_count, started.elapsed())?;
+    record.restore_seconds = Some(restored_in.as_secs_f64());
+    record.seconds = started.elapsed().as_secs_f64();
     drop(sb);
     drop(agents);
     if args.keep {
         let kept = tmp.keep();
+        record.kept = Some(kept.display().to_string());
         say.kept(&kept)?;
     }
     Ok(Outcome::Clean)
@@ -185,11 +248,46 @@ fn color(printer: &Printer) -> &'static str {
     }
 }
 
+/// A phase begins: said, and recorded.
+fn phase(say: &Narrator, record: &mut DemoRecord, n: usize, title: &str) -> miette::Result<()> {
+    record.phase(n, title);
+    say.phase(n, title)
+}
+
 /// Runs one of our own commands (shown as `imlrecover SHOWN`) with its
-/// output shown as it comes.
-fn step(printer: &Printer, mut cmd: Command, shown: &str, ok: &[i32]) -> miette::Result<()> {
+/// output shown as it comes; under `--format json|junit` its own JSON
+/// document is kept in the record instead.
+fn step(
+    printer: &Printer,
+    record: &mut DemoRecord,
+    mut cmd: Command,
+    shown: &str,
+    ok: &[i32],
+) -> miette::Result<()> {
     Narrator { p: printer }.command(shown)?;
-    let status = cmd.status().into_diagnostic()?;
+    let t0 = Instant::now();
+    let (status, output) = if printer.document {
+        let flag = if shown.starts_with("plan") {
+            "--json"
+        } else {
+            "--format=json"
+        };
+        let out = cmd
+            .arg(flag)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .into_diagnostic()?;
+        (out.status, serde_json::from_slice(&out.stdout).ok())
+    } else {
+        (cmd.status().into_diagnostic()?, None)
+    };
+    record.command(CommandRecord {
+        command: format!("imlrecover {shown}"),
+        exit_code: status.code(),
+        seconds: t0.elapsed().as_secs_f64(),
+        output,
+    });
     match status.code() {
         Some(c) if ok.contains(&c) => Ok(()),
         _ => Err(miette!(

@@ -80,16 +80,21 @@ pub fn run() -> ExitCode {
             ExitCode::from(1)
         }
     };
+    // Refused before the command began: its document (if asked for) says so.
+    let refuse = |report| match crate::views::document::refused(&printer, &cli.command, report) {
+        Err(report) if !is_broken_pipe(&report) => fail(report),
+        _ => ExitCode::from(1),
+    };
     if let Err(e) = crate::bundle::crypt::load_identities(age_identities(&cli.command)) {
-        return fail(miette::Report::new(e));
+        return refuse(miette::Report::new(e));
     }
     if let Err(e) = crate::bundle::sign::load_trust(trusted_keys(&cli.command)) {
-        return fail(miette::Report::new(e));
+        return refuse(miette::Report::new(e));
     }
     let metrics = metrics_target(&cli.command);
     if let Some((_, path)) = metrics {
         if let Err(e) = crate::metrics::check_path(path) {
-            return fail(miette::Report::new(e));
+            return refuse(miette::Report::new(e));
         }
     }
     let started = std::time::Instant::now();
@@ -125,6 +130,7 @@ pub fn run() -> ExitCode {
         }
         None => result,
     };
+    crate::views::document::flush(&result);
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),

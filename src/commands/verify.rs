@@ -7,13 +7,32 @@ use crate::bundle::Bundle;
 use crate::cli::VerifyArgs;
 use crate::metrics::{self, Family};
 use crate::printer::Printer;
+use crate::views::verify::{DrillRecord, VerifyRecord};
 use crate::views::{self, plural};
 use miette::Report;
 use std::time::Instant;
 
 pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
+    let machine = args.output.machine();
+    let quiet = printer.for_document();
+    let p = if machine { &quiet } else { printer };
+    let mut record = VerifyRecord {
+        bundle: args.bundle.display().to_string(),
+        ..VerifyRecord::default()
+    };
+    let result = verify(p, args, machine, &mut record);
+    views::document::finish(printer, args.output.format, "verify", &record, result)
+}
+
+fn verify(
+    printer: &Printer,
+    args: &VerifyArgs,
+    machine: bool,
+    record: &mut VerifyRecord,
+) -> CmdResult {
     let started = Instant::now();
     let bundle = Bundle::open(&args.bundle).map_err(Report::new)?;
+    record.bundle = bundle.dir.display().to_string();
     let mut report = crate::bundle::check::check(&bundle, None);
     metrics::record(Family::gauge(
         "imlrecover_verify_files",
@@ -58,14 +77,27 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
                 ),
             }),
         }
+        let drilled = record.drill.insert(DrillRecord {
+            passed: outcome.is_ok(),
+            record: drill_record.as_ref().map(|p| p.display().to_string()),
+            seconds: drill_started.elapsed().as_secs_f64(),
+            ..DrillRecord::default()
+        });
         match outcome {
-            Ok(passed) => drill_summary = Some(passed.summary),
+            Ok(passed) => {
+                drilled.summary = Some(passed.summary.clone());
+                drill_summary = Some(passed.summary)
+            }
             Err(problems) => report.problems.extend(problems),
         }
     }
 
     let name = bundle.dir.display().to_string();
-    printer.out(&views::verify::problems(printer, &report))?;
+    record.checked(&report);
+    record.seconds = started.elapsed().as_secs_f64();
+    if !machine {
+        printer.out(&views::verify::problems(printer, &report))?;
+    }
     let n = report.problems.len();
     if n > 0 {
         let drill_failed = report.problems.iter().any(|p| p.kind == ProblemKind::Drill);
@@ -78,6 +110,9 @@ pub fn run(printer: &Printer, args: &VerifyArgs) -> CmdResult {
             "bundle {name} has {n} {}",
             plural(n, "problem", "problems")
         ));
+    }
+    if machine {
+        return Ok(Outcome::Clean);
     }
     printer.out(&views::verify::intact(
         printer,

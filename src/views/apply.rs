@@ -59,6 +59,8 @@ pub enum Event<'a> {
     StepFailed {
         step: &'a Step,
         total: usize,
+        message: &'a str,
+        elapsed: Duration,
     },
     /// After a failure: a service this run stopped, started again (or not).
     Restarted {
@@ -184,7 +186,7 @@ impl ApplyView for Human<'_> {
                     p.line(&format!("      {} {w}", p.yellow("Warning:")))?;
                 }
             }
-            Event::StepFailed { step, total } => {
+            Event::StepFailed { step, total, .. } => {
                 self.clear_spinner();
                 p.line(&format!("{}: {}", Self::head(step, total), p.red("FAILED")))?;
             }

@@ -92,3 +92,126 @@ pub fn human(p: &Printer, b: &Finished) -> String {
     );
     out
 }
+
+/// `backup --format json|junit`: what was captured, resource by resource,
+/// and the committed bundle (docs/output.md).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BackupRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    pub resources: Vec<ResourceRecord>,
+    pub files: usize,
+    pub absent: usize,
+    pub bytes: u64,
+    pub entries: Vec<EntryRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
+    pub encrypted: usize,
+    pub pruned: Vec<String>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<super::transfer::PushRecord>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ResourceRecord {
+    pub address: String,
+    /// `done` or `failed`.
+    pub status: &'static str,
+    pub files: usize,
+    pub absent: usize,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// A manifest entry: where it came from, never its content.
+#[derive(Debug, serde::Serialize)]
+pub struct EntryRecord {
+    pub address: String,
+    pub path: String,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    pub sensitive: bool,
+    pub encrypted: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DatabaseRecord {
+    pub file: String,
+    pub bytes: u64,
+    pub sql_bytes: u64,
+    pub server_version: String,
+    pub tables: usize,
+    pub rows: u64,
+}
+
+impl BackupRecord {
+    /// The committed bundle, as [`human`] tells it.
+    pub fn finished(&mut self, b: &Finished) {
+        let m = &b.committed.manifest;
+        self.bundle = Some(b.committed.path.display().to_string());
+        self.files = b.total.files;
+        self.absent = b.total.absent;
+        self.bytes = b.total.bytes;
+        self.entries = m
+            .entries
+            .iter()
+            .map(|e| EntryRecord {
+                address: e.address.to_string(),
+                path: e.path.clone(),
+                kind: match e.kind {
+                    crate::bundle::EntryKind::File => "file",
+                    crate::bundle::EntryKind::Absent => "absent",
+                },
+                size: e.size,
+                sensitive: e.sensitive,
+                encrypted: e
+                    .file
+                    .as_ref()
+                    .and_then(|f| m.stored.get(f))
+                    .is_some_and(|s| s.encrypted),
+            })
+            .collect();
+        self.database = m.database.as_ref().map(|db| DatabaseRecord {
+            file: db.file.clone(),
+            bytes: db.size,
+            sql_bytes: db.sql_size,
+            server_version: db.server_version.clone(),
+            tables: db.fingerprint.values().map(|t| t.len()).sum(),
+            rows: db.fingerprint.values().flat_map(|t| t.values()).sum(),
+        });
+        self.signed = b.signed.map(str::to_string);
+        self.encrypted = m.stored.values().filter(|s| s.encrypted).count();
+        self.pruned = b
+            .committed
+            .pruned
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        self.seconds = b.elapsed.as_secs_f64();
+    }
+}
+
+impl super::document::Record for BackupRecord {
+    fn cases(&self, error: Option<&str>) -> Vec<super::document::Case> {
+        use super::document::Case;
+        let mut cases: Vec<Case> = self
+            .resources
+            .iter()
+            .map(|r| match &r.error {
+                Some(e) => Case::failed(format!("capture {}", r.address), r.seconds, e),
+                None => Case::passed(format!("capture {}", r.address), r.seconds),
+            })
+            .collect();
+        if let Some(p) = &self.push {
+            cases.push(p.case(error));
+        }
+        cases
+    }
+}

@@ -1,11 +1,17 @@
-//! How plans are shown: `human` for people (colour decided by the
-//! `Printer`), `json` for programs (the versioned schema of `plan::Plan`).
+//! Every word a person reads. How plans are shown: `human` for people
+//! (colour decided by the `Printer`), `json` for programs (the versioned
+//! schema of `plan::Plan`); each command's own views beside them, the
+//! documents of `--format json|junit` ([`document`]) and the engine's
+//! progress ([`progress`]).
 
 pub mod apply;
+pub mod apply_record;
 pub mod audit;
 pub mod backup;
 pub mod demo;
+pub mod document;
 pub mod human;
+pub mod progress;
 pub mod prompt;
 pub mod transfer;
 pub mod verify;

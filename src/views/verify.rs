@@ -1,7 +1,8 @@
 //! What `verify` tells a person: every problem, or what was found intact.
 
+use super::document::Case;
 use super::plural;
-use crate::bundle::verify::Report;
+use crate::bundle::verify::{ProblemKind, Report};
 use crate::bundle::Bundle;
 use crate::printer::Printer;
 use indicatif::HumanBytes;
@@ -98,4 +99,111 @@ pub fn intact(p: &Printer, i: &Intact) -> String {
         ))
     );
     out
+}
+
+/// `verify --format json|junit`: every problem, what was found intact and
+/// the drill (docs/output.md).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct VerifyRecord {
+    pub bundle: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub problems: Vec<ProblemRecord>,
+    pub certificates: Vec<String>,
+    /// Encrypted files checked as ciphertext only (no age identity given).
+    pub sealed: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRecord>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ProblemRecord {
+    pub path: String,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DrillRecord {
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Where the result was recorded (drill.json).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    pub seconds: f64,
+}
+
+/// The checks verify makes, as JUnit testcases: one per kind of problem.
+const CHECKS: &[ProblemKind] = &[
+    ProblemKind::Manifest,
+    ProblemKind::Unsafe,
+    ProblemKind::Missing,
+    ProblemKind::Truncated,
+    ProblemKind::Modified,
+    ProblemKind::Extra,
+    ProblemKind::Gzip,
+    ProblemKind::Dump,
+    ProblemKind::Permissions,
+    ProblemKind::Cert,
+    ProblemKind::Unreadable,
+    ProblemKind::Signature,
+];
+
+impl VerifyRecord {
+    pub fn checked(&mut self, report: &Report) {
+        self.files = report.files;
+        self.bytes = report.bytes;
+        self.certificates = report.certs.clone();
+        self.sealed = report.sealed.clone();
+        self.problems = report
+            .problems
+            .iter()
+            .map(|p| ProblemRecord {
+                path: p.path.clone(),
+                kind: p.kind.as_str(),
+                address: p.address.as_ref().map(|a| a.to_string()),
+                message: p.message.clone(),
+            })
+            .collect();
+    }
+}
+
+impl super::document::Record for VerifyRecord {
+    fn cases(&self, error: Option<&str>) -> Vec<Case> {
+        let mut kinds: Vec<ProblemKind> = CHECKS.to_vec();
+        if self.drill.is_some() {
+            kinds.push(ProblemKind::Drill);
+        }
+        let mut cases: Vec<Case> = kinds
+            .iter()
+            .map(|k| {
+                let found: Vec<String> = self
+                    .problems
+                    .iter()
+                    .filter(|p| p.kind == k.as_str())
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect();
+                let seconds = match k {
+                    ProblemKind::Drill => self.drill.as_ref().map_or(0.0, |d| d.seconds),
+                    _ => 0.0,
+                };
+                if found.is_empty() {
+                    Case::passed(k.as_str(), seconds)
+                } else {
+                    Case::failed(k.as_str(), seconds, found.join("\n"))
+                }
+            })
+            .collect();
+        // A bundle that would not even open has no checks to show.
+        if self.files == 0 && self.problems.is_empty() {
+            if let Some(e) = error {
+                cases = vec![Case::failed("open", 0.0, e)];
+            }
+        }
+        cases
+    }
 }

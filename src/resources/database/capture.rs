@@ -6,7 +6,7 @@ use crate::bundle::{DatabaseRecord, ResourceRecord};
 use crate::host::postgres::{self as pg};
 use crate::recipe::Address;
 use crate::resources::{CaptureCx, CaptureError, Captured};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::views::progress::Progress;
 
 /// Streams `pg_dumpall --clean` through parallel gzip into the bundle and
 /// records the cluster's identity and the dump's own row counts.
@@ -27,11 +27,10 @@ pub(super) fn capture(
             && identity.server_version_num != 0
     }) {
         // Still a good backup for this server's upgrade, not for itself.
-        crate::printer::eprint(&format!(
-            "{} {address}: pg_dumpall {} is newer than the server (PostgreSQL {}): its dump \
+        cx.printer.warning(&format!(
+            "{address}: pg_dumpall {} is newer than the server (PostgreSQL {}): its dump \
              loads only into PostgreSQL {} or newer, not back into this server. Install the \
-             server's own client programs (PostgreSQL {}) or set `bindir` in the recipe.\n",
-            cx.printer.yellow("warning:"),
+             server's own client programs (PostgreSQL {}) or set `bindir` in the recipe.",
             version_text(by),
             short_version(&identity.server_version),
             pg::major_of(by),
@@ -39,23 +38,11 @@ pub(super) fn capture(
         ));
     }
     let mut dump = cx.bundle.create_dump()?;
-    let bar = if cx.printer.progress {
-        let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} {bytes} of SQL ({bytes_per_sec}, {elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_message(format!("dumping {address}:"));
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = cx.printer.dump_spinner(&format!("dumping {address}:"));
     // A backup ends nobody's session, but says what it waits for.
     let printer = *cx.printer;
     let watch = pg::LockWatch::report_only(&target, pg::BACKUP_GIVE_UP, move |line| {
-        let _ = printer.line(&format!("  {} {line}", printer.yellow("Blocked:")));
+        printer.blocked("  ", line);
     });
     let stats = pg::dump_all(&target, dump.writer(), |sql| bar.set_position(sql));
     let watched = watch.finish();

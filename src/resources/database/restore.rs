@@ -5,6 +5,7 @@ use super::observe::dump_intact;
 use super::{restore_compatibility, target, DatabaseSpec};
 use crate::host::postgres::{self as pg, PgError, PgTarget};
 use crate::recipe::Address;
+use crate::views::progress::Progress;
 
 /// The runbook's restore, with its traps closed: a safety dump first;
 /// no client left on the databases (quiesce, then terminate the rest);
@@ -201,7 +202,7 @@ pub(super) fn apply(
 /// says so at once; see [`pg::LockWatch`].
 fn watch_locks(target: &PgTarget, printer: crate::printer::Printer) -> pg::LockWatch {
     pg::LockWatch::start(target, move |line| {
-        let _ = printer.line(&format!("      {} {line}", printer.yellow("Blocked:")));
+        printer.blocked("      ", line);
     })
 }
 
