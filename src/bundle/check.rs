@@ -4,8 +4,8 @@
 //! A bundle that fails is refused before anything is changed.
 
 use super::verify::{self, Problem, ProblemKind, Report};
-use super::{normalize, Bundle, Entry, EntryKind, ResourceRecord, MANIFEST};
-use crate::recipe::{Address, Recipe, Spec};
+use super::{normalize, Bundle, Entry, EntryKind, MANIFEST};
+use crate::recipe::{Address, Recipe};
 use std::collections::{BTreeMap, HashMap};
 
 /// [`verify`], the manifest's own consistency, and (with a recipe) that
@@ -154,11 +154,6 @@ fn duplicates(bundle: &Bundle) -> Vec<Problem> {
 fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
     let m = &bundle.manifest;
     let same_recipe = m.recipe.blake3 == recipe.hash;
-    let specs: HashMap<&Address, &Spec> = recipe
-        .resources
-        .iter()
-        .map(|r| (&r.address, &r.spec))
-        .collect();
     let resources: HashMap<&Address, &crate::recipe::Resource> =
         recipe.resources.iter().map(|r| (&r.address, r)).collect();
     let mut problems = Vec::new();
@@ -191,28 +186,19 @@ fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
             ));
         }
     }
+    // Each kind says whether its manifest record fits its block.
     for r in &m.resources {
-        let (address, wrong) = match r {
-            ResourceRecord::Files {
-                address, members, ..
-            } => (
-                address,
-                match specs.get(address) {
-                    Some(Spec::Files(f)) => members
-                        .iter()
-                        .find(|p| !crate::host::fs::glob_matches(&f.glob, &normalize(p)))
-                        .map(|p| format!("member {p} does not match the glob {}", f.glob)),
-                    _ => None,
-                },
-            ),
-            other => (other.address(), None),
-        };
-        if let Some(w) = wrong {
-            problems.push(problem(MANIFEST, ProblemKind::Manifest, address, w));
+        if let Some(resource) = resources.get(r.address()) {
+            if let Err(w) = crate::resources::registry::owns_record(resource, r) {
+                problems.push(problem(MANIFEST, ProblemKind::Manifest, r.address(), w));
+            }
         }
     }
     if let Some(db) = &m.database {
-        if same_recipe && !matches!(specs.get(&db.address), Some(Spec::Database(_))) {
+        let restores = resources
+            .get(&db.address)
+            .is_some_and(|r| crate::resources::registry::restores_dump(r));
+        if same_recipe && !restores {
             problems.push(problem(
                 &db.file,
                 ProblemKind::Manifest,
@@ -246,7 +232,7 @@ fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
         let has_db = recipe
             .resources
             .iter()
-            .find(|r| matches!(r.spec, Spec::Database(_)));
+            .find(|r| crate::resources::registry::restores_dump(r));
         if let (Some(r), None) = (has_db, &m.database) {
             problems.push(problem(
                 MANIFEST,

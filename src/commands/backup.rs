@@ -6,7 +6,6 @@ use crate::bundle::{BundleWriter, RecipeRef};
 use crate::cli::BackupArgs;
 use crate::host::fs::Root;
 use crate::printer::Printer;
-use crate::recipe::ResourceType;
 use crate::resources::{self, CaptureCx, Captured};
 use crate::target::load_recipe;
 use crate::views;
@@ -56,7 +55,7 @@ fn backup(
     let databases: Vec<_> = recipe
         .resources
         .iter()
-        .filter(|r| r.address.kind == ResourceType::Database)
+        .filter(|r| resources::registry::restores_dump(r))
         .map(|r| r.address.to_string())
         .collect();
     if databases.len() > 1 {

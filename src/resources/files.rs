@@ -155,6 +155,20 @@ impl super::kind::Kind for FilesKind {
             Err(format!("{path} does not match its glob {}", spec.glob))
         }
     }
+
+    /// The manifest lists the set's members; each must match the glob.
+    fn owns_record(spec: &FilesSpec, record: &crate::bundle::ResourceRecord) -> Result<(), String> {
+        let crate::bundle::ResourceRecord::Files { members, .. } = record else {
+            return Ok(());
+        };
+        match members
+            .iter()
+            .find(|p| !crate::host::fs::glob_matches(&spec.glob, &crate::bundle::normalize(p)))
+        {
+            Some(p) => Err(format!("member {p} does not match the glob {}", spec.glob)),
+            None => Ok(()),
+        }
+    }
     type Observed = Observed;
 
     fn observe(

@@ -291,6 +291,21 @@ pub trait Kind {
         ))
     }
 
+    /// Whether the manifest's record of this resource (beside its entries)
+    /// fits the recipe's block (`Err`: why not), for the bundle check.
+    fn owns_record(
+        _spec: &Self::Spec,
+        _record: &crate::bundle::ResourceRecord,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether it is restored from the bundle's cluster dump, which the
+    /// manifest must then hold (and which must belong to such a resource).
+    fn restores_dump(_spec: &Self::Spec) -> bool {
+        false
+    }
+
     /// Its own audit checks, on the live host.
     fn audit(
         &self,

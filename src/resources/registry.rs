@@ -275,6 +275,34 @@ pub fn owns_entry(resource: &Resource, entry: &crate::bundle::Entry) -> Result<(
     dispatch(resource, Owns(entry))
 }
 
+/// Whether the manifest's record of a resource fits its block (see
+/// [`Kind::owns_record`]).
+pub fn owns_record(
+    resource: &Resource,
+    record: &crate::bundle::ResourceRecord,
+) -> Result<(), String> {
+    struct Owns<'r>(&'r crate::bundle::ResourceRecord);
+    impl WithKind<'_> for Owns<'_> {
+        type Out = Result<(), String>;
+        fn with<K: Kind>(self, _: K, _: &Address, spec: &K::Spec) -> Self::Out {
+            K::owns_record(spec, self.0)
+        }
+    }
+    dispatch(resource, Owns(record))
+}
+
+/// Whether a resource is restored from the bundle's cluster dump.
+pub fn restores_dump(resource: &Resource) -> bool {
+    struct Dump;
+    impl WithKind<'_> for Dump {
+        type Out = bool;
+        fn with<K: Kind>(self, _: K, _: &Address, spec: &K::Spec) -> bool {
+            K::restores_dump(spec)
+        }
+    }
+    dispatch(resource, Dump)
+}
+
 /// A resource's own audit checks (certificates, unmanaged files of a set).
 pub fn audit(
     resource: &Resource,

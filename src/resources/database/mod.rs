@@ -254,6 +254,10 @@ impl Kind for DatabaseKind {
         cx.wants_dump(record, &spec.databases);
     }
 
+    fn restores_dump(_spec: &DatabaseSpec) -> bool {
+        true
+    }
+
     /// The dump is the manifest's `database` record, never an entry.
     fn owns_entry(_spec: &DatabaseSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
         Err(format!(
