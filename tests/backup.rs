@@ -490,3 +490,17 @@ fn ctrl_c_during_the_dump_removes_the_incomplete_bundle() {
     drop(stdin);
     let _ = locker.wait();
 }
+
+#[test]
+fn two_database_blocks_are_refused_before_anything_is_written() {
+    let host = Host::new();
+    let text = std::fs::read_to_string(support::host::recipe()).unwrap();
+    let second = "\ndatabase \"second\" {\n  superuser = \"postgres\"\n  host      = var.pg_host\n  port      = var.pg_port\n  run_as    = \"postgres\"\n}\n";
+    let recipe = host.tmp.path().join("two.hcl");
+    std::fs::write(&recipe, format!("{text}{second}")).unwrap();
+    host.try_backup(&recipe, &[])
+        .code(1)
+        .stderr_has("declares 2 database blocks (database.chroma, database.second)")
+        .stderr_has("a bundle holds one cluster dump");
+    assert!(!host.bundles.exists(), "nothing written");
+}
