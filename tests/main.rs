@@ -31,6 +31,7 @@ mod hostile;
 mod import;
 mod import_dumps;
 mod influxdb;
+mod influxdb_faults;
 mod monitoring;
 mod oldkernel;
 mod pg_cluster;

@@ -115,6 +115,7 @@ fn restore_one(
         server.drop_database(db).map_err(|e| {
             format!("{e} (the live {db} and the checked copy {tmp} are both there)")
         })?;
+        crate::fault::at("influxdb-dropped");
     }
     server.restore(db, None, dir).map_err(|e| {
         if live.contains(&db.to_string()) || has_tmp {
@@ -159,6 +160,7 @@ pub(super) fn apply(
     let server = Server::of(spec);
     let work = cx.run_dir.join(format!("influxdb-{}", address.name));
     let mut details = Vec::new();
+    let mut started = false;
     let result = (|| -> Result<(), ResourceError> {
         for db in &todo {
             let Some(Some(want)) = record.databases.get(db) else {
@@ -175,6 +177,10 @@ pub(super) fn apply(
                 .run_dir
                 .join(format!("influxdb-safety-{}", address.name))
                 .join(db);
+            if !started {
+                owe(address, cx).map_err(fail)?;
+                started = true;
+            }
             let line = restore_one(&server, record, db, want, &dir, &safety).map_err(fail)?;
             details.push(format!("restored {line}"));
             if safety.exists() {
@@ -189,6 +195,15 @@ pub(super) fn apply(
     })();
     let _ = std::fs::remove_dir_all(&work);
     result?;
+    // Every database's counts checked: the restore is no longer owed.
+    let mut state = cx.state.borrow_mut();
+    if state.interrupted(&address.to_string()).is_some() {
+        state.started.retain(|s| s.address != address.to_string());
+        state
+            .save(cx.root.dir())
+            .map_err(|e| ResourceError::new(address, e.to_string()))?;
+    }
+    drop(state);
     Ok(Applied {
         message: format!(
             "restored InfluxDB database{} {}, counts checked",
@@ -198,4 +213,20 @@ pub(super) fn apply(
         warnings: Vec::new(),
         details,
     })
+}
+
+/// Records in the state file, before the first change to InfluxDB, that
+/// this run restores `address`: a kill or a failed check leaves the record,
+/// and the next plan owes the restore until its counts are checked.
+fn owe(address: &Address, cx: &ApplyCx) -> Result<(), String> {
+    let mut state = cx.state.borrow_mut();
+    state.start(crate::state::StartedRestore {
+        address: address.to_string(),
+        bundle_id: cx.bundle.name(),
+        run: crate::apply::run_name(cx.run_dir),
+        time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
+    state
+        .save(cx.root.dir())
+        .map_err(|e| format!("{e}; nothing was restored"))
 }

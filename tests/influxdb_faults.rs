@@ -1,0 +1,84 @@
+//! The `influxdb` kind when things go wrong or come from elsewhere: a
+//! restore killed half-way is owed until its counts are checked (#21), a
+//! saved plan goes stale when InfluxDB changed, and `import` reports the
+//! resource lacking (a runbook backup holds no InfluxDB data).
+
+use crate::support;
+
+use super::influxdb::{expected_original, world};
+use std::path::PathBuf;
+
+fn run_dirs(root: &std::path::Path) -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(root.join("var/lib/imlrecover/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort();
+    runs
+}
+
+#[test]
+fn a_restore_killed_after_the_drop_is_owed_and_finished() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    let original = w.server().counts("iml", i64::MAX / 2).unwrap();
+    w.q("iml", "DELETE FROM iml_m0 WHERE host = 'oss1'");
+    let out = w
+        .host
+        .cmd("apply", &w.recipe)
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", "at:influxdb-dropped")
+        .run();
+    assert_eq!(
+        out.code, -1,
+        "killed by SIGKILL after the drop\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    // Killed between dropping the live iml and restoring the bundle's: the
+    // checked copy and the run's safety backup are what is left.
+    let dbs = w.server().databases().unwrap();
+    assert_eq!(
+        dbs,
+        ["iml_imlrecover_tmp", "iml_stats", "iml_stratagem_scans"]
+    );
+    assert_eq!(
+        w.server()
+            .counts("iml_imlrecover_tmp", i64::MAX / 2)
+            .unwrap(),
+        original
+    );
+    let runs = run_dirs(&w.host.root);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    let safety = runs[0].join("influxdb-safety-stats/iml");
+    assert!(safety.read_dir().unwrap().count() >= 3, "{safety:?}");
+    let state = std::fs::read_to_string(w.host.root.join("var/lib/imlrecover/state.json")).unwrap();
+    assert!(
+        state.contains("\"influxdb.stats\"") && state.contains(&run),
+        "{state}"
+    );
+    // The plan owes the restore, and says which run left it.
+    w.plan(&["--detailed-exitcode"])
+        .code(2)
+        .stdout_has(&format!("the restore of run {run} was interrupted"))
+        .stdout_has(&format!("run {run} started restoring bundle"));
+    let again = w.apply(&[]);
+    again
+        .code(0)
+        .stdout_has("restored InfluxDB database iml, counts checked");
+    assert_eq!(w.counts(), expected_original());
+    assert_eq!(
+        w.server().databases().unwrap(),
+        ["iml", "iml_stats", "iml_stratagem_scans"]
+    );
+    // The killed run's safety backup is kept.
+    assert!(safety.read_dir().unwrap().count() >= 3);
+    let state = std::fs::read_to_string(w.host.root.join("var/lib/imlrecover/state.json")).unwrap();
+    assert!(!state.contains("\"started\""), "{state}");
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
+    let _ = support::host::manifest;
+}
