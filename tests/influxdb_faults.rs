@@ -7,6 +7,7 @@ use crate::support;
 
 use super::influxdb::{expected_original, world};
 use std::path::PathBuf;
+use support::cli::Imlrecover;
 
 fn run_dirs(root: &std::path::Path) -> Vec<PathBuf> {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(root.join("var/lib/imlrecover/runs"))
@@ -64,6 +65,9 @@ fn a_restore_killed_after_the_drop_is_owed_and_finished() {
         .code(2)
         .stdout_has(&format!("the restore of run {run} was interrupted"))
         .stdout_has(&format!("run {run} started restoring bundle"));
+    let audit = w.host.audit(&w.recipe, &[]);
+    assert_ne!(audit.code, 0, "{}", audit.stdout);
+    audit.stdout_has(&format!("the restore of run {run} was interrupted"));
     let again = w.apply(&[]);
     again
         .code(0)
@@ -80,5 +84,55 @@ fn a_restore_killed_after_the_drop_is_owed_and_finished() {
     w.plan(&["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes.");
-    let _ = support::host::manifest;
+}
+
+#[test]
+fn apply_from_a_saved_plan_and_a_stale_one_refused() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    w.q("iml_stats", "DROP DATABASE iml_stats");
+    let planfile = w.host.tmp.path().join("influx.plan");
+    w.host
+        .cmd("plan", &w.recipe)
+        .arg("--out")
+        .arg(&planfile)
+        .run()
+        .code(0)
+        .stdout_has("database iml_stats does not exist live");
+    // InfluxDB changes after planning: the saved plan is stale, nothing runs.
+    w.q("iml", "DELETE FROM iml_m0 WHERE host = 'oss1'");
+    Imlrecover::new()
+        .arg("apply")
+        .arg(&planfile)
+        .run()
+        .code(1)
+        .stderr_has(
+            "the saved plan is stale: influxdb.stats changed on the host since it was made",
+        );
+    assert!(!w
+        .server()
+        .databases()
+        .unwrap()
+        .contains(&"iml_stats".to_string()));
+    assert!(
+        !w.host.root.join("var/lib/imlrecover/runs").exists() || run_dirs(&w.host.root).is_empty()
+    );
+    // Planned again, the saved plan runs and the re-plan is clean.
+    w.host
+        .cmd("plan", &w.recipe)
+        .arg("--out")
+        .arg(&planfile)
+        .run()
+        .code(0);
+    Imlrecover::new()
+        .arg("apply")
+        .arg(&planfile)
+        .run()
+        .code(0)
+        .stdout_has("restored InfluxDB databases iml, iml_stats, counts checked")
+        .stdout_has("Apply complete!");
+    assert_eq!(w.counts(), expected_original());
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
 }
