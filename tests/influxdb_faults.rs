@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use super::influxdb::{expected_original, world};
+use super::influxdb::{expected_original, world, world_with, DATABASES};
 use std::path::PathBuf;
 use support::cli::Imlrecover;
 
@@ -135,4 +135,65 @@ fn apply_from_a_saved_plan_and_a_stale_one_refused() {
     w.plan(&["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes.");
+}
+
+#[test]
+fn import_reports_the_resource_lacking_and_imports_the_rest() {
+    let w = world_with(
+        "file \"hosts\" {\n  path = \"/etc/hosts\"\n}\n",
+        r#"["iml", "iml_stats", "iml_stratagem_scans"]"#,
+        "",
+    );
+    // A runbook backup directory: the files the runbook copies, no InfluxDB.
+    let dir = w.host.tmp.path().join("home/backup");
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    let hosts = std::fs::read(w.host.root.join("etc/hosts")).unwrap();
+    std::fs::write(dir.join("etc/hosts"), &hosts).unwrap();
+    let out = Imlrecover::new()
+        .arg("import")
+        .arg(&dir)
+        .arg("-r")
+        .arg(&w.recipe)
+        .arg("--bundle-dir")
+        .arg(&w.host.bundles)
+        .env("TZ", "UTC")
+        .run();
+    out.code(0)
+        .stdout_has("Found (1 resource):")
+        .stdout_has("Lacking (1): not in the bundle; a plan leaves the live host's copies alone\n  influxdb.stats  InfluxDB databases iml, iml_stats, iml_stratagem_scans: the runbook does not save it\n")
+        .stdout_has("1 resources: 1 files; 1 lacking");
+    let bundle = w.host.latest();
+    let m = support::host::manifest(&bundle);
+    assert_eq!(
+        m.imported.as_ref().map(|i| i.lacking.clone()),
+        Some(vec!["influxdb.stats".parse().unwrap()])
+    );
+    assert!(m
+        .entries
+        .iter()
+        .all(|e| e.address.to_string() == "file.hosts"));
+    assert_eq!(
+        std::fs::read(bundle.join("files/etc/hosts")).unwrap(),
+        hosts
+    );
+    // A plan from the import leaves the live InfluxDB alone, and says why.
+    let before = w.counts();
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes. The host matches the recipe.");
+    let plan = w.plan(&["--json"]);
+    plan.code(0);
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let change = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "influxdb.stats")
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert_eq!(
+        change["reason"], "not in the bundle (the runbook backup it was imported from lacks it)",
+        "{change}"
+    );
+    assert_eq!(w.counts(), before);
+    assert_eq!(before.len(), DATABASES.len());
 }

@@ -319,9 +319,11 @@ impl Kind for InfluxdbKind {
         }
     }
 
-    /// A runbook backup holds no InfluxDB data: the resource is lacking.
+    /// A runbook backup holds no InfluxDB data: the resource is lacking,
+    /// named by its databases (it has no host path to look for).
     fn import(address: &Address, spec: &InfluxdbSpec, cx: &mut crate::import::ImportCx) {
-        cx.lacking(address, spec.optional, Vec::new(), Vec::new(), Vec::new());
+        let what = format!("InfluxDB databases {}", spec.databases.join(", "));
+        cx.lacking(address, spec.optional, vec![what], Vec::new(), Vec::new());
     }
 }
 
