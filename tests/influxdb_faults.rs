@@ -86,6 +86,57 @@ fn a_restore_killed_after_the_drop_is_owed_and_finished() {
         .stdout_has("No changes.");
 }
 
+/// Killed after the bundle's copy was restored and checked, before the
+/// temporary copy was dropped and the check recorded: the next apply
+/// checks again and tidies up, restoring nothing.
+#[test]
+fn a_restore_killed_after_its_last_check_is_finished_without_restoring() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    w.q("iml", "DELETE FROM iml_m0 WHERE host = 'oss1'");
+    let out = w
+        .host
+        .cmd("apply", &w.recipe)
+        .arg("--auto-approve")
+        .env("IMLRECOVER_FAULT", "at:influxdb-restored")
+        .run();
+    assert_eq!(out.code, -1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(w.counts(), expected_original());
+    assert_eq!(
+        w.server().databases().unwrap(),
+        [
+            "iml",
+            "iml_imlrecover_tmp",
+            "iml_stats",
+            "iml_stratagem_scans"
+        ]
+    );
+    let runs = run_dirs(&w.host.root);
+    let run = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    // The counts match, but the check was never recorded: still owed.
+    w.plan(&["--detailed-exitcode"])
+        .code(2)
+        .stdout_has(&format!("the restore of run {run} was interrupted"));
+    w.apply(&[])
+        .code(0)
+        .stdout_has(&format!(
+            "finished the interrupted restore of run {run}: iml, iml_stats, iml_stratagem_scans hold the bundle's counts"
+        ))
+        .stdout_has("dropped the leftover copy iml_imlrecover_tmp");
+    // Nothing was restored again: the second run took no safety backup.
+    let runs = run_dirs(&w.host.root);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(!runs[1].join("influxdb-safety-stats").exists());
+    assert_eq!(
+        w.server().databases().unwrap(),
+        ["iml", "iml_stats", "iml_stratagem_scans"]
+    );
+    assert_eq!(w.counts(), expected_original());
+    w.plan(&["--detailed-exitcode"])
+        .code(0)
+        .stdout_has("No changes.");
+}
+
 #[test]
 fn apply_from_a_saved_plan_and_a_stale_one_refused() {
     let w = world();

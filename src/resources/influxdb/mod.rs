@@ -284,10 +284,10 @@ impl Kind for InfluxdbKind {
         address: &Address,
         spec: &InfluxdbSpec,
         _step: &Step,
-        _change: &ResourceChange,
+        change: &ResourceChange,
         cx: &ApplyCx,
     ) -> Result<Applied, ResourceError> {
-        restore::apply(address, spec, cx)
+        restore::apply(address, spec, change, cx)
     }
 
     fn quiesces(spec: &InfluxdbSpec) -> &[Address] {

@@ -18,6 +18,10 @@ pub struct Observed {
     pub databases: BTreeMap<String, Option<Counts>>,
 }
 
+/// The reason of a restore forced with `--replace` (apply tells it apart
+/// from an interrupted one by it).
+pub const FORCED: &str = "forced with --replace";
+
 /// The bundle's record of this resource.
 pub fn record<'m>(m: &'m Manifest, address: &Address) -> Option<&'m InfluxRecord> {
     m.resources.iter().find_map(|r| match r {
@@ -158,7 +162,7 @@ pub(super) fn compare(
         ));
     }
     let v = if cx.forced(address) {
-        Verdict::new(Action::Restore, "forced with --replace", after)
+        Verdict::new(Action::Restore, FORCED, after)
     } else if let Some(i) = interrupted {
         let dir = crate::state::dir(cx.root.dir());
         let why = match crate::apply::lock::holder(&dir) {
