@@ -530,3 +530,20 @@ fn an_optional_missing_database_is_recorded_absent() {
         .code(0)
         .stdout_has("No changes.");
 }
+
+#[test]
+fn replace_restores_every_database_though_nothing_differs() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    w.plan(&["--detailed-exitcode", "--replace", "influxdb.stats"])
+        .code(2)
+        .stdout_has("forced with --replace");
+    w.apply(&["--replace", "influxdb.stats"])
+        .code(0)
+        .stdout_has(
+            "restored InfluxDB databases iml, iml_stats, iml_stratagem_scans, counts checked",
+        );
+    assert_eq!(w.counts(), expected_original());
+    assert_eq!(w.server().databases().unwrap(), DATABASES);
+    w.plan(&["--detailed-exitcode"]).code(0);
+}
