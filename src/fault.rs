@@ -35,3 +35,10 @@ pub fn observe(index: usize) {
         panic!("fault injected: observe-panic:{index}");
     }
 }
+
+/// Dies at a named point of a restore (`at:NAME`).
+pub fn at(point: &str) {
+    if std::env::var(VAR).ok().as_deref() == Some(&format!("at:{point}")) {
+        die();
+    }
+}

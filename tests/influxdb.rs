@@ -110,14 +110,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use support::host::Host;
 
-const DATABASES: [&str; 3] = ["iml", "iml_stats", "iml_stratagem_scans"];
+pub(crate) const DATABASES: [&str; 3] = ["iml", "iml_stats", "iml_stratagem_scans"];
 
 /// A fixture host whose InfluxDB (a real influxd) holds IML's three
 /// databases, with the recipe naming it and a running `influxdb` service.
-struct World {
-    influxd: Influxd,
-    host: Host,
-    recipe: PathBuf,
+pub(crate) struct World {
+    pub(crate) influxd: Influxd,
+    pub(crate) host: Host,
+    pub(crate) recipe: PathBuf,
 }
 
 impl Drop for World {
@@ -127,13 +127,13 @@ impl Drop for World {
     }
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     world_with("", r#"["iml", "iml_stats", "iml_stratagem_scans"]"#, "")
 }
 
 /// [`world`] with more recipe text before the block, its `databases` and
 /// more attributes in it.
-fn world_with(before: &str, databases: &str, attrs: &str) -> World {
+pub(crate) fn world_with(before: &str, databases: &str, attrs: &str) -> World {
     let host = Host::new();
     let influxd = Influxd::start(&host.tmp.path().join("influxd"), None).expect("influxd starts");
     // iml: 2 × 3 series × 200; iml_stats: 3 × 5 × 400 (6000 points);
@@ -179,7 +179,7 @@ influxdb "stats" {{
 }
 
 impl World {
-    fn server(&self) -> imlrecover::resources::influxdb::server::Server {
+    pub(crate) fn server(&self) -> imlrecover::resources::influxdb::server::Server {
         imlrecover::resources::influxdb::server::Server {
             http: self.influxd.http.clone(),
             rpc: self.influxd.rpc.clone(),
@@ -187,7 +187,7 @@ impl World {
         }
     }
 
-    fn counts(&self) -> BTreeMap<String, Counts> {
+    pub(crate) fn counts(&self) -> BTreeMap<String, Counts> {
         let s = self.server();
         let live = s.databases().unwrap();
         DATABASES
@@ -197,22 +197,22 @@ impl World {
             .collect()
     }
 
-    fn q(&self, db: &str, q: &str) {
+    pub(crate) fn q(&self, db: &str, q: &str) {
         self.influxd.query(Some(db), q).unwrap();
     }
 
-    fn plan(&self, extra: &[&str]) -> Output {
+    pub(crate) fn plan(&self, extra: &[&str]) -> Output {
         self.host.plan(&self.recipe, extra)
     }
 
-    fn apply(&self, extra: &[&str]) -> Output {
+    pub(crate) fn apply(&self, extra: &[&str]) -> Output {
         let mut args = vec!["--auto-approve"];
         args.extend_from_slice(extra);
         self.host.apply(&self.recipe, &args)
     }
 }
 
-fn record(bundle: &Path) -> imlrecover::resources::influxdb::InfluxRecord {
+pub(crate) fn record(bundle: &Path) -> imlrecover::resources::influxdb::InfluxRecord {
     let m = support::host::manifest(bundle);
     m.resources
         .iter()
@@ -223,7 +223,7 @@ fn record(bundle: &Path) -> imlrecover::resources::influxdb::InfluxRecord {
         .expect("an influxdb record")
 }
 
-fn expected_original() -> BTreeMap<String, Counts> {
+pub(crate) fn expected_original() -> BTreeMap<String, Counts> {
     let c = |measurements, series, points: u64| Counts {
         measurements,
         series,
@@ -529,4 +529,21 @@ fn an_optional_missing_database_is_recorded_absent() {
     w.plan(&["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes.");
+}
+
+#[test]
+fn replace_restores_every_database_though_nothing_differs() {
+    let w = world();
+    w.host.backup(&w.recipe);
+    w.plan(&["--detailed-exitcode", "--replace", "influxdb.stats"])
+        .code(2)
+        .stdout_has("forced with --replace");
+    w.apply(&["--replace", "influxdb.stats"])
+        .code(0)
+        .stdout_has(
+            "restored InfluxDB databases iml, iml_stats, iml_stratagem_scans, counts checked",
+        );
+    assert_eq!(w.counts(), expected_original());
+    assert_eq!(w.server().databases().unwrap(), DATABASES);
+    w.plan(&["--detailed-exitcode"]).code(0);
 }

@@ -32,6 +32,7 @@ mod hostile;
 mod import;
 mod import_dumps;
 mod influxdb;
+mod influxdb_faults;
 mod monitoring;
 mod oldkernel;
 mod pg_cluster;

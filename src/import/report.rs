@@ -72,12 +72,17 @@ pub fn render(s: &Survey, recipe: &std::path::Path) -> String {
                     l.unused.join(", ")
                 )
             };
+            // A resource no runbook file holds (influxdb) was looked for nowhere.
+            let looked = if l.looked.is_empty() {
+                String::new()
+            } else {
+                format!("; looked for {}", l.looked.join(", "))
+            };
             line(format!(
-                "  {:width$}  {}{optional}: {}; looked for {}{unused}",
+                "  {:width$}  {}{optional}: {}{looked}{unused}",
                 l.address.to_string(),
                 l.paths.join(", "),
                 l.note,
-                l.looked.join(", ")
             ));
         }
     }

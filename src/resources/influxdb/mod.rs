@@ -284,10 +284,10 @@ impl Kind for InfluxdbKind {
         address: &Address,
         spec: &InfluxdbSpec,
         _step: &Step,
-        _change: &ResourceChange,
+        change: &ResourceChange,
         cx: &ApplyCx,
     ) -> Result<Applied, ResourceError> {
-        restore::apply(address, spec, cx)
+        restore::apply(address, spec, change, cx)
     }
 
     fn quiesces(spec: &InfluxdbSpec) -> &[Address] {
@@ -319,9 +319,11 @@ impl Kind for InfluxdbKind {
         }
     }
 
-    /// A runbook backup holds no InfluxDB data: the resource is lacking.
+    /// A runbook backup holds no InfluxDB data: the resource is lacking,
+    /// named by its databases (it has no host path to look for).
     fn import(address: &Address, spec: &InfluxdbSpec, cx: &mut crate::import::ImportCx) {
-        cx.lacking(address, spec.optional, Vec::new(), Vec::new(), Vec::new());
+        let what = format!("InfluxDB databases {}", spec.databases.join(", "));
+        cx.lacking(address, spec.optional, vec![what], Vec::new(), Vec::new());
     }
 }
 

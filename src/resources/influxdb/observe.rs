@@ -18,6 +18,10 @@ pub struct Observed {
     pub databases: BTreeMap<String, Option<Counts>>,
 }
 
+/// The reason of a restore forced with `--replace` (apply tells it apart
+/// from an interrupted one by it).
+pub const FORCED: &str = "forced with --replace";
+
 /// The bundle's record of this resource.
 pub fn record<'m>(m: &'m Manifest, address: &Address) -> Option<&'m InfluxRecord> {
     m.resources.iter().find_map(|r| match r {
@@ -150,8 +154,25 @@ pub(super) fn compare(
             details.push(format!("database {db} was absent at backup (optional): left alone"));
         }
     }
+    let interrupted = cx.state.interrupted(&address.to_string());
+    if let Some(i) = interrupted {
+        details.push(format!(
+            "run {} started restoring bundle {} at {} and never checked its counts",
+            i.run, i.bundle_id, i.time
+        ));
+    }
     let v = if cx.forced(address) {
-        Verdict::new(Action::Restore, "forced with --replace", after)
+        Verdict::new(Action::Restore, FORCED, after)
+    } else if let Some(i) = interrupted {
+        let dir = crate::state::dir(cx.root.dir());
+        let why = match crate::apply::lock::holder(&dir) {
+            Some(pid) => format!(
+                "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
+                i.run
+            ),
+            None => format!("the restore of run {} was interrupted", i.run),
+        };
+        Verdict::new(Action::Restore, why, after)
     } else if diffs.is_empty() {
         Verdict::no_op(
             format!(

@@ -5,7 +5,7 @@
 //! temporary copy dropped. If a step fails, the live database or the
 //! checked temporary copy still holds the data (and the bundle does).
 
-use super::observe::{differences, live, record, service_running};
+use super::observe::{differences, live, record, service_running, FORCED};
 use super::server::Server;
 use super::{Counts, InfluxRecord, InfluxdbSpec};
 use crate::bundle::{Bundle, EntryKind};
@@ -115,6 +115,7 @@ fn restore_one(
         server.drop_database(db).map_err(|e| {
             format!("{e} (the live {db} and the checked copy {tmp} are both there)")
         })?;
+        crate::fault::at("influxdb-dropped");
     }
     server.restore(db, None, dir).map_err(|e| {
         if live.contains(&db.to_string()) || has_tmp {
@@ -124,6 +125,7 @@ fn restore_one(
         }
     })?;
     let got = check_counts(server, db, record, want)?;
+    crate::fault::at("influxdb-restored");
     if server.databases().map_err(|e| e.to_string())?.contains(&tmp) {
         server.drop_database(&tmp).map_err(|e| e.to_string())?;
     }
@@ -133,6 +135,7 @@ fn restore_one(
 pub(super) fn apply(
     address: &Address,
     spec: &InfluxdbSpec,
+    change: &crate::plan::ResourceChange,
     cx: &ApplyCx,
 ) -> Result<Applied, ResourceError> {
     service_running(address, spec, cx.recipe, cx.services)?;
@@ -147,6 +150,11 @@ pub(super) fn apply(
         .into_iter()
         .map(|(d, _)| d)
         .collect();
+    let interrupted = cx.state.borrow().interrupted(&address.to_string()).cloned();
+    if let Some(i) = interrupted.filter(|_| todo.is_empty() && change.reason != FORCED) {
+        // Killed after its last restore, before it recorded the check.
+        return finish_interrupted(address, record, &Server::of(spec), &i, cx);
+    }
     if todo.is_empty() {
         // Forced (`--replace`): every database the bundle holds.
         todo = record
@@ -159,6 +167,7 @@ pub(super) fn apply(
     let server = Server::of(spec);
     let work = cx.run_dir.join(format!("influxdb-{}", address.name));
     let mut details = Vec::new();
+    let mut started = false;
     let result = (|| -> Result<(), ResourceError> {
         for db in &todo {
             let Some(Some(want)) = record.databases.get(db) else {
@@ -175,6 +184,10 @@ pub(super) fn apply(
                 .run_dir
                 .join(format!("influxdb-safety-{}", address.name))
                 .join(db);
+            if !started {
+                owe(address, cx).map_err(fail)?;
+                started = true;
+            }
             let line = restore_one(&server, record, db, want, &dir, &safety).map_err(fail)?;
             details.push(format!("restored {line}"));
             if safety.exists() {
@@ -189,11 +202,80 @@ pub(super) fn apply(
     })();
     let _ = std::fs::remove_dir_all(&work);
     result?;
+    settled(address, cx)?;
     Ok(Applied {
         message: format!(
             "restored InfluxDB database{} {}, counts checked",
             if todo.len() == 1 { "" } else { "s" },
             todo.join(", ")
+        ),
+        warnings: Vec::new(),
+        details,
+    })
+}
+
+/// Records in the state file, before the first change to InfluxDB, that
+/// this run restores `address`: a kill or a failed check leaves the record,
+/// and the next plan owes the restore until its counts are checked.
+fn owe(address: &Address, cx: &ApplyCx) -> Result<(), String> {
+    let mut state = cx.state.borrow_mut();
+    state.start(crate::state::StartedRestore {
+        address: address.to_string(),
+        bundle_id: cx.bundle.name(),
+        run: crate::apply::run_name(cx.run_dir),
+        time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
+    state
+        .save(cx.root.dir())
+        .map_err(|e| format!("{e}; nothing was restored"))
+}
+
+/// Every database's counts checked: the restore is no longer owed.
+fn settled(address: &Address, cx: &ApplyCx) -> Result<(), ResourceError> {
+    let mut state = cx.state.borrow_mut();
+    if state.interrupted(&address.to_string()).is_some() {
+        state.started.retain(|s| s.address != address.to_string());
+        state
+            .save(cx.root.dir())
+            .map_err(|e| ResourceError::new(address, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// An interrupted restore whose databases all hold the bundle's counts
+/// (killed after the last restore, before it was recorded): checked again,
+/// its leftover copies dropped, and no longer owed. Nothing is restored.
+fn finish_interrupted(
+    address: &Address,
+    record: &InfluxRecord,
+    server: &Server,
+    i: &crate::state::StartedRestore,
+    cx: &ApplyCx,
+) -> Result<Applied, ResourceError> {
+    let fail = |m: String| {
+        ResourceError::new(address, m)
+            .help("fix the cause and run apply again: the restore stays owed until its counts check")
+    };
+    let live = server.databases().map_err(|e| fail(e.to_string()))?;
+    let mut details = Vec::new();
+    let mut checked = Vec::new();
+    for (db, want) in &record.databases {
+        let Some(want) = want else { continue };
+        let got = check_counts(server, db, record, want).map_err(fail)?;
+        details.push(format!("checked {db}: {got}"));
+        checked.push(db.as_str());
+        let tmp = tmp_name(db);
+        if live.contains(&tmp) {
+            server.drop_database(&tmp).map_err(|e| fail(e.to_string()))?;
+            details.push(format!("dropped the leftover copy {tmp}"));
+        }
+    }
+    settled(address, cx)?;
+    Ok(Applied {
+        message: format!(
+            "finished the interrupted restore of run {}: {} hold the bundle's counts",
+            i.run,
+            checked.join(", ")
         ),
         warnings: Vec::new(),
         details,
