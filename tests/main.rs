@@ -30,6 +30,7 @@ mod fuzz;
 mod hostile;
 mod import;
 mod import_dumps;
+mod import_signing;
 mod monitoring;
 mod oldkernel;
 mod pg_cluster;
