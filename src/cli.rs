@@ -595,4 +595,7 @@ pub struct ImportArgs {
     /// Print the report only; write nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub sign: SignArgs,
 }

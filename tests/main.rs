@@ -31,6 +31,7 @@ mod fuzz;
 mod hostile;
 mod import;
 mod import_dumps;
+mod import_signing;
 mod influxdb;
 mod influxdb_faults;
 mod monitoring;

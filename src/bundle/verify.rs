@@ -372,8 +372,7 @@ fn check_file(dir: &Path, job: &Job) -> (u64, Vec<Problem>) {
     let read = if job.dump {
         check_dump(file, job, size_ok, &mut problems)
     } else if size_ok {
-        drop(file);
-        match hash_path(&path) {
+        match dump::hash_opened(file, &path) {
             Ok((hash, n)) => {
                 if hash != job.blake3 {
                     problems.push(

@@ -2,6 +2,8 @@
 //! writer, the dump copied as it is, the manifest marked as imported.
 
 use super::{How, ImportError, Survey};
+use crate::bundle::sign::Signer;
+use crate::bundle::write::StoreOptions;
 use crate::bundle::{
     BundleWriter, Committed, DatabaseRecord, Defaulted, Entry, EntryKind, Imported, ImportedDump,
     Mode, RecipeRef, UNKNOWN_IDENTIFIER,
@@ -11,8 +13,13 @@ use crate::recipe::Recipe;
 use std::path::Path;
 
 /// The bundle: every file found through the bundle writer, the dump copied
-/// as it is, the manifest marked as imported.
-pub fn write(s: &Survey, recipe: &Recipe, bundle_dir: &Path) -> Result<Committed, ImportError> {
+/// as it is, the manifest marked as imported and, with a key, signed.
+pub fn write(
+    s: &Survey,
+    recipe: &Recipe,
+    bundle_dir: &Path,
+    signer: Option<Signer>,
+) -> Result<Committed, ImportError> {
     if let Some(why) = &s.refusal {
         return Err(ImportError::Refused(why.clone()));
     }
@@ -30,6 +37,12 @@ pub fn write(s: &Survey, recipe: &Recipe, bundle_dir: &Path) -> Result<Committed
         &s.source,
         created,
     )?;
+    // The key's own path, were it among the files imported (as backup refuses).
+    let key_path = signer.as_ref().and_then(|k| k.host_path(Path::new("/")));
+    w.set_store_options(StoreOptions {
+        signer,
+        ..StoreOptions::default()
+    });
     let mut defaulted = Vec::new();
     // Read through the directory's own root: a symlink in it cannot lead out.
     let backup = Root::new(&s.source).map_err(|e| ImportError::Read {
@@ -142,5 +155,10 @@ pub fn write(s: &Survey, recipe: &Recipe, bundle_dir: &Path) -> Result<Committed
         lacking: s.lacking.iter().map(|l| l.address.clone()).collect(),
         unknown,
     });
+    if let Some(path) = key_path.filter(|p| w.has_file(p)) {
+        return Err(ImportError::Refused(format!(
+            "the recipe captures the signing key {path}: it would be stored in the bundle; nothing was written"
+        )));
+    }
     Ok(w.commit(None)?)
 }

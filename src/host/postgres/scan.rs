@@ -124,7 +124,8 @@ impl DumpScanner {
     /// Consumes the next bytes of the script.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
+            // memchr: a byte-at-a-time search was a sixth of a check's CPU.
+            match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     self.push(&data[..i]);
                     self.end_line();
