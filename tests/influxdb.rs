@@ -252,6 +252,8 @@ fn backup_records_the_files_and_counts() {
     assert_eq!(recorded, expected_original());
     assert!(rec.version.starts_with("1."), "version {}", rec.version);
     let m = support::host::manifest(&bundle);
+    // A reader of version 2 cannot parse the influxdb record: it must refuse.
+    assert_eq!(m.format_version, 3);
     for db in DATABASES {
         let files: Vec<&imlrecover::bundle::Entry> = m
             .entries

@@ -28,10 +28,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The newest manifest schema this build reads. A bundle is written as
-/// version 1 unless it stores files encrypted or split (`stored`), which an
-/// older imlrecover could not read: then it is version 2.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest manifest schema this build reads. A bundle is written as the
+/// lowest version that holds it, so that older readers refuse only what
+/// they would misread: 1; 2 when it stores files encrypted or split
+/// (`stored`); 3 when a resource record is of a kind version 2 did not
+/// know ([`ResourceRecord::since`]).
+pub const FORMAT_VERSION: u32 = 3;
 pub const MANIFEST: &str = "manifest.json";
 /// Captured files live under this directory, at their absolute paths.
 pub const FILES_DIR: &str = "files";
@@ -269,6 +271,15 @@ impl ResourceRecord {
             | ResourceRecord::Cert { address, .. }
             | ResourceRecord::Database { address }
             | ResourceRecord::Influxdb { address, .. } => address,
+        }
+    }
+
+    /// The first manifest version that knew this record: an older reader
+    /// fails to parse it, so a bundle holding it is written at least as this.
+    pub fn since(&self) -> u32 {
+        match self {
+            ResourceRecord::Influxdb { .. } => 3,
+            _ => 1,
         }
     }
 }

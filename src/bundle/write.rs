@@ -273,13 +273,15 @@ impl BundleWriter {
         if let Ok(mut p) = self.pending.lock() {
             self.manifest.stored.extend(p.drain(..));
         }
-        // Readers older than `stored` must refuse such a bundle, not
-        // misread it: only then is it version 2.
-        self.manifest.format_version = if self.manifest.stored.is_empty() {
+        // Older readers must refuse a bundle they would misread, and only
+        // such a bundle: the lowest version that holds it (see FORMAT_VERSION).
+        let stored = if self.manifest.stored.is_empty() {
             1
         } else {
-            FORMAT_VERSION
+            2
         };
+        let records = self.manifest.resources.iter().map(|r| r.since());
+        self.manifest.format_version = records.fold(stored, u32::max);
         let manifest_path = self.tmp.join(MANIFEST);
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| WriteError::Write {
             path: manifest_path.clone(),
