@@ -8,7 +8,7 @@ use crate::support;
 use std::path::PathBuf;
 
 use support::cli::{fixtures, Output};
-use support::host::copy_tree;
+use support::host::Host;
 use support::sshd::{fleet, Agents};
 use support::world::World;
 use tempfile::TempDir;
@@ -21,7 +21,8 @@ const TABLE_HEADER: &str = "result  seconds  last line of output";
 /// SSH client set up for a fleet, a bundle of it, and the variables pointing
 /// the recipe at the fleet.
 struct Rig {
-    _tmp: TempDir,
+    // The root and bundles the world points at (removed when the rig goes).
+    _site: Host,
     world: World,
     // Last: the fleet stops before its temp dir goes.
     agents: Agents,
@@ -46,13 +47,11 @@ impl Rig {
 
     fn with(hosts: usize, knobs: Knobs) -> Rig {
         let (fleet_dir, agents) = fleet(hosts);
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("root");
-        copy_tree(&fixtures().join("remote/root"), &root);
+        let host = Host::of("remote/root");
         agents
-            .install_client(&root)
+            .install_client(&host.root)
             .expect("install the client key");
-        let vars = tmp.path().join("vars.hcl");
+        let vars = host.tmp.path().join("vars.hcl");
         let list: Vec<String> = agents
             .hosts()
             .iter()
@@ -77,13 +76,8 @@ impl Rig {
         }
         std::fs::write(&vars, text).expect("write vars");
         let rig = Rig {
-            world: World {
-                recipe: recipe(),
-                vars: vec!["--var-file".into(), vars.into()],
-                root,
-                bundles: tmp.path().join("bundles"),
-            },
-            _tmp: tmp,
+            world: host.world(recipe(), vec!["--var-file".into(), vars.into()]),
+            _site: host,
             agents,
             _fleet_dir: fleet_dir,
         };
