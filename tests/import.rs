@@ -275,12 +275,7 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
             .unwrap();
     assert!(settings.contains("fresh install"), "{settings}");
     assert_eq!(m.sb.rows().unwrap(), rows_before, "same tables, same rows");
-    let verify = std::process::Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(m.sb.root.join("var/lib/chroma/authority.crt"))
-        .arg(m.sb.root.join("var/lib/chroma/manager.crt"))
-        .output()
-        .unwrap();
+    let verify = m.verify_chain();
     assert!(verify.status.success(), "{verify:?}");
 
     let audit = on(&m, &b, "audit", &[]);

@@ -168,6 +168,17 @@ impl Manager {
             .unwrap()
     }
 
+    /// `openssl verify -CAfile authority.crt manager.crt` on the host.
+    pub fn verify_chain(&self) -> std::process::Output {
+        let chroma = self.sb.root.join("var/lib/chroma");
+        std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(chroma.join("authority.crt"))
+            .arg(chroma.join("manager.crt"))
+            .output()
+            .unwrap()
+    }
+
     pub fn path(&self, p: &str) -> PathBuf {
         self.sb.root.join(p.trim_start_matches('/'))
     }
