@@ -65,6 +65,15 @@ impl Imlrecover {
         self
     }
 
+    /// Started, not waited for (to be killed or raced); stdout and stderr piped.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
+    }
+
     pub fn run(mut self) -> Output {
         let out = self
             .cmd

@@ -154,18 +154,9 @@ impl Manager {
 
     /// The same apply as a child process, to be killed or raced.
     pub fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-            .current_dir(super::cli::repo())
-            .env("NO_COLOR", "1")
-            .args(["apply", "-r", PLAN, "--root"])
-            .arg(&self.sb.root)
-            .args(["--bundle", &self.bundle, "--auto-approve"])
+        self.apply_from(Imlrecover::new(), Path::new(&self.bundle))
             .args(extra)
-            .args(self.sb.var_args())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
     }
 
     /// `openssl verify -CAfile authority.crt manager.crt` on the host.
