@@ -74,6 +74,15 @@ impl Imlrecover {
             .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
     }
 
+    /// Started, not waited for, its output thrown away (nothing need read it).
+    pub fn spawn_silent(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
+    }
+
     pub fn run(mut self) -> Output {
         let out = self
             .cmd
