@@ -66,19 +66,19 @@ impl Imlrecover {
     }
 
     /// Started, not waited for (to be killed or raced); stdout and stderr piped.
-    pub fn spawn(mut self) -> std::process::Child {
-        self.cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
+    pub fn spawn(self) -> std::process::Child {
+        self.spawn_to(std::process::Stdio::piped)
     }
 
     /// Started, not waited for, its output thrown away (nothing need read it).
-    pub fn spawn_silent(mut self) -> std::process::Child {
+    pub fn spawn_silent(self) -> std::process::Child {
+        self.spawn_to(std::process::Stdio::null)
+    }
+
+    fn spawn_to(mut self, stdio: fn() -> std::process::Stdio) -> std::process::Child {
         self.cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(stdio())
+            .stderr(stdio())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
     }
