@@ -177,16 +177,9 @@ fn a_second_apply_is_refused_while_one_runs() {
         1,
     );
     std::fs::write(&d.sb.installer, blocked).unwrap();
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-        .current_dir(support::cli::repo())
-        .args(["apply", "-r", PLAN, "--root"])
-        .arg(&d.sb.root)
-        .args(["--bundle", &d.bundle, "--auto-approve"])
-        .args(d.sb.var_args())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = d
+        .apply_from(Imlrecover::new(), std::path::Path::new(&d.bundle))
+        .spawn_silent();
     let lock = d.sb.root.join("var/lib/imlrecover/lock");
     let pid = first.id().to_string();
     let mut held = false;

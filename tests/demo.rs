@@ -186,9 +186,8 @@ fn sandbox_daemons_can_be_told_by_their_sandbox() {
 /// certificate chain is its own (made by `openssl` when it is built).
 #[test]
 fn the_demo_manager_is_the_fixture_host_the_tests_use() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sb = imlrecover::sandbox::manager::Sandbox::golden_with(tmp.path(), false)
-        .expect("golden manager without a database");
+    let m = support::manager::Manager::without_database();
+    let sb = &m.sb;
     let host = support::host::Host::new();
     let mut stack = vec![host.root.clone()];
     let mut compared = 0;

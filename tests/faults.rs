@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::cli::Output;
 
-pub(crate) use support::manager::{Manager, PLAN};
+pub(crate) use support::manager::Manager;
 pub(crate) const SAMPLE: &str = "chroma_core_sample_10";
 pub(crate) const SAMPLE_ROWS: u64 = 150_000;
 

@@ -3,7 +3,7 @@
 //! apply left without a pid file is ended, a backup blocked by a client's
 //! lock says so. The manager setup is faults.rs's `Manager`.
 
-use crate::faults::{kill9, wait_at_most, LockHolder, Manager, PLAN, SAMPLE, SAMPLE_ROWS};
+use crate::faults::{kill9, wait_at_most, LockHolder, Manager, SAMPLE, SAMPLE_ROWS};
 use crate::support;
 
 use imlrecover::host::postgres as pg;
@@ -66,19 +66,10 @@ fn a_backup_never_captures_a_restore_in_progress() {
         .stderr_has("--wait");
     assert_eq!(bundles(&m), before, "nothing written, latest untouched");
     // The same backup told to wait: it starts once the apply is done.
-    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-        .current_dir(support::cli::repo())
-        .env("NO_COLOR", "1")
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&m.sb.root)
-        .arg("--bundle-dir")
-        .arg(&m.sb.bundles)
+    let waiting = m
+        .backup_on(Imlrecover::new())
         .args(["--wait", "5min"])
-        .args(m.sb.var_args())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(bundles(&m), before, "the waiting backup has not started");
     std::fs::write(&gate, "").unwrap();
@@ -203,18 +194,7 @@ fn a_daemon_a_killed_apply_left_without_a_pid_file_is_ended() {
 fn a_backup_blocked_by_a_client_lock_says_so_and_ends_nobody() {
     let m = Manager::backed_up();
     let mut holder = LockHolder::take(&m.sb.target());
-    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-        .current_dir(support::cli::repo())
-        .env("NO_COLOR", "1")
-        .args(["backup", "-r", PLAN, "--root"])
-        .arg(&m.sb.root)
-        .arg("--bundle-dir")
-        .arg(&m.sb.bundles)
-        .args(m.sb.var_args())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let backup = m.backup_on(Imlrecover::new()).spawn();
     std::thread::sleep(Duration::from_secs(4));
     // The holder's session is intact: it finishes its work and commits.
     assert_eq!(

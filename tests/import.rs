@@ -8,13 +8,12 @@
 use crate::support;
 
 use imlrecover::host::postgres as pg;
-use imlrecover::sandbox::manager::Sandbox;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use support::cli::{fixtures, Imlrecover};
-
-pub(crate) const PLAN: &str = "plans/iml-manager.hcl";
+use support::manager::Manager;
+pub(crate) use support::manager::PLAN;
 
 /// The shell commands of the runbook's "Creating a Backup Manifest"
 /// section, as written: every fenced block, one command per paragraph (the
@@ -119,11 +118,10 @@ fn files_under(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
 
 #[test]
 fn the_runbooks_own_backup_imported_restores_the_manager() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    let mut m = Manager::new();
     // What the runbook's optional steps save: root's keys (RSA and DSA) and
     // a host key.
-    let r = &sb.root;
+    let r = &m.sb.root;
     write_mode(
         &r.join("root/.ssh/id_rsa"),
         "RSA PRIVATE (sandbox)\n",
@@ -149,18 +147,18 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
         "HOST KEY (sandbox)\n",
         0o600,
     );
-    let original = files_under(&sb.root);
-    let rows_before = sb.rows().unwrap();
+    let original = files_under(&m.sb.root);
+    let rows_before = m.sb.rows().unwrap();
 
     // The runbook's backup, command by command, as root on the manager.
-    let home = tmp.path().join("home");
+    let home = m.tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let pg_dumpall = pg::find_program(None, "pg_dumpall").unwrap();
     let commands = runbook_backup_commands();
     assert_eq!(commands.len(), 30, "{commands:#?}");
     let mut failed = Vec::new();
     for c in &commands {
-        let (code, stderr) = run_sh(&localize(c, &home, &sb.root, &pg_dumpall), &sb.target());
+        let (code, stderr) = run_sh(&localize(c, &home, &m.sb.root, &pg_dumpall), &m.sb.target());
         if code != 0 {
             failed.push((c.clone(), stderr));
         }
@@ -179,13 +177,13 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
     );
     assert!(backup.join("etc/chroma.repo").is_file(), "repos in etc/");
 
-    let bundles = tmp.path().join("imported");
+    let bundles = m.tmp.path().join("imported");
     let import = Imlrecover::new()
         .args(["import"])
         .arg(&backup)
         .args(["-r", PLAN, "--bundle-dir"])
         .arg(&bundles)
-        .args(sb.var_args())
+        .args(m.sb.var_args())
         .env("TZ", "UTC")
         .run();
     import.code(0);
@@ -215,7 +213,7 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
     let b = bundles.join("latest");
     // On the host it came from, only the database differs: the dump cannot
     // say which cluster it was taken from.
-    let before = on(&sb, &b, "plan", &["--detailed-exitcode"]);
+    let before = on(&m, &b, "plan", &["--detailed-exitcode"]);
     before
         .code(2)
         .stdout_has("-/+ database.chroma (restore: bundle 2")
@@ -223,16 +221,16 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
         .stdout_has("bundle cluster: system_identifier unknown (imported from a runbook dump)")
         .stdout_has("Plan: 1 to restore, 0 to create, 0 to update, 0 to remove, ");
 
-    sb.disaster().unwrap();
-    on(&sb, &b, "plan", &["--detailed-exitcode"])
+    m.sb.disaster().unwrap();
+    on(&m, &b, "plan", &["--detailed-exitcode"])
         .code(2)
         .stdout_has(
             "-/+ database.chroma (restore: database chroma does not exist on the live cluster)",
         );
-    on(&sb, &b, "apply", &["--auto-approve"])
+    on(&m, &b, "apply", &["--auto-approve"])
         .code(0)
         .stdout_has("Apply complete!");
-    on(&sb, &b, "plan", &["--detailed-exitcode"])
+    on(&m, &b, "plan", &["--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes. The host matches the recipe.");
 
@@ -245,7 +243,7 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
         backup.canonicalize().unwrap().display().to_string()
     );
     assert_eq!(imported.unknown, ["database.system_identifier"]);
-    let restored = files_under(&sb.root);
+    let restored = files_under(&m.sb.root);
     assert_eq!(manifest.entries.len(), 25);
     for e in &manifest.entries {
         let (bytes, mode) = &original[&e.path];
@@ -271,21 +269,16 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
         ]
     );
     // What the runbook never saved is what the reinstall left.
-    assert!(!sb.root.join("root/.ssh/id_dsa").exists());
+    assert!(!m.sb.root.join("root/.ssh/id_dsa").exists());
     let settings =
-        std::fs::read_to_string(sb.root.join("usr/share/chroma-manager/local_settings.py"))
+        std::fs::read_to_string(m.sb.root.join("usr/share/chroma-manager/local_settings.py"))
             .unwrap();
     assert!(settings.contains("fresh install"), "{settings}");
-    assert_eq!(sb.rows().unwrap(), rows_before, "same tables, same rows");
-    let verify = std::process::Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(sb.root.join("var/lib/chroma/authority.crt"))
-        .arg(sb.root.join("var/lib/chroma/manager.crt"))
-        .output()
-        .unwrap();
+    assert_eq!(m.sb.rows().unwrap(), rows_before, "same tables, same rows");
+    let verify = m.verify_chain();
     assert!(verify.status.success(), "{verify:?}");
 
-    let audit = on(&sb, &b, "audit", &[]);
+    let audit = on(&m, &b, "audit", &[]);
     assert!(audit.code == 0 || audit.code == 2, "{audit:?}");
     audit.stdout_has(&format!(
         "the bundle is an import of the runbook backup {} (imported {}); its dump {}",
@@ -296,15 +289,9 @@ fn the_runbooks_own_backup_imported_restores_the_manager() {
     Imlrecover::new().arg("verify").arg(&b).run().code(0);
 }
 
-fn on(sb: &Sandbox, bundle: &Path, cmd: &str, extra: &[&str]) -> support::cli::Output {
-    Imlrecover::new()
-        .args([cmd, "-r", PLAN, "--root"])
-        .arg(&sb.root)
-        .args(sb.var_args())
-        .arg("--bundle")
-        .arg(bundle)
-        .args(extra)
-        .run()
+/// `CMD` of `bundle` (the import) on the manager.
+fn on(m: &Manager, bundle: &Path, cmd: &str, extra: &[&str]) -> support::cli::Output {
+    m.cmd_on(Imlrecover::new(), cmd, bundle).args(extra).run()
 }
 
 // ---- Reports: directories as the runbook's commands make them ----------

@@ -7,22 +7,23 @@ use crate::support;
 
 use std::path::PathBuf;
 
-use support::cli::{fixtures, Imlrecover, Output};
-use support::host::copy_tree;
+use support::cli::{fixtures, Output};
+use support::host::Host;
 use support::sshd::{fleet, Agents};
+use support::world::World;
 use tempfile::TempDir;
 
 const SETTINGS: &str = "etc/chroma/agent-settings.conf";
 const ADDRESS: &str = "remote_service.chroma_agent";
 const TABLE_HEADER: &str = "result  seconds  last line of output";
 
-/// A manager root with the fixture file and root's SSH client set up for a
-/// fleet, a bundle of it, and the variables pointing the recipe at the fleet.
+/// The shared test world on a manager root with the fixture file and root's
+/// SSH client set up for a fleet, a bundle of it, and the variables pointing
+/// the recipe at the fleet.
 struct Rig {
-    _tmp: TempDir,
-    root: PathBuf,
-    bundle: PathBuf,
-    vars: PathBuf,
+    // The root and bundles the world points at (removed when the rig goes).
+    _site: Host,
+    world: World,
     // Last: the fleet stops before its temp dir goes.
     agents: Agents,
     _fleet_dir: TempDir,
@@ -46,13 +47,11 @@ impl Rig {
 
     fn with(hosts: usize, knobs: Knobs) -> Rig {
         let (fleet_dir, agents) = fleet(hosts);
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("root");
-        copy_tree(&fixtures().join("remote/root"), &root);
+        let host = Host::of("remote/root");
         agents
-            .install_client(&root)
+            .install_client(&host.root)
             .expect("install the client key");
-        let vars = tmp.path().join("vars.hcl");
+        let vars = host.tmp.path().join("vars.hcl");
         let list: Vec<String> = agents
             .hosts()
             .iter()
@@ -76,26 +75,13 @@ impl Rig {
             text.push_str(&format!("check = {c:?}\n"));
         }
         std::fs::write(&vars, text).expect("write vars");
-        let bundles = tmp.path().join("bundles");
         let rig = Rig {
-            bundle: bundles.join("latest"),
-            _tmp: tmp,
-            root,
-            vars,
+            world: host.world(recipe(), vec!["--var-file".into(), vars.into()]),
+            _site: host,
             agents,
             _fleet_dir: fleet_dir,
         };
-        Imlrecover::new()
-            .args(["backup", "-r"])
-            .arg(recipe())
-            .arg("--var-file")
-            .arg(&rig.vars)
-            .arg("--root")
-            .arg(&rig.root)
-            .arg("--bundle-dir")
-            .arg(&bundles)
-            .run()
-            .code(0);
+        rig.world.backup();
         assert_eq!(
             rig.agents.restart_counts(),
             vec![0; hosts],
@@ -104,19 +90,9 @@ impl Rig {
         rig
     }
 
-    /// `CMD -r RECIPE --var-file VARS --root ROOT --bundle BUNDLE EXTRA...`
+    /// `CMD -r RECIPE --root ROOT --bundle BUNDLE --var-file VARS EXTRA...`
     fn run(&self, cmd: &str, extra: &[&str]) -> Output {
-        Imlrecover::new()
-            .args([cmd, "-r"])
-            .arg(recipe())
-            .arg("--var-file")
-            .arg(&self.vars)
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--bundle")
-            .arg(&self.bundle)
-            .args(extra)
-            .run()
+        self.world.cmd(cmd).args(extra).run()
     }
 
     fn plan(&self, extra: &[&str]) -> Output {
@@ -134,7 +110,7 @@ impl Rig {
     /// Changes the file the agents depend on (drift: the bundle has the old).
     fn drift(&self) {
         std::fs::write(
-            self.root.join(SETTINGS),
+            self.world.root.join(SETTINGS),
             "SERVER_URL=https://wrong.example/\n",
         )
         .expect("drift");
@@ -149,7 +125,7 @@ impl Rig {
     }
 
     fn known_hosts(&self) -> PathBuf {
-        self.root.join("root/.ssh/known_hosts")
+        self.world.root.join("root/.ssh/known_hosts")
     }
 
     /// Rewrites root's known_hosts with `f` applied to each line.
@@ -527,7 +503,7 @@ fn a_key_the_hosts_do_not_accept_fails_every_host_naming_the_key() {
     let other = tempfile::tempdir().expect("tempdir");
     let key =
         imlrecover::sandbox::agents::keygen(other.path(), "id_rsa", "ed25519", "").expect("keygen");
-    std::fs::copy(&key, rig.root.join("root/.ssh/id_rsa")).expect("replace the key");
+    std::fs::copy(&key, rig.world.root.join("root/.ssh/id_rsa")).expect("replace the key");
     rig.drift();
 
     let plan = rig.plan(&[]);
@@ -552,7 +528,7 @@ fn a_key_the_hosts_do_not_accept_fails_every_host_naming_the_key() {
         ))
         .stdout_has(&format!(
             "{} (rejected: ",
-            rig.root.join("root/.ssh/id_rsa").display()
+            rig.world.root.join("root/.ssh/id_rsa").display()
         ));
     assert_counts(&rig, &[0, 0]);
 }

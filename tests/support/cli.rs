@@ -65,6 +65,24 @@ impl Imlrecover {
         self
     }
 
+    /// Started, not waited for (to be killed or raced); stdout and stderr piped.
+    pub fn spawn(self) -> std::process::Child {
+        self.spawn_to(std::process::Stdio::piped)
+    }
+
+    /// Started, not waited for, its output thrown away (nothing need read it).
+    pub fn spawn_silent(self) -> std::process::Child {
+        self.spawn_to(std::process::Stdio::null)
+    }
+
+    fn spawn_to(mut self, stdio: fn() -> std::process::Stdio) -> std::process::Child {
+        self.cmd
+            .stdout(stdio())
+            .stderr(stdio())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run imlrecover: {e}"))
+    }
+
     pub fn run(mut self) -> Output {
         let out = self
             .cmd

@@ -5,7 +5,8 @@
 //! verbs of the off-host store, support::sftp).
 
 use super::cli::{Imlrecover, Output};
-use std::ffi::OsStr;
+use super::world::World;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 pub struct Host {
@@ -16,11 +17,27 @@ pub struct Host {
 
 impl Host {
     pub fn new() -> Host {
+        Host::of("host-el6")
+    }
+
+    /// A host whose root is a copy of `fixtures/TREE`.
+    pub fn of(tree: &str) -> Host {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("root");
-        copy_tree(&super::cli::fixtures().join("host-el6"), &root);
+        copy_tree(&super::cli::fixtures().join(tree), &root);
         let bundles = tmp.path().join("bundles");
         Host { tmp, root, bundles }
+    }
+
+    /// The verbs of the shared test world on this host, with `recipe` and
+    /// its variable arguments (`--bundle` is `latest`, not the directory).
+    pub fn world(&self, recipe: PathBuf, vars: Vec<OsString>) -> World {
+        World {
+            recipe,
+            vars,
+            root: self.root.clone(),
+            bundles: self.bundles.clone(),
+        }
     }
 
     /// A host with an empty root, for recipes that name no file (a

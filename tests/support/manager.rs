@@ -7,6 +7,7 @@
 //! test recipe.
 
 use super::cli::{Imlrecover, Output};
+use super::world::World;
 use imlrecover::sandbox::manager::{Sandbox, SERVICES};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -90,22 +91,25 @@ impl Manager {
             .collect();
     }
 
+    /// The shipped plan, the sandbox's root, variables and bundle directory.
+    pub fn world(&self) -> World {
+        World {
+            recipe: PathBuf::from(PLAN),
+            vars: self.sb.var_args().into_iter().map(Into::into).collect(),
+            root: self.sb.root.clone(),
+            bundles: self.sb.bundles.clone(),
+        }
+    }
+
     /// `imlrecover SUB -r PLAN --root ROOT [--bundle LATEST] --var …`
     /// (`--bundle` for every SUB but backup).
     pub fn cmd(&self, sub: &str) -> Imlrecover {
         self.cmd_on(Imlrecover::new(), sub, Path::new(&self.bundle))
     }
 
-    /// [`Manager::cmd`] on `c` (the binary under a 3.10 kernel's filter…),
-    /// with `bundle` (a pulled copy…).
+    /// [`World::cmd_on`] of the manager.
     pub fn cmd_on(&self, c: Imlrecover, sub: &str, bundle: &Path) -> Imlrecover {
-        let c = c.args([sub, "-r", PLAN, "--root"]).arg(&self.sb.root);
-        let c = if sub == "backup" {
-            c
-        } else {
-            c.arg("--bundle").arg(bundle)
-        };
-        c.args(self.sb.var_args())
+        self.world().cmd_on(c, sub, bundle)
     }
 
     /// `imlrecover backup` into the sandbox's bundle directory; must succeed.
@@ -127,9 +131,7 @@ impl Manager {
 
     /// `backup … --bundle-dir BUNDLES` on `c`, to be run.
     pub fn backup_on(&self, c: Imlrecover) -> Imlrecover {
-        self.cmd_on(c, "backup", Path::new(&self.bundle))
-            .arg("--bundle-dir")
-            .arg(&self.sb.bundles)
+        self.world().backup_on(c)
     }
 
     pub fn plan(&self, extra: &[&str]) -> Output {
@@ -152,17 +154,19 @@ impl Manager {
 
     /// The same apply as a child process, to be killed or raced.
     pub fn spawn_apply(&self, extra: &[&str]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))
-            .current_dir(super::cli::repo())
-            .env("NO_COLOR", "1")
-            .args(["apply", "-r", PLAN, "--root"])
-            .arg(&self.sb.root)
-            .args(["--bundle", &self.bundle, "--auto-approve"])
+        self.apply_from(Imlrecover::new(), Path::new(&self.bundle))
             .args(extra)
-            .args(self.sb.var_args())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
             .spawn()
+    }
+
+    /// `openssl verify -CAfile authority.crt manager.crt` on the host.
+    pub fn verify_chain(&self) -> std::process::Output {
+        let chroma = self.sb.root.join("var/lib/chroma");
+        std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(chroma.join("authority.crt"))
+            .arg(chroma.join("manager.crt"))
+            .output()
             .unwrap()
     }
 

@@ -12,3 +12,4 @@ pub mod oldkernel;
 pub mod pg;
 pub mod sftp;
 pub mod sshd;
+pub mod world;
