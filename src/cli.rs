@@ -5,7 +5,9 @@ use crate::recipe::VarInput;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod init;
 mod sign;
+pub use init::InitArgs;
 pub use sign::{SignArgs, TrustArgs};
 
 /// `--version`: what a site needs to know about a binary it was handed.
@@ -76,6 +78,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Turn a runbook backup directory ($HOME/backup) into a bundle.
     Import(ImportArgs),
+    /// Draft a ready recipe for this host: which IML release, PostgreSQL, InfluxDB, storage servers.
+    Init(InitArgs),
     /// Print a shell completion script on stdout.
     Completions(CompletionsArgs),
     /// Write the man pages (one per subcommand) into DIR, or print imlrecover(1).

@@ -19,6 +19,7 @@ pub mod fault;
 pub mod graph;
 pub mod host;
 pub mod import;
+pub mod init;
 pub mod metrics;
 pub mod plan;
 pub mod printer;

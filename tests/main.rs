@@ -30,6 +30,7 @@ mod fuzz;
 mod hostile;
 mod import;
 mod import_dumps;
+mod init;
 mod monitoring;
 mod oldkernel;
 mod pg_cluster;

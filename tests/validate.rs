@@ -229,10 +229,22 @@ fn malformed_var_and_missing_files_are_clear_errors() {
 #[test]
 fn shipped_plans_are_valid() {
     for (plan, counts) in [
-        ("plans/iml-manager.hcl", "29 resources, 5 variables, 33 edges"),
-        ("plans/iml-manager-el7.hcl", "29 resources, 5 variables, 33 edges"),
-        ("plans/iml-manager-el7-5.1.hcl", "31 resources, 6 variables, 38 edges"),
-        ("plans/iml-manager-el7-6.1.hcl", "32 resources, 6 variables, 39 edges"),
+        (
+            "plans/iml-manager.hcl",
+            "29 resources, 5 variables, 33 edges",
+        ),
+        (
+            "plans/iml-manager-el7.hcl",
+            "29 resources, 5 variables, 33 edges",
+        ),
+        (
+            "plans/iml-manager-el7-5.1.hcl",
+            "31 resources, 6 variables, 38 edges",
+        ),
+        (
+            "plans/iml-manager-el7-6.1.hcl",
+            "32 resources, 6 variables, 39 edges",
+        ),
     ] {
         let out = Imlrecover::new().args(["validate", "-r", plan]).run();
         out.code(0).stdout_has(&format!("Valid. {plan}: {counts}"));

@@ -62,6 +62,7 @@ pub fn run(i: &Inputs) -> Result<Report, AuditError> {
         ..Default::default()
     };
     drift(i, &mut findings);
+    release(i, &mut findings);
     let age_seconds = backup(i, &mut findings);
     if let Some(max) = i.max_drill_age {
         super::records::drill_check(i.bundle, measures.drill.as_ref(), max, i.now, &mut findings);
@@ -303,6 +304,18 @@ fn kinds(
     out.append(&mut found.findings);
     expiries.append(&mut found.certs);
     Ok(())
+}
+
+/// A recipe of another release family, or naming services the host does
+/// not know: drift of the recipe itself (failures only, so that a clean
+/// audit counts what it did before).
+fn release(i: &Inputs, out: &mut Vec<Finding>) {
+    for m in super::releases::check(i.recipe, i.root.dir()) {
+        let mut f = Finding::fail(Suite::Drift, m.check, m.message);
+        f.path = m.path;
+        f.details.push(m.fix);
+        out.push(f);
+    }
 }
 
 /// Files under /var/lib/chroma that no resource names: IML state a restore

@@ -8,3 +8,4 @@ pub mod certs;
 pub mod chroma;
 pub mod initd;
 pub mod manager;
+pub mod releases;
