@@ -41,6 +41,7 @@ mod plan;
 mod plan_observe;
 mod postgres;
 mod push_pull;
+mod releases;
 mod remote;
 mod retention;
 mod signing;

@@ -16,6 +16,11 @@ use std::time::{Duration, SystemTime};
 /// that the recipe does not name would be lost by a restore.
 pub const CHROMA_DIR: &str = "/var/lib/chroma";
 
+/// Files IML regenerates itself (iml-settings-populator, from the settings
+/// and the database): a restore must not bring them back, so a recipe does
+/// not name them and they are not "lost".
+const DERIVED: &[&str] = &["/var/lib/chroma/iml-settings.conf"];
+
 /// Certificates and keys are small; a bigger file is not one.
 const PEM_LIMIT: u64 = 1 << 20;
 
@@ -342,6 +347,7 @@ fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError
     let unnamed: Vec<&String> = found
         .iter()
         .filter(|p| !named.contains(*p) && !globs.iter().any(|g| g.matches_with(p, opts)))
+        .filter(|p| !DERIVED.contains(&p.as_str()))
         .collect();
     if unnamed.is_empty() {
         out.push(

@@ -1,0 +1,102 @@
+//! A wrong recipe shows before a disaster (#17 item 4): `plan` and `audit`
+//! on sandbox managers (real LSB services, a real PostgreSQL cluster)
+//! marked as one IML release family (src/sandbox/releases.rs), with a
+//! recipe of another family or naming a service the host does not know.
+
+use crate::support;
+
+use imlrecover::init::Family;
+use imlrecover::sandbox::manager::Sandbox;
+use imlrecover::sandbox::{initd, releases};
+use std::path::Path;
+use support::cli::{Imlrecover, Output};
+
+const EL6: &str = "plans/iml-manager.hcl";
+
+fn golden() -> (tempfile::TempDir, Sandbox) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    (tmp, sb)
+}
+
+fn run(cmd: &str, sb: &Sandbox, recipe: &Path) -> Output {
+    let mut i = Imlrecover::new()
+        .args([cmd, "-r"])
+        .arg(recipe)
+        .arg("--root")
+        .arg(&sb.root);
+    i = if cmd == "backup" {
+        i.arg("--bundle-dir").arg(&sb.bundles)
+    } else {
+        i.arg("--bundle").arg(sb.bundles.join("latest"))
+    };
+    i.args(sb.var_args()).run()
+}
+
+#[test]
+fn the_el6_recipe_on_an_el7_manager_is_a_warning_and_a_finding() {
+    let (_tmp, sb) = golden();
+    let recipe = support::cli::repo().join(EL6);
+    run("backup", &sb, &recipe).code(0);
+    // The same host, clean (EL6 by its chroma-supervisor script): no warning.
+    let plan = run("plan", &sb, &recipe);
+    plan.code(0);
+    assert!(!plan.stdout.contains("Warning:"), "{}", plan.stdout);
+
+    // Upgraded to IML 4.0.10 on EL7: the units are there, the old SysV
+    // script is left behind, and the recipe is still the EL6 one.
+    releases::mark(&sb, Family::El7_409).unwrap();
+    initd::write_service(&sb.root, "chroma-supervisor").unwrap();
+    let warning = format!(
+        "Warning: the recipe is for IML 3.x–4.0.8 on EL6 (SysV) (el6), but this host runs IML 4.0.9–5.0 on EL7 (el7-4.0.9, release 4.0.10.2 (PACKAGE_VERSION in /usr/share/chroma-manager/scm_version.py)); draft the recipe for this host with `imlrecover init --root {} -o FILE` (or start from plans/iml-manager-el7.hcl)",
+        sb.root.display()
+    );
+    run("plan", &sb, &recipe).code(0).stdout_has(&warning);
+
+    let audit = Imlrecover::new()
+        .args(["audit", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&sb.root)
+        .arg("--bundle")
+        .arg(sb.bundles.join("latest"))
+        .args(sb.var_args())
+        .args(["--format", "json"])
+        .run();
+    audit.code(2);
+    let report: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    let found: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "drift.release")
+        .collect();
+    assert_eq!(found.len(), 1, "{}", audit.stdout);
+    assert_eq!(found[0]["status"], "fail");
+    assert!(found[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("the recipe is for IML 3.x–4.0.8 on EL6 (SysV) (el6), but this host runs"));
+    assert!(found[0]["details"][0]
+        .as_str()
+        .unwrap()
+        .contains("imlrecover init --root"));
+}
+
+#[test]
+fn a_service_the_host_does_not_know_names_init_as_the_fix() {
+    let (tmp, sb) = golden();
+    releases::mark(&sb, Family::El6).unwrap();
+    let text = std::fs::read_to_string(support::cli::repo().join(EL6)).unwrap()
+        + "\nservice \"grafana\" {\n  name       = \"grafana-server\"\n  state      = \"running\"\n  depends_on = [exec.installer]\n}\n";
+    let recipe = tmp.path().join("el6-grafana.hcl");
+    std::fs::write(&recipe, text).unwrap();
+    run("backup", &sb, &recipe).code(0);
+    let expected = "service `grafana-server` is unknown to SysV init on this el6 host (no /etc/init.d/grafana-server); draft the recipe for this host with `imlrecover init";
+    for cmd in ["plan", "audit"] {
+        let out = run(cmd, &sb, &recipe);
+        out.code(1)
+            .stderr_has("unknown service `grafana-server`")
+            .stderr_has(expected);
+    }
+}
