@@ -30,6 +30,7 @@ mod fuzz;
 mod hostile;
 mod import;
 mod import_dumps;
+mod influxdb;
 mod init;
 mod monitoring;
 mod oldkernel;

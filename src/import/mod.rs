@@ -255,6 +255,8 @@ pub fn survey(
                 }
             }
             Spec::Database(d) => databases.push((a.clone(), d.clone())),
+            // A runbook backup holds no InfluxDB backup.
+            Spec::Influxdb(i) => s.lacking.push(lack(a, i.optional, Vec::new(), Vec::new())),
             Spec::Absent(_) | Spec::Service(_) | Spec::Exec(_) | Spec::RemoteService(_) => {}
         }
     }

@@ -33,6 +33,7 @@ registry::kinds! {
     Service => service::ServiceKind,
     Exec => exec::ExecKind,
     RemoteService => remote_service::RemoteServiceKind,
+    Influxdb => influxdb::InfluxdbKind,
 }
 
 use crate::bundle::write::ReadOrWrite;
@@ -99,6 +100,9 @@ pub enum CaptureError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Database(#[from] database::DatabaseError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Influxdb(#[from] influxdb::InfluxError),
 }
 
 impl CaptureCx<'_> {
