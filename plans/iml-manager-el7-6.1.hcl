@@ -258,13 +258,12 @@ database "chroma" {
 # manager's databases, restored with InfluxDB running after the installer and
 # before the manager's units start again.
 
-# Until the influxdb kind lands in this build:
-# influxdb "stats" {
-#   databases  = var.influx_databases
-#   service    = service.influxdb
-#   quiesce    = [service.iml_manager, service.grafana]
-#   depends_on = [service.influxdb]
-# }
+influxdb "stats" {
+  databases  = var.influx_databases
+  service    = service.influxdb
+  quiesce    = [service.iml_manager, service.grafana]
+  depends_on = [service.influxdb]
+}
 
 # ---- Potential Issues: "Internal Server Error" after the restore ------------
 
@@ -286,7 +285,7 @@ remote_service "chroma_agent" {
   timeout     = "60s"
   check       = "systemctl is-active chroma-agent"
   init        = "systemd"
-  depends_on  = [database.chroma, service.iml_manager, files.root_ssh_keys, file.root_known_hosts]
+  depends_on  = [database.chroma, influxdb.stats, service.iml_manager, files.root_ssh_keys, file.root_known_hosts]
 
   ssh {
     user          = "root"

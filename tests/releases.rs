@@ -100,3 +100,66 @@ fn a_service_the_host_does_not_know_names_init_as_the_fix() {
             .stderr_has(expected);
     }
 }
+
+/// docker-systemctl-replacement, installed by .ci/run (as tests/unit_lookups).
+fn tools() -> std::path::PathBuf {
+    let dir = support::cli::repo().join("target/test-tools/systemctl");
+    assert!(
+        dir.join("systemctl2/systemctl3.py").is_file(),
+        "docker-systemctl-replacement is missing: pip3 install --target {} docker-systemctl-replacement (.ci/run does)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn an_el7_4x_manager_is_restored_through_its_systemd_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    releases::mark(&sb, Family::El7_409).unwrap();
+    let el7 = releases::El7::new(&sb, Family::El7_409, &tools());
+    el7.start().unwrap();
+    let installer = el7.write_installer(&sb).unwrap();
+    let recipe = support::cli::repo().join("plans/iml-manager-el7.hcl");
+    let rows = sb.rows().unwrap();
+    let authority = std::fs::read(sb.root.join("var/lib/chroma/authority.crt")).unwrap();
+    let cmd = |sb: &Sandbox, sub: &str, extra: &[&str]| {
+        let t = sb.target();
+        let mut i = Imlrecover::new()
+            .args([sub, "-r"])
+            .arg(&recipe)
+            .arg("--root")
+            .arg(&sb.root)
+            .args(["--var", &format!("installer={}", installer.display())])
+            .args(["--var", &format!("pg_host={}", t.host.unwrap_or_default())])
+            .args(["--var", &format!("pg_port={}", t.port.unwrap_or(5432))])
+            .args(extra);
+        for (k, v) in el7.env() {
+            i = i.env(&k, v);
+        }
+        i.run()
+    };
+    let bundle = sb.bundles.join("latest").display().to_string();
+    cmd(
+        &sb,
+        "backup",
+        &["--bundle-dir", sb.bundles.to_str().unwrap()],
+    )
+    .code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+
+    el7.stop();
+    sb.disaster().unwrap();
+    el7.write_installer(&sb).unwrap();
+    let plan = cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]);
+    plan.code(2).stdout_has("exec.installer");
+    cmd(&sb, "apply", &["--bundle", &bundle, "--auto-approve"]).code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+    assert_eq!(sb.rows().unwrap(), rows);
+    assert_eq!(
+        std::fs::read(sb.root.join("var/lib/chroma/authority.crt")).unwrap(),
+        authority
+    );
+    // The derived settings file is the reinstalled host's, never restored.
+    assert!(!sb.root.join("var/lib/chroma/iml-settings.conf").exists());
+}

@@ -10,7 +10,7 @@
 use super::manager::{Sandbox, SandboxError};
 use crate::host::postgres as pg;
 use crate::init::Family;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The release each family's sandbox host runs.
 pub fn version(family: Family) -> &'static str {
@@ -58,34 +58,9 @@ pub fn mark(sandbox: &Sandbox, family: Family) -> Result<(), SandboxError> {
     if family != Family::El6 {
         // EL7: no SysV scripts of the manager, its units instead.
         let _ = std::fs::remove_file(root.join("etc/init.d/chroma-supervisor"));
-        let pg_unit = if family == Family::El7_61 {
-            "postgresql-9.6.service"
-        } else {
-            "postgresql.service"
-        };
-        let mut units = vec![
-            pg_unit,
-            "rabbitmq-server.service",
-            "nginx.service",
-            "ntpd.service",
-            "iml-settings-populator.service",
-            "iml-job-scheduler.service",
-        ];
-        if family >= Family::El7_51 {
-            units.extend(["influxdb.service", "grafana-server.service"]);
+        for (name, text) in unit_files(family) {
+            w(&format!("usr/lib/systemd/system/{name}"), &text)?;
         }
-        for u in units {
-            w(
-                &format!("usr/lib/systemd/system/{u}"),
-                &format!("[Unit]\nDescription={u} (imlrecover sandbox)\n\n[Service]\nType=simple\nExecStart=/bin/sleep 86400\n"),
-            )?;
-        }
-        w(
-            "usr/lib/systemd/system/iml-manager.target",
-            &format!(
-                "[Unit]\nDescription=IML Manager Target\nRequires=iml-settings-populator.service\nRequires=iml-job-scheduler.service\nRequires=nginx.service\nRequires=rabbitmq-server.service\nAfter={pg_unit}\n\n[Install]\nWantedBy=multi-user.target\n"
-            ),
-        )?;
         w(
             "var/lib/chroma/iml-settings.conf",
             "DB_HOST=\nDB_NAME=chroma\nDB_USER=chroma\n",
@@ -141,6 +116,226 @@ UPDATE chroma_core_managedhost SET not_deleted = NULL WHERE id = 3;",
         }
     }
     Ok(())
+}
+
+/// The unit files of an EL7 family's sandbox host: each service a real
+/// daemon (`sleep`, named after the sandbox in `ps`), the manager's own
+/// units `PartOf` its target as IML's are.
+pub fn unit_files(family: Family) -> Vec<(String, String)> {
+    let pg_unit = if family == Family::El7_61 {
+        "postgresql-9.6.service"
+    } else {
+        "postgresql.service"
+    };
+    let mut services = vec![
+        pg_unit,
+        "rabbitmq-server.service",
+        "nginx.service",
+        "ntpd.service",
+    ];
+    if family >= Family::El7_51 {
+        services.extend(["influxdb.service", "grafana-server.service"]);
+    }
+    let own = [
+        "iml-settings-populator.service",
+        "iml-job-scheduler.service",
+    ];
+    let daemon = |name: &str, part_of: bool| {
+        format!(
+            "[Unit]\nDescription={name} (imlrecover sandbox)\n{}\n[Service]\nType=simple\nExecStart=/bin/sleep 86400\n",
+            if part_of { "PartOf=iml-manager.target\n" } else { "" }
+        )
+    };
+    let mut out: Vec<(String, String)> = services
+        .iter()
+        .map(|s| (s.to_string(), daemon(s, false)))
+        .chain(own.iter().map(|s| (s.to_string(), daemon(s, true))))
+        .collect();
+    let mut target = String::from("[Unit]\nDescription=IML Manager Target\n");
+    for u in own
+        .iter()
+        .chain(&["nginx.service", "rabbitmq-server.service"])
+    {
+        target.push_str(&format!("Requires={u}\nAfter={u}\n"));
+    }
+    target.push_str(&format!(
+        "After={pg_unit}\n\n[Install]\nWantedBy=multi-user.target\n"
+    ));
+    out.push(("iml-manager.target".into(), target));
+    out
+}
+
+/// An EL7 manager's units run under the sandbox root by `systemctl`:
+/// docker-systemctl-replacement with its own `--root` (there is no systemd
+/// here), the program the recipe's systemd backend is pointed at with
+/// `IMLRECOVER_SYSTEMCTL`.
+pub struct El7 {
+    pub family: Family,
+    root: PathBuf,
+    /// `python3 …/systemctl3.py --root=ROOT`
+    pub systemctl: String,
+    /// Where the replacement's modules are (its `PYTHONPATH`).
+    pub pythonpath: PathBuf,
+}
+
+impl El7 {
+    /// `tools`: the directory `pip3 install --target` put the replacement in.
+    pub fn new(sb: &Sandbox, family: Family, tools: &Path) -> El7 {
+        El7 {
+            family,
+            root: sb.root.clone(),
+            systemctl: format!(
+                "python3 {} --root={}",
+                tools.join("systemctl2/systemctl3.py").display(),
+                sb.root.display()
+            ),
+            pythonpath: tools.to_path_buf(),
+        }
+    }
+
+    /// The environment imlrecover needs to reach these units.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("IMLRECOVER_SYSTEMCTL".into(), self.systemctl.clone()),
+            ("PYTHONPATH".into(), self.pythonpath.display().to_string()),
+        ]
+    }
+
+    fn units(&self) -> Vec<String> {
+        unit_files(self.family)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn systemctl(&self, verb: &str, unit: &str) -> Result<(), SandboxError> {
+        let mut words = self.systemctl.split_whitespace();
+        let out = std::process::Command::new(words.next().unwrap_or("python3"))
+            .args(words)
+            .args([verb, unit])
+            .env("PYTHONPATH", &self.pythonpath)
+            .output()
+            .map_err(|e| SandboxError(format!("systemctl {verb} {unit}: {e}")))?;
+        if !out.status.success() {
+            return Err(SandboxError(format!(
+                "systemctl {verb} {unit}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts every unit (the target last), as a booted manager has them.
+    pub fn start(&self) -> Result<(), SandboxError> {
+        for u in self.units() {
+            self.systemctl("start", &u)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every unit that has a unit file (cleanup: errors are ignored).
+    pub fn stop(&self) {
+        for u in self.units().iter().rev() {
+            if self.root.join("usr/lib/systemd/system").join(u).exists() {
+                let _ = self.systemctl("stop", u);
+            }
+        }
+    }
+
+    /// The installation media of this release (`<dir>/media/install-el7`):
+    /// what `yum install python2-iml-manager && chroma-config setup` does
+    /// to a host — the manager's files, NEW certificates, its settings and
+    /// ntp.conf, the unit files, role and database `chroma` (and `grafana`
+    /// on 5.1+) in the sandbox's current cluster, every unit started.
+    pub fn write_installer(&self, sb: &Sandbox) -> Result<PathBuf, SandboxError> {
+        let mut units = String::new();
+        for (name, text) in unit_files(self.family) {
+            units.push_str(&format!(
+                "cat > \"$R/usr/lib/systemd/system/{name}\" <<'IML_UNIT'\n{text}IML_UNIT\n"
+            ));
+        }
+        let version_file = match self.family {
+            Family::El6 | Family::El7_409 => format!(
+                "cat > \"$R/usr/share/chroma-manager/scm_version.py\" <<'IML_EOF'\nPACKAGE_VERSION = \"{}\"\nIML_EOF\n",
+                version(self.family)
+            ),
+            _ => format!(
+                "mkdir -p \"$R/usr/lib/python2.7/site-packages/iml_manager-{v}-py2.7.egg-info\"\necho 'Version: {v}' > \"$R/usr/lib/python2.7/site-packages/iml_manager-{v}-py2.7.egg-info/PKG-INFO\"\n",
+                v = version(self.family)
+            ),
+        };
+        let mut create = String::new();
+        if let Some(c) = &sb.cluster {
+            let t = c.target();
+            let psql = pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
+            let mut sql = vec![
+                "CREATE ROLE chroma LOGIN",
+                "CREATE DATABASE chroma OWNER chroma",
+            ];
+            if self.family >= Family::El7_51 {
+                sql.push("CREATE DATABASE grafana OWNER chroma");
+            }
+            for q in sql {
+                create.push_str(&format!(
+                    "runuser -u postgres -- '{}' -X -q -h '{}' -p {} -U postgres -d postgres -c \"{q}\"\n",
+                    psql.display(),
+                    t.host.clone().unwrap_or_default(),
+                    t.port.unwrap_or(5432)
+                ));
+            }
+        }
+        let starts: Vec<String> = self
+            .units()
+            .iter()
+            .map(|u| {
+                format!(
+                    "PYTHONPATH='{}' {} start {u}\n",
+                    self.pythonpath.display(),
+                    self.systemctl
+                )
+            })
+            .collect();
+        let script = format!(
+            r#"#!/bin/sh
+# IML {v} media (imlrecover sandbox): what yum install python2-iml-manager
+# and chroma-config setup do to a host.
+set -e
+R="${{IMLRECOVER_ROOT:-{root}}}"
+mkdir -p "$R/usr/share/chroma-manager" "$R/var/lib/chroma" "$R/usr/lib/systemd/system" "$R/var/log/chroma"
+echo '#!/usr/bin/env python' > "$R/usr/share/chroma-manager/manage.py"
+{version_file}cat > "$R/usr/share/chroma-manager/local_settings.py" <<'IML_EOF'
+# written by chroma-config setup (fresh install)
+IML_EOF
+cat > "$R/etc/ntp.conf" <<'IML_EOF'
+# ntp.conf written by chroma-config setup
+server 127.127.1.0
+IML_EOF
+cd "$R/var/lib/chroma"
+openssl genrsa -out authority.pem 2048 2>/dev/null
+openssl req -new -x509 -key authority.pem -out authority.crt -days 3650 -subj "/O=IML sandbox reinstalled/CN=authority"
+openssl genrsa -out manager.pem 2048 2>/dev/null
+openssl req -new -key manager.pem -out manager.csr -subj "/O=IML sandbox reinstalled/CN=manager"
+openssl x509 -req -in manager.csr -CA authority.crt -CAkey authority.pem -CAcreateserial -out manager.crt -days 3650 2>/dev/null
+rm -f manager.csr
+chmod 0600 authority.pem manager.pem
+{units}{create}{starts}echo "IML installed"
+"#,
+            v = version(self.family),
+            root = sb.root.display(),
+            starts = starts.concat(),
+        );
+        let path = sb.dir.join("media/install-el7");
+        write(&path, &script)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| SandboxError(format!("{}: {e}", path.display())))?;
+        Ok(path)
+    }
+}
+
+impl Drop for El7 {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// A host that is not an IML manager: a few OS files under `root`.
