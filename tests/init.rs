@@ -168,3 +168,62 @@ fn an_existing_file_is_kept_unless_forced_and_var_wins() {
         .code(1)
         .stderr_has("has no variable `influx_databases`");
 }
+
+/// `rpm --root`: a real package `python2-iml-manager` 6.3.0 (built with
+/// rpmbuild, registered with `rpm -i --justdb`) in the root's
+/// /var/lib/rpm wins over the files, and is named as the evidence.
+#[test]
+fn the_rpm_database_tells_the_release_when_it_is_readable() {
+    if std::process::Command::new("rpmbuild")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("rpmbuild is missing: apt-get install rpm (.ci/run does)");
+    }
+    // A 5.1 host by its files, whose package database says 6.3.0.
+    let (tmp, sb) = host(Family::El7_51);
+    let top = tmp.path().join("rpmbuild");
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    let spec = top.join("SPECS/iml.spec");
+    std::fs::write(
+        &spec,
+        "Name: python2-iml-manager\nVersion: 6.3.0\nRelease: 1.el7\nSummary: sandbox\nLicense: MIT\nBuildArch: noarch\n%description\nsandbox\n%files\n",
+    )
+    .unwrap();
+    let built = std::process::Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("-bb")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let installed = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(&sb.root)
+        .args(["--dbpath", "/var/lib/rpm", "-i", "--justdb", "--nodeps"])
+        .arg(top.join("RPMS/noarch/python2-iml-manager-6.3.0-1.el7.noarch.rpm"))
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+
+    let out = init(&sb.root, &[]);
+    out.code(0).stdout_has(
+        "#   release:       el7-6.1 (release 6.3.0 (package python2-iml-manager in the rpm database /var/lib/rpm))",
+    );
+    // The release decides the PostgreSQL service, even before its unit.
+    out.stdout_has(
+        "#   PostgreSQL:    postgresql-9.6 (IML 6.1+ runs postgresql-9.6 (its unit is not installed yet))",
+    );
+    // What cannot be detected is said so.
+    out.stdout_has("  # init: not detectable: the shipped default; set the command that reinstalls this release (--var installer=...)\n  default     = \"yum -y install python2-iml-manager && chroma-config setup admin lustre localhost\"\n");
+}

@@ -159,23 +159,36 @@ fn version(root: &Path) -> Option<Found<String>> {
 /// `rpm --root ROOT -q`: only where the root has an rpm database and this
 /// machine an `rpm` (under a foreign root, the database may not be usable).
 fn rpm_version(root: &Path) -> Option<Found<String>> {
-    let db = [
-        "var/lib/rpm/Packages",
-        "var/lib/rpm/rpmdb.sqlite",
-        "usr/lib/sysimage/rpm/rpmdb.sqlite",
-    ];
-    if !db.iter().any(|p| root.join(p).is_file()) {
-        return None;
-    }
+    // The distribution's database directory (not this machine's default,
+    // which on Debian is ~/.rpmdb).
+    let dbpath = [
+        ("var/lib/rpm", ["Packages", "rpmdb.sqlite"]),
+        ("usr/lib/sysimage/rpm", ["Packages", "rpmdb.sqlite"]),
+    ]
+    .into_iter()
+    .find(|(dir, files)| files.iter().any(|f| root.join(dir).join(f).is_file()))
+    .map(|(dir, _)| format!("/{dir}"))?;
     for package in PACKAGES {
         let mut cmd = std::process::Command::new("rpm");
-        cmd.arg("--root")
-            .arg(root)
-            .args(["-q", "--qf", "%{VERSION}", package]);
-        let out = crate::host::process::run(&mut cmd, std::time::Duration::from_secs(30)).ok()?;
+        cmd.arg("--root").arg(root).args([
+            "--dbpath",
+            &dbpath,
+            "-q",
+            "--qf",
+            "%{VERSION}",
+            package,
+        ]);
+        // No rpm here, or a database it cannot read: the files tell instead.
+        let Ok(out) = crate::host::process::run(&mut cmd, std::time::Duration::from_secs(30))
+        else {
+            return None;
+        };
         if out.status.success() && !out.stdout.trim().is_empty() {
             let v = out.stdout.trim().to_string();
-            return Some(found(v, format!("package {package} in the rpm database")));
+            return Some(found(
+                v,
+                format!("package {package} in the rpm database {dbpath}"),
+            ));
         }
     }
     None

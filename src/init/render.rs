@@ -27,9 +27,9 @@ pub enum InitError {
     Invalid(String),
 }
 
-/// One variable's value as HCL text and why.
+/// One variable's value as HCL text (`None`: the shipped default) and why.
 struct Choice {
-    value: String,
+    value: Option<String>,
     why: String,
 }
 
@@ -55,7 +55,7 @@ pub fn render(d: &Detection, vars: &[(String, String)]) -> Result<String, InitEr
         choices.push((
             name.clone(),
             Choice {
-                value: cli_hcl(raw),
+                value: Some(cli_hcl(raw)),
                 why: "given with --var (wins over detection)".into(),
             },
         ));
@@ -80,7 +80,13 @@ pub fn render(d: &Detection, vars: &[(String, String)]) -> Result<String, InitEr
             if line.trim_start().starts_with("default") {
                 if let Some((_, c)) = choices.iter().find(|(n, _)| n == name) {
                     out.push_str(&format!("  # init: {}\n", c.why));
-                    out.push_str(&format!("  default     = {}\n", c.value));
+                    match &c.value {
+                        Some(v) => out.push_str(&format!("  default     = {v}\n")),
+                        None => {
+                            out.push_str(line);
+                            out.push('\n');
+                        }
+                    }
                     continue;
                 }
             }
@@ -187,7 +193,7 @@ fn detected(d: &Detection) -> Vec<(String, Choice)> {
     let mut out = vec![(
         "agents".to_string(),
         Choice {
-            value: list(&d.agents.value),
+            value: Some(list(&d.agents.value)),
             why: format!(
                 "{} storage server{}: {}",
                 d.agents.value.len(),
@@ -201,14 +207,14 @@ fn detected(d: &Detection) -> Vec<(String, Choice)> {
             out.push((
                 "pg_host".into(),
                 Choice {
-                    value: quote(&s.value.0),
+                    value: Some(quote(&s.value.0)),
                     why: format!("socket directory from {}", s.evidence),
                 },
             ));
             out.push((
                 "pg_port".into(),
                 Choice {
-                    value: s.value.1.to_string(),
+                    value: Some(s.value.1.to_string()),
                     why: format!("port from {}", s.evidence),
                 },
             ));
@@ -218,7 +224,7 @@ fn detected(d: &Detection) -> Vec<(String, Choice)> {
                 out.push((
                     name.into(),
                     Choice {
-                        value: "null".into(),
+                        value: Some("null".into()),
                         why: "no running server's postmaster.pid found: psql's default; set it with --var if the socket is elsewhere".into(),
                     },
                 ));
@@ -240,11 +246,26 @@ fn detected(d: &Detection) -> Vec<(String, Choice)> {
         out.push((
             "influx_databases".into(),
             Choice {
-                value: list(&dbs),
+                value: Some(list(&dbs)),
                 why,
             },
         ));
     }
+    // What a host cannot tell: said so, so that a person decides.
+    out.push((
+        "installer".into(),
+        Choice {
+            value: None,
+            why: "not detectable: the shipped default; set the command that reinstalls this release (--var installer=...)".into(),
+        },
+    ));
+    out.push((
+        "ssh_port".into(),
+        Choice {
+            value: None,
+            why: "not detectable from the manager: sshd's port on the storage servers".into(),
+        },
+    ));
     out
 }
 
