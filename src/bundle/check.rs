@@ -159,9 +159,11 @@ fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
         .iter()
         .map(|r| (&r.address, &r.spec))
         .collect();
+    let resources: HashMap<&Address, &crate::recipe::Resource> =
+        recipe.resources.iter().map(|r| (&r.address, r)).collect();
     let mut problems = Vec::new();
     for e in &m.entries {
-        let Some(spec) = specs.get(&e.address) else {
+        let Some(resource) = resources.get(&e.address) else {
             if same_recipe {
                 problems.push(problem(
                     MANIFEST,
@@ -173,24 +175,8 @@ fn against_recipe(bundle: &Bundle, recipe: &Recipe) -> Vec<Problem> {
             continue;
         };
         let path = normalize(&e.path);
-        let declared = match spec {
-            Spec::File(f) => normalize(&f.path) == path,
-            Spec::Files(f) => crate::host::fs::glob_matches(&f.glob, &path),
-            Spec::Cert(c) => [Some(&c.cert), Some(&c.key), c.serial.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|p| normalize(p) == path),
-            _ => false,
-        };
-        if !declared {
-            let what = match spec {
-                Spec::Files(f) => format!("{path} does not match its glob {}", f.glob),
-                Spec::File(f) => format!("{path} is not its path {}", f.path),
-                Spec::Cert(c) => {
-                    format!("{path} is not its cert {}, key {} or serial", c.cert, c.key)
-                }
-                _ => format!("{path}: this kind of resource captures no files"),
-            };
+        // Each kind says which entries its capture writes.
+        if let Err(what) = crate::resources::registry::owns_entry(resource, e) {
             problems.push(problem(MANIFEST, ProblemKind::Manifest, &e.address, what));
         }
         if e.kind == EntryKind::File && e.file.as_deref() != Some(&super::bundle_file_for(&path)) {

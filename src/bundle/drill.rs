@@ -21,8 +21,13 @@ pub struct Passed {
     pub seconds: f64,
 }
 
-/// On success what was restored; otherwise every problem found.
+/// On success what was restored; otherwise every problem found. InfluxDB
+/// backups are drilled by their kind (`resources::influxdb::drill`).
 pub fn drill(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>> {
+    crate::resources::influxdb::drill::with_database(bundle, || drill_database(bundle, printer))
+}
+
+fn drill_database(bundle: &Bundle, printer: &Printer) -> Result<Passed, Vec<Problem>> {
     let started = Instant::now();
     let Some(db) = &bundle.manifest.database else {
         return Err(vec![problem(

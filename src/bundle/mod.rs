@@ -253,6 +253,12 @@ pub enum ResourceRecord {
     Database {
         address: Address,
     },
+    /// InfluxDB databases (#17): the files are its entries; this is what
+    /// they held.
+    Influxdb {
+        address: Address,
+        record: crate::resources::influxdb::InfluxRecord,
+    },
 }
 
 impl ResourceRecord {
@@ -261,7 +267,8 @@ impl ResourceRecord {
             ResourceRecord::File { address, .. }
             | ResourceRecord::Files { address, .. }
             | ResourceRecord::Cert { address, .. }
-            | ResourceRecord::Database { address } => address,
+            | ResourceRecord::Database { address }
+            | ResourceRecord::Influxdb { address, .. } => address,
         }
     }
 }

@@ -144,6 +144,23 @@ impl super::kind::Kind for CertKind {
             out.paths.push(normalize(serial));
         }
     }
+
+    fn owns_entry(spec: &CertSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        use crate::bundle::normalize;
+        let path = normalize(&entry.path);
+        let own = [Some(&spec.cert), Some(&spec.key), spec.serial.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|p| normalize(p) == path);
+        if own {
+            Ok(())
+        } else {
+            Err(format!(
+                "{path} is not its cert {}, key {} or serial",
+                spec.cert, spec.key
+            ))
+        }
+    }
     type Observed = Observed;
 
     fn observe(

@@ -85,6 +85,15 @@ impl super::kind::Kind for FileKind {
     fn named(spec: &FileSpec, out: &mut Named) {
         out.paths.push(crate::bundle::normalize(&spec.path));
     }
+
+    fn owns_entry(spec: &FileSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        let path = crate::bundle::normalize(&entry.path);
+        if crate::bundle::normalize(&spec.path) == path {
+            Ok(())
+        } else {
+            Err(format!("{path} is not its path {}", spec.path))
+        }
+    }
     type Observed = super::content::Seen;
 
     fn observe(

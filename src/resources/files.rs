@@ -146,6 +146,15 @@ impl super::kind::Kind for FilesKind {
     fn named(spec: &FilesSpec, out: &mut Named) {
         out.globs.push(crate::bundle::normalize(&spec.glob));
     }
+
+    fn owns_entry(spec: &FilesSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        let path = crate::bundle::normalize(&entry.path);
+        if crate::host::fs::glob_matches(&spec.glob, &path) {
+            Ok(())
+        } else {
+            Err(format!("{path} does not match its glob {}", spec.glob))
+        }
+    }
     type Observed = Observed;
 
     fn observe(

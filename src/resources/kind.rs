@@ -281,6 +281,16 @@ pub trait Kind {
     /// The paths and globs it names under the root.
     fn named(_spec: &Self::Spec, _out: &mut Named) {}
 
+    /// Whether a manifest entry recorded under this resource's address is
+    /// one its capture writes (`Err`: why not), for the bundle check
+    /// ([`crate::bundle::check`]). Kinds that capture no entries refuse all.
+    fn owns_entry(_spec: &Self::Spec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        Err(format!(
+            "{}: this kind of resource captures no files",
+            crate::bundle::normalize(&entry.path)
+        ))
+    }
+
     /// Its own audit checks, on the live host.
     fn audit(
         &self,

@@ -262,6 +262,19 @@ pub fn named(resource: &Resource, out: &mut Named) {
     dispatch(resource, Name(out))
 }
 
+/// Whether a manifest entry under a resource's address is one its kind
+/// captures (see [`Kind::owns_entry`]).
+pub fn owns_entry(resource: &Resource, entry: &crate::bundle::Entry) -> Result<(), String> {
+    struct Owns<'e>(&'e crate::bundle::Entry);
+    impl WithKind<'_> for Owns<'_> {
+        type Out = Result<(), String>;
+        fn with<K: Kind>(self, _: K, _: &Address, spec: &K::Spec) -> Self::Out {
+            K::owns_entry(spec, self.0)
+        }
+    }
+    dispatch(resource, Owns(entry))
+}
+
 /// A resource's own audit checks (certificates, unmanaged files of a set).
 pub fn audit(
     resource: &Resource,

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod certs;
 pub mod chroma;
+pub mod influx;
 pub mod initd;
 pub mod manager;
 pub mod releases;

@@ -246,4 +246,12 @@ impl Kind for DatabaseKind {
     fn quiesces(spec: &DatabaseSpec) -> &[Address] {
         &spec.quiesce
     }
+
+    /// The dump is the manifest's `database` record, never an entry.
+    fn owns_entry(_spec: &DatabaseSpec, entry: &crate::bundle::Entry) -> Result<(), String> {
+        Err(format!(
+            "{}: this kind of resource captures no files",
+            crate::bundle::normalize(&entry.path)
+        ))
+    }
 }

@@ -1,26 +1,197 @@
 //! Planning an InfluxDB resource: the live server's databases and counts
 //! against what the bundle recorded at backup.
 
-use super::InfluxdbSpec;
-use crate::recipe::Address;
+use super::server::Server;
+use super::{Counts, InfluxRecord, InfluxdbSpec};
+use crate::bundle::{Manifest, ResourceRecord};
+use crate::host::service::{ServiceError, Services, Status};
+use crate::plan::Action;
+use crate::recipe::{Address, Recipe, Spec};
 use crate::resources::kind::{Cx, ResourceError, Verdict};
+use std::collections::BTreeMap;
 
 #[derive(Debug, serde::Serialize)]
-pub struct Observed {}
+pub struct Observed {
+    pub version: String,
+    /// The recipe's databases as the live server holds them (counted up to
+    /// the bundle's `counted_until`); `null`: it has no such database.
+    pub databases: BTreeMap<String, Option<Counts>>,
+}
+
+/// The bundle's record of this resource.
+pub fn record<'m>(m: &'m Manifest, address: &Address) -> Option<&'m InfluxRecord> {
+    m.resources.iter().find_map(|r| match r {
+        ResourceRecord::Influxdb { address: a, record } if a == address => Some(record),
+        _ => None,
+    })
+}
+
+/// The InfluxDB service must be running: `Err` says what it is instead.
+pub fn service_running(
+    address: &Address,
+    spec: &InfluxdbSpec,
+    recipe: &Recipe,
+    services: &Services,
+) -> Result<(), ResourceError> {
+    let name = match recipe.resource(&spec.service).map(|r| &r.spec) {
+        Some(Spec::Service(s)) => s.name.clone(),
+        _ => spec.service.name.clone(),
+    };
+    let help = format!(
+        "start it (the recipe's {} must be running before {address}), or check the recipe; nothing was changed",
+        spec.service
+    );
+    match services.status(&name) {
+        Ok(Status::Running) => Ok(()),
+        Ok(Status::Stopped) => Err(ResourceError::new(
+            address,
+            format!("the InfluxDB service {name} ({}) is not running", spec.service),
+        )
+        .help(help)),
+        Err(ServiceError::NotInstalled { .. }) => Err(ResourceError::new(
+            address,
+            format!("the InfluxDB service {name} ({}) is not installed", spec.service),
+        )
+        .help(help)),
+        Err(e) => Err(ResourceError::new(address, e.to_string()).help(help)),
+    }
+}
+
+/// The live counts of the recipe's databases.
+pub fn live(
+    address: &Address,
+    spec: &InfluxdbSpec,
+    until: i64,
+) -> Result<Observed, ResourceError> {
+    let server = Server::of(spec);
+    let err = |m: String| {
+        ResourceError::new(address, m).help(
+            "is InfluxDB running, and do `http`/`rpc` in the recipe name its addresses? Nothing was changed",
+        )
+    };
+    server.reachable().map_err(err)?;
+    let live = server.databases().map_err(|e| err(e.to_string()))?;
+    let mut databases = BTreeMap::new();
+    for db in &spec.databases {
+        let counts = if live.contains(db) {
+            Some(server.counts(db, until).map_err(|e| err(e.to_string()))?)
+        } else {
+            None
+        };
+        databases.insert(db.clone(), counts);
+    }
+    Ok(Observed {
+        version: super::server::version(&server),
+        databases,
+    })
+}
 
 pub(super) fn observe(
     address: &Address,
-    _spec: &InfluxdbSpec,
-    _cx: &Cx,
+    spec: &InfluxdbSpec,
+    cx: &Cx,
 ) -> Result<Observed, ResourceError> {
-    Err(ResourceError::new(address, "not implemented yet"))
+    service_running(address, spec, cx.recipe, cx.services)?;
+    let until = record(&cx.bundle.manifest, address)
+        .map(|r| r.counted_until)
+        .unwrap_or_else(super::capture::now_ns);
+    live(address, spec, until)
+}
+
+/// The databases to restore, each with why: missing, or short of the
+/// bundle in any count (more is newer work, as for `database`).
+pub fn differences(
+    record: &InfluxRecord,
+    seen: &BTreeMap<String, Option<Counts>>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (db, want) in &record.databases {
+        let Some(want) = want else {
+            continue; // absent at backup: nothing to bring back
+        };
+        match seen.get(db).copied().flatten() {
+            None => out.push((
+                db.clone(),
+                format!("database {db} does not exist live (bundle: {want})"),
+            )),
+            Some(live) if live.short_of(want) => out.push((
+                db.clone(),
+                format!("database {db}: live {live}; bundle {want}"),
+            )),
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 pub(super) fn compare(
     address: &Address,
     _spec: &InfluxdbSpec,
-    _seen: &Observed,
-    _cx: &Cx,
+    seen: &Observed,
+    cx: &Cx,
 ) -> Result<Verdict, ResourceError> {
-    Err(ResourceError::new(address, "not implemented yet"))
+    let Some(record) = record(&cx.bundle.manifest, address) else {
+        return Ok(Verdict::no_op(
+            cx.bundle.manifest.why_missing(address),
+            serde_json::Value::Null,
+        ));
+    };
+    let after = serde_json::to_value(record).unwrap_or_default();
+    let present: Vec<&String> = record
+        .databases
+        .iter()
+        .filter(|(_, c)| c.is_some())
+        .map(|(d, _)| d)
+        .collect();
+    let diffs = differences(record, &seen.databases);
+    let mut details: Vec<String> = diffs.iter().map(|(_, d)| d.clone()).collect();
+    for (db, c) in &record.databases {
+        if c.is_none() {
+            details.push(format!("database {db} was absent at backup (optional): left alone"));
+        }
+    }
+    let v = if cx.forced(address) {
+        Verdict::new(Action::Restore, "forced with --replace", after)
+    } else if diffs.is_empty() {
+        Verdict::no_op(
+            format!(
+                "the live databases hold what the bundle holds ({})",
+                present
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            after,
+        )
+    } else if present
+        .iter()
+        .all(|d| seen.databases.get(*d).is_some_and(|c| c.is_none()))
+    {
+        Verdict::new(
+            Action::Create,
+            format!(
+                "InfluxDB has none of the bundle's databases ({})",
+                present
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            after,
+        )
+    } else {
+        let names: Vec<&str> = diffs.iter().map(|(d, _)| d.as_str()).collect();
+        Verdict::new(
+            Action::Restore,
+            format!(
+                "database{} {} differ{} from the bundle",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if names.len() == 1 { "s" } else { "" }
+            ),
+            after,
+        )
+    };
+    Ok(Verdict { details, ..v })
 }
