@@ -54,6 +54,16 @@ variable "influx_databases" {
   default     = ["iml", "iml_stats", "iml_stratagem_scans"]
 }
 
+variable "influx_rpc" {
+  description = "influxd's backup/restore RPC address (bind-address in /etc/influxdb/influxdb.conf)"
+  default     = "127.0.0.1:8088"
+}
+
+variable "influx_http" {
+  description = "influxd's HTTP API address ([http] bind-address in /etc/influxdb/influxdb.conf)"
+  default     = "127.0.0.1:8086"
+}
+
 imlrecover {
   services = "systemd"
 }
@@ -255,6 +265,8 @@ database "chroma" {
 influxdb "stats" {
   databases  = var.influx_databases
   service    = service.influxdb
+  rpc        = var.influx_rpc
+  http       = var.influx_http
   quiesce    = [service.iml_manager, service.grafana]
   depends_on = [service.influxdb]
 }

@@ -163,3 +163,116 @@ fn an_el7_4x_manager_is_restored_through_its_systemd_units() {
     // The derived settings file is the reinstalled host's, never restored.
     assert!(!sb.root.join("var/lib/chroma/iml-settings.conf").exists());
 }
+
+/// Series and point counts of each database, as InfluxDB reports them.
+fn statistics(influxd: &imlrecover::sandbox::influx::Influxd, dbs: &[&str]) -> Vec<String> {
+    dbs.iter()
+        .flat_map(|db| {
+            ["SHOW SERIES", "SELECT COUNT(*) FROM /.*/"].map(|q| {
+                let v = influxd.query(Some(db), q).unwrap();
+                format!("{db} {q}: {}", serde_json::Value::Array(v))
+            })
+        })
+        .collect()
+}
+
+/// A 5.1+ manager: the recipe drafted by `imlrecover init` on the golden
+/// host, then backup → disaster (the OS, the PostgreSQL cluster and
+/// InfluxDB's disk lost) → plan → apply → a clean re-plan, with the rows
+/// of `chroma` and `grafana` and InfluxDB's series and points as before.
+fn restore_with_statistics(family: Family) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    releases::mark(&sb, family).unwrap();
+    let mut influxd =
+        imlrecover::sandbox::influx::Influxd::start(&tmp.path().join("influxd"), None).unwrap();
+    let mut dbs = vec!["iml", "iml_stratagem_scans"];
+    if family == Family::El7_61 {
+        dbs.push("iml_stats");
+    }
+    for (n, db) in dbs.iter().enumerate() {
+        influxd.seed(db, 2 + n, 3, 24, db).unwrap();
+    }
+    releases::point_influx(&sb, &influxd.rpc, &influxd.http).unwrap();
+    let el7 = releases::El7::new(&sb, family, &tools());
+    el7.start().unwrap();
+    let installer = el7.write_installer(&sb).unwrap();
+    let stats = statistics(&influxd, &dbs);
+    let rows = sb.rows().unwrap();
+
+    let recipe = tmp.path().join("manager.hcl");
+    Imlrecover::new()
+        .args(["init", "--root"])
+        .arg(&sb.root)
+        .args(["--var", "agents=[]", "--var"])
+        .arg(format!("installer={}", installer.display()))
+        .arg("-o")
+        .arg(&recipe)
+        .run()
+        .code(0);
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(
+        text.contains(&format!("  default     = \"{}\"\n", influxd.rpc)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  default     = \"{}\"\n", influxd.http)));
+
+    let cmd = |sb: &Sandbox, sub: &str, extra: &[&str]| {
+        let t = sb.target();
+        let mut i = Imlrecover::new()
+            .args([sub, "-r"])
+            .arg(&recipe)
+            .arg("--root")
+            .arg(&sb.root)
+            // The rebuilt host's cluster listens elsewhere than the golden one.
+            .args(["--var", &format!("pg_host={}", t.host.unwrap_or_default())])
+            .args(["--var", &format!("pg_port={}", t.port.unwrap_or(5432))])
+            .args(extra);
+        for (k, v) in el7.env() {
+            i = i.env(&k, v);
+        }
+        i.run()
+    };
+    let bundle = sb.bundles.join("latest").display().to_string();
+    cmd(
+        &sb,
+        "backup",
+        &["--bundle-dir", sb.bundles.to_str().unwrap()],
+    )
+    .code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+
+    el7.stop();
+    sb.disaster().unwrap();
+    influxd.wipe().unwrap();
+    el7.write_installer(&sb).unwrap();
+    // The statistics are gone with the disk.
+    assert!(influxd.query(Some("iml"), "SHOW SERIES").is_err());
+    // The rebuilt OS runs an empty InfluxDB, as it runs a fresh PostgreSQL
+    // cluster: the influxdb kind plans only against a running server.
+    el7.install_unit("influxdb.service").unwrap();
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"])
+        .code(2)
+        .stdout_has("influxdb.stats");
+    cmd(&sb, "apply", &["--bundle", &bundle, "--auto-approve"]).code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+    assert_eq!(sb.rows().unwrap(), rows);
+    assert_eq!(statistics(&influxd, &dbs), stats);
+    let grafana = imlrecover::host::postgres::query(
+        &sb.target(),
+        "grafana",
+        "SELECT title FROM dashboard ORDER BY id",
+    )
+    .unwrap();
+    assert_eq!(grafana, [["IML"], ["Stratagem"]]);
+}
+
+#[test]
+fn an_el7_5_1_manager_is_restored_with_its_statistics() {
+    restore_with_statistics(Family::El7_51);
+}
+
+#[test]
+fn an_el7_6_1_manager_is_restored_with_its_statistics() {
+    restore_with_statistics(Family::El7_61);
+}

@@ -239,11 +239,11 @@ fn shipped_plans_are_valid() {
         ),
         (
             "plans/iml-manager-el7-5.1.hcl",
-            "32 resources, 6 variables, 44 edges",
+            "32 resources, 8 variables, 46 edges",
         ),
         (
             "plans/iml-manager-el7-6.1.hcl",
-            "33 resources, 6 variables, 45 edges",
+            "33 resources, 8 variables, 47 edges",
         ),
     ] {
         let out = Imlrecover::new().args(["validate", "-r", plan]).run();

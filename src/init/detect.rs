@@ -49,6 +49,9 @@ pub struct Detection {
     pub influxdb: Found<bool>,
     /// The InfluxDB databases found on disk (IML's only), if any.
     pub influx_databases: Option<Found<Vec<String>>>,
+    /// influxd's RPC and HTTP addresses from its configuration.
+    pub influx_rpc: Option<Found<String>>,
+    pub influx_http: Option<Found<String>>,
     /// SSH addresses of the managed storage servers.
     pub agents: Found<Vec<String>>,
 }
@@ -104,6 +107,11 @@ pub fn detect(root: &Path) -> Result<Detection, NotIml> {
         found(false, "no /etc/influxdb/influxdb.conf, no influxdb.service")
     };
     let influx_databases = influx_databases(root);
+    let conf = std::fs::read_to_string(&influx_conf).unwrap_or_default();
+    let influx_rpc =
+        bind_address(&conf, None).map(|a| found(a, "bind-address in /etc/influxdb/influxdb.conf"));
+    let influx_http = bind_address(&conf, Some("http"))
+        .map(|a| found(a, "[http] bind-address in /etc/influxdb/influxdb.conf"));
     let agents = agents(pg_socket.as_ref());
     Ok(Detection {
         root: root.to_path_buf(),
@@ -115,6 +123,8 @@ pub fn detect(root: &Path) -> Result<Detection, NotIml> {
         pg_socket,
         influxdb,
         influx_databases,
+        influx_rpc,
+        influx_http,
         agents,
     })
 }
@@ -288,6 +298,34 @@ fn socket(root: &Path, data: &str) -> Option<Found<(String, u16)>> {
     let port = lines.get(3)?.trim().parse().ok()?;
     let dir = lines.get(4)?.split(',').next()?.trim().to_string();
     (!dir.is_empty()).then(|| found((dir, port), format!("{pidfile} of the running server")))
+}
+
+/// `bind-address` at the top of influxdb.conf (`section` None) or in
+/// `[section]`, as an address to connect to (`:8086` → `127.0.0.1:8086`).
+fn bind_address(conf: &str, section: Option<&str>) -> Option<String> {
+    let mut current: Option<String> = None;
+    for line in conf.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.trim().to_string());
+            continue;
+        }
+        if current.as_deref() != section {
+            continue;
+        }
+        let Some(value) = line.strip_prefix("bind-address") else {
+            continue;
+        };
+        let value = value
+            .trim_start()
+            .strip_prefix('=')?
+            .trim()
+            .trim_matches('"');
+        return Some(match value.strip_prefix(':') {
+            Some(port) => format!("127.0.0.1:{port}"),
+            None => value.to_string(),
+        });
+    }
+    None
 }
 
 /// IML's InfluxDB databases present in the default data directory.

@@ -251,6 +251,20 @@ fn detected(d: &Detection) -> Vec<(String, Choice)> {
             },
         ));
     }
+    for (name, found) in [
+        ("influx_rpc", &d.influx_rpc),
+        ("influx_http", &d.influx_http),
+    ] {
+        if let Some(f) = found {
+            out.push((
+                name.into(),
+                Choice {
+                    value: Some(quote(&f.value)),
+                    why: f.evidence.clone(),
+                },
+            ));
+        }
+    }
     // What a host cannot tell: said so, so that a person decides.
     out.push((
         "installer".into(),

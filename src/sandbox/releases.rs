@@ -118,6 +118,15 @@ UPDATE chroma_core_managedhost SET not_deleted = NULL WHERE id = 3;",
     Ok(())
 }
 
+/// Points the host's influxdb.conf at a running server's addresses (what
+/// `imlrecover init` reads them from).
+pub fn point_influx(sandbox: &Sandbox, rpc: &str, http: &str) -> Result<(), SandboxError> {
+    write(
+        &sandbox.root.join("etc/influxdb/influxdb.conf"),
+        &format!("bind-address = \"{rpc}\"\n\n[meta]\n  dir = \"/var/lib/influxdb/meta\"\n\n[data]\n  dir = \"/var/lib/influxdb/data\"\n\n[http]\n  bind-address = \"{http}\"\n"),
+    )
+}
+
 /// The unit files of an EL7 family's sandbox host: each service a real
 /// daemon (`sleep`, named after the sandbox in `ps`), the manager's own
 /// units `PartOf` its target as IML's are.
@@ -231,6 +240,17 @@ impl El7 {
             self.systemctl("start", &u)?;
         }
         Ok(())
+    }
+
+    /// Installs one unit of this family and starts it (a rebuilt OS that
+    /// already runs InfluxDB, as the sandbox's rebuilt OS runs PostgreSQL).
+    pub fn install_unit(&self, name: &str) -> Result<(), SandboxError> {
+        let (_, text) = unit_files(self.family)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| SandboxError(format!("no unit {name} in {:?}", self.family)))?;
+        write(&self.root.join("usr/lib/systemd/system").join(name), &text)?;
+        self.systemctl("start", name)
     }
 
     /// Stops every unit that has a unit file (cleanup: errors are ignored).
