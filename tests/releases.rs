@@ -276,3 +276,49 @@ fn an_el7_5_1_manager_is_restored_with_its_statistics() {
 fn an_el7_6_1_manager_is_restored_with_its_statistics() {
     restore_with_statistics(Family::El7_61);
 }
+
+/// EL6 (SysV): the recipe `imlrecover init` drafts on the golden host
+/// restores it as the shipped one does.
+#[test]
+fn an_el6_manager_is_restored_from_its_init_drafted_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
+    releases::mark(&sb, Family::El6).unwrap();
+    let rows = sb.rows().unwrap();
+    let recipe = tmp.path().join("manager.hcl");
+    Imlrecover::new()
+        .args(["init", "--root"])
+        .arg(&sb.root)
+        .args(["--var", "agents=[]", "--var"])
+        .arg(format!("installer={}", sb.installer.display()))
+        .arg("-o")
+        .arg(&recipe)
+        .run()
+        .code(0)
+        .stdout_has("for IML 3.x–4.0.8 on EL6 (SysV)");
+    let cmd = |sb: &Sandbox, sub: &str, extra: &[&str]| {
+        let t = sb.target();
+        Imlrecover::new()
+            .args([sub, "-r"])
+            .arg(&recipe)
+            .arg("--root")
+            .arg(&sb.root)
+            .args(["--var", &format!("pg_host={}", t.host.unwrap_or_default())])
+            .args(["--var", &format!("pg_port={}", t.port.unwrap_or(5432))])
+            .args(extra)
+            .run()
+    };
+    let bundle = sb.bundles.join("latest").display().to_string();
+    cmd(
+        &sb,
+        "backup",
+        &["--bundle-dir", sb.bundles.to_str().unwrap()],
+    )
+    .code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+    sb.disaster().unwrap();
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(2);
+    cmd(&sb, "apply", &["--bundle", &bundle, "--auto-approve"]).code(0);
+    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
+    assert_eq!(sb.rows().unwrap(), rows);
+}
