@@ -227,3 +227,25 @@ fn the_rpm_database_tells_the_release_when_it_is_readable() {
     // What cannot be detected is said so.
     out.stdout_has("  # init: not detectable: the shipped default; set the command that reinstalls this release (--var installer=...)\n  default     = \"yum -y install python2-iml-manager && chroma-config setup admin lustre localhost\"\n");
 }
+
+/// A link under the root that leads out of it is resolved inside the root,
+/// as recipe paths are: the host's own files are never taken for the root's.
+#[test]
+fn a_link_out_of_the_root_is_not_followed_to_the_hosts_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    releases::plain_host(&root).unwrap();
+    let outside = tmp.path().join("host-chroma-manager");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("manage.py"), "#!/usr/bin/env python\n").unwrap();
+    std::fs::write(
+        outside.join("scm_version.py"),
+        "PACKAGE_VERSION = \"6.2.0\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("usr/share")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("usr/share/chroma-manager")).unwrap();
+    init(&root, &[])
+        .code(1)
+        .stderr_has("is not an IML manager server");
+}

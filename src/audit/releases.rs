@@ -8,7 +8,7 @@
 //! IML (a rebuilt one, before the installer) is not checked: there, missing
 //! services are what the installer brings.
 
-use crate::init::detect::{release, unit};
+use crate::init::detect::{at, release, unit};
 use crate::init::{service_names, Family};
 use crate::recipe::{Recipe, ServiceBackend};
 use std::path::Path;
@@ -66,7 +66,7 @@ pub fn check(recipe: &Recipe, root: &Path) -> Vec<Mismatch> {
         let (known, looked) = match recipe.settings.services {
             ServiceBackend::Sysv => {
                 let script = format!("/etc/init.d/{name}");
-                (root.join(&script[1..]).is_file(), script)
+                (at(root, &script).is_file(), script)
             }
             ServiceBackend::Systemd => {
                 let file = if name.contains('.') {

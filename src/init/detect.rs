@@ -21,6 +21,18 @@ pub const MANAGER_DIR: &str = "usr/share/chroma-manager";
 /// The packages that carry the manager: 5.0+ and before.
 const PACKAGES: [&str; 2] = ["python2-iml-manager", "chroma-manager"];
 
+/// `rel` under `root` with symlinks resolved inside it, as recipe paths
+/// are: a link left under the root never makes init read the host's files.
+/// (PostgreSQL's data directory is the exception: its postmaster.pid
+/// describes the live server, wherever the directory is.)
+pub fn at(root: &Path, rel: &str) -> PathBuf {
+    let rel = rel.trim_start_matches('/');
+    match crate::host::fs::Root::new(root).and_then(|r| r.path(&format!("/{rel}"))) {
+        Ok(p) => p,
+        Err(_) => root.join(rel),
+    }
+}
+
 /// One fact and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found<T> {
@@ -76,7 +88,7 @@ pub fn detect(root: &Path) -> Result<Detection, NotIml> {
     let (version, family) = release(root)?;
     let systemd = init_system(root);
     let pg_service = if unit(root, "postgresql-9.6.service").is_some()
-        || root.join("etc/init.d/postgresql-9.6").is_file()
+        || at(root, "etc/init.d/postgresql-9.6").is_file()
     {
         found(
             "postgresql-9.6".to_string(),
@@ -98,7 +110,7 @@ pub fn detect(root: &Path) -> Result<Detection, NotIml> {
         .find(|d| root.join(d).join("PG_VERSION").is_file())
         .map(|d| found(format!("/{d}"), format!("/{d}/PG_VERSION exists")));
     let pg_socket = pg_data.as_ref().and_then(|d| socket(root, &d.value));
-    let influx_conf = root.join("etc/influxdb/influxdb.conf");
+    let influx_conf = at(root, "etc/influxdb/influxdb.conf");
     let influxdb = if influx_conf.is_file() {
         found(true, "/etc/influxdb/influxdb.conf exists")
     } else if unit(root, "influxdb.service").is_some() {
@@ -143,7 +155,7 @@ pub fn release(root: &Path) -> Result<(Option<Found<String>>, Found<Family>), No
             None => return Err(not_iml(&format!("unreadable version {}", v.evidence))),
         },
         None => {
-            if !root.join(MANAGER_DIR).join("manage.py").is_file() {
+            if !at(root, &format!("{MANAGER_DIR}/manage.py")).is_file() {
                 return Err(not_iml(&format!(
                     "no {} or {} package, no /{MANAGER_DIR}/manage.py",
                     PACKAGES[0], PACKAGES[1]
@@ -176,7 +188,11 @@ fn rpm_version(root: &Path) -> Option<Found<String>> {
         ("usr/lib/sysimage/rpm", ["Packages", "rpmdb.sqlite"]),
     ]
     .into_iter()
-    .find(|(dir, files)| files.iter().any(|f| root.join(dir).join(f).is_file()))
+    .find(|(dir, files)| {
+        files
+            .iter()
+            .any(|f| at(root, &format!("{dir}/{f}")).is_file())
+    })
     .map(|(dir, _)| format!("/{dir}"))?;
     for package in PACKAGES {
         let mut cmd = std::process::Command::new("rpm");
@@ -206,7 +222,7 @@ fn rpm_version(root: &Path) -> Option<Found<String>> {
 
 /// 5.x+: `iml_manager-VERSION-py2.7.egg-info` from python2-iml-manager-libs.
 fn egg_version(root: &Path) -> Option<Found<String>> {
-    let dir = root.join("usr/lib/python2.7/site-packages");
+    let dir = at(root, "usr/lib/python2.7/site-packages");
     let mut eggs: Vec<String> = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok())
@@ -225,7 +241,7 @@ fn egg_version(root: &Path) -> Option<Found<String>> {
 
 /// 4.x and before: `PACKAGE_VERSION = "4.0.9.0"` in scm_version.py.
 fn scm_version(root: &Path) -> Option<Found<String>> {
-    let text = std::fs::read_to_string(root.join(MANAGER_DIR).join("scm_version.py")).ok()?;
+    let text = std::fs::read_to_string(at(root, &format!("{MANAGER_DIR}/scm_version.py"))).ok()?;
     let v = text.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("PACKAGE_VERSION")?;
         let value = rest
@@ -255,23 +271,21 @@ fn by_units(root: &Path) -> Option<Found<Family>> {
         };
         return Some(found(family, format!("no version found; {target} {why}")));
     }
-    root.join("etc/init.d/chroma-supervisor")
-        .is_file()
-        .then(|| {
-            found(
-                Family::El6,
-                "no version found; /etc/init.d/chroma-supervisor",
-            )
-        })
+    at(root, "etc/init.d/chroma-supervisor").is_file().then(|| {
+        found(
+            Family::El6,
+            "no version found; /etc/init.d/chroma-supervisor",
+        )
+    })
 }
 
 fn init_system(root: &Path) -> Found<bool> {
     if let Some(u) = unit(root, "iml-manager.target") {
         found(true, format!("{u} exists"))
-    } else if root.join("etc/init.d/chroma-supervisor").is_file() {
+    } else if at(root, "etc/init.d/chroma-supervisor").is_file() {
         found(false, "/etc/init.d/chroma-supervisor exists")
-    } else if root.join("usr/lib/systemd/systemd").exists()
-        || root.join("lib/systemd/systemd").exists()
+    } else if at(root, "usr/lib/systemd/systemd").exists()
+        || at(root, "lib/systemd/systemd").exists()
     {
         found(true, "systemd is installed")
     } else {
@@ -285,7 +299,7 @@ pub fn unit(root: &Path, name: &str) -> Option<String> {
     UNIT_DIRS
         .iter()
         .map(|d| format!("{d}/{name}"))
-        .find(|p| root.join(p).exists())
+        .find(|p| at(root, p).exists())
         .map(|p| format!("/{p}"))
 }
 
@@ -330,7 +344,7 @@ fn bind_address(conf: &str, section: Option<&str>) -> Option<String> {
 
 /// IML's InfluxDB databases present in the default data directory.
 fn influx_databases(root: &Path) -> Option<Found<Vec<String>>> {
-    let dir = root.join("var/lib/influxdb/data");
+    let dir = at(root, "var/lib/influxdb/data");
     let dbs: Vec<String> = ["iml", "iml_stats", "iml_stratagem_scans"]
         .iter()
         .filter(|d| dir.join(d).is_dir())
