@@ -1,8 +1,23 @@
-# The IML manager server on EL7 (IML 4.0.9+ and 5.x, systemd): the same
-# runbook as iml-manager.hcl, with the services of the newer releases —
-# `iml-manager.target` groups the manager's own units and nginx replaces httpd;
-# postgresql and rabbitmq-server stay as they are.
+# The IML manager server on EL7, IML 4.0.9–4.0.10 and 5.0 (systemd,
+# PostgreSQL 9.2 as `postgresql`, no statistics store): the runbook of
+# iml-manager.hcl with the services of these releases — `iml-manager.target`
+# groups the manager's own units and nginx replaces httpd.
 #
+# Derived from whamcloud/integrated-manager-for-lustre at v4.0.9.0 and v5.0.0:
+#   iml-manager.target               Requires/Wants nginx, rabbitmq-server,
+#                                    iml-settings-populator and the iml-* units
+#   iml-*.service                    PartOf=iml-manager.target: stopping the
+#                                    target stops them all
+#   iml-settings-populator.service   regenerates /var/lib/chroma/iml-settings.conf
+#   chroma-manager.spec (4.0.9), python-iml-manager.spec (5.0): Requires
+#                                    postgresql-server, rabbitmq-server, nginx
+#   chroma_core/lib/service_config.py: CONTROLLED_SERVICES = iml-manager.target,
+#                                    nginx; `postgresql`, data /var/lib/pgsql/data;
+#                                    writes local_settings.py
+# Not for 5.1+ (InfluxDB, Grafana: iml-manager-el7-5.1.hcl) nor EL6 (SysV:
+# iml-manager.hcl). `imlrecover init` picks the recipe for a host.
+#
+#   imlrecover init -o /etc/imlrecover/manager.hcl
 #   imlrecover plan -r plans/iml-manager-el7.hcl --root / --bundle /srv/imlbackup/latest
 
 variable "agents" {
@@ -11,7 +26,7 @@ variable "agents" {
 }
 
 variable "installer" {
-  description = "The IML installer from the original distribution (runbook: Re-install IML)"
+  description = "Re-install IML, a shell command line: 4.0.9/4.0.10 the installer of the original tarball; 5.0 `yum -y install python2-iml-manager && chroma-config setup USER PASSWORD NTPSERVER`"
   default     = "/root/iml-installer/install"
 }
 
@@ -126,7 +141,7 @@ file "root_known_hosts" {
 # database restore overwrites them.
 
 exec "installer" {
-  command    = [var.installer]
+  command    = var.installer
   creates    = "/usr/share/chroma-manager/manage.py"
   timeout    = "1h"
   depends_on = [file.yum_conf, files.yum_repos, file.hosts, file.resolv_conf, file.passwd, file.group]
@@ -189,6 +204,9 @@ cert "manager" {
 
 # Not in the runbook's checklist, but the manager's settings live here and the
 # installer regenerates it.
+# /var/lib/chroma/iml-settings.conf is derived, never restored over: not
+# captured, it is rewritten by iml-settings-populator (a oneshot the target
+# Requires) each time the target starts, which the database restore does.
 file "local_settings" {
   path       = "/usr/share/chroma-manager/local_settings.py"
   depends_on = [exec.installer]

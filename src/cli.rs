@@ -5,9 +5,13 @@ use crate::recipe::VarInput;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod docs;
 mod format;
+mod init;
 mod sign;
+pub use docs::{CompletionShell, CompletionsArgs, ManArgs};
 pub use format::{AuditFormat, Format, FormatArgs};
+pub use init::InitArgs;
 pub use sign::{SignArgs, TrustArgs};
 
 /// `--version`: what a site needs to know about a binary it was handed.
@@ -78,6 +82,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Turn a runbook backup directory ($HOME/backup) into a bundle.
     Import(ImportArgs),
+    /// Draft a ready recipe for this host: which IML release, PostgreSQL, InfluxDB, storage servers.
+    Init(InitArgs),
     /// Print a shell completion script on stdout.
     Completions(CompletionsArgs),
     /// Write the man pages (one per subcommand) into DIR, or print imlrecover(1).
@@ -94,35 +100,6 @@ pub struct AgeArgs {
         env = "IMLRECOVER_AGE_IDENTITY"
     )]
     pub age_identity: Vec<PathBuf>,
-}
-
-/// `completions bash|zsh|fish`
-#[derive(Debug, Clone, Args)]
-#[command(
-    after_help = "bash: imlrecover completions bash > /etc/bash_completion.d/imlrecover\n\
-                  zsh:  imlrecover completions zsh > /usr/share/zsh/site-functions/_imlrecover\n\
-                  fish: imlrecover completions fish > /usr/share/fish/vendor_completions.d/imlrecover.fish"
-)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: CompletionShell,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompletionShell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-/// `man [DIR]`
-#[derive(Debug, Clone, Args)]
-pub struct ManArgs {
-    /// Write imlrecover.1 and imlrecover-SUBCOMMAND.1 here (created if missing).
-    /// Without it, imlrecover(1) goes to stdout (`imlrecover man | man -l -`).
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
 }
 
 /// `-r RECIPE [--var K=V]... [--var-file F]...`

@@ -17,14 +17,16 @@
 //! * [`bundle`]: the bundle and the bundle directory; [`transfer`]: its
 //!   off-host copies (SFTP); [`import`]: a runbook backup directory made a
 //!   bundle;
+//! * [`init`]: a recipe drafted from the live host (which IML release
+//!   family, its shipped recipe with the host's values);
 //! * [`audit`]: the drift and health checks; [`metrics`]: `--metrics-file`;
 //! * [`host`]: the only boundary that touches the live machine;
 //! * [`sandbox`]: real parts for the demo and the tests;
 //! * [`fault`] (fault injection for the crash tests), [`redact`] (sensitive
 //!   values masked), [`x509`] (certificates as a person checks them).
 //!
-//! Modules added later (`init`, new `views` formats) go in this list, in
-//! the README's table, and in `pub mod` below.
+//! A module added later goes in this list, in the README's table, and in
+//! `pub mod` below.
 
 pub mod apply;
 pub mod audit;
@@ -35,6 +37,7 @@ pub mod fault;
 pub mod graph;
 pub mod host;
 pub mod import;
+pub mod init;
 pub mod metrics;
 pub mod plan;
 pub mod printer;

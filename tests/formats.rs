@@ -508,8 +508,9 @@ fn demo_documents_each_phase_with_its_commands_own_document() {
 /// json`: the dump's progress and the `Blocked:` line stay off stdout.
 #[test]
 fn a_blocked_backup_says_so_on_stderr_and_stdout_holds_the_document() {
-    use crate::faults::{wait_at_most, LockHolder, Manager, PLAN};
+    use crate::faults::{wait_at_most, LockHolder, Manager};
     use std::time::Duration;
+    use support::manager::PLAN;
     let m = Manager::backed_up();
     let mut holder = LockHolder::take(&m.sb.target());
     let backup = std::process::Command::new(env!("CARGO_BIN_EXE_imlrecover"))

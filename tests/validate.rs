@@ -228,11 +228,26 @@ fn malformed_var_and_missing_files_are_clear_errors() {
 
 #[test]
 fn shipped_plans_are_valid() {
-    for plan in ["plans/iml-manager.hcl", "plans/iml-manager-el7.hcl"] {
+    for (plan, counts) in [
+        (
+            "plans/iml-manager.hcl",
+            "29 resources, 5 variables, 33 edges",
+        ),
+        (
+            "plans/iml-manager-el7.hcl",
+            "29 resources, 5 variables, 33 edges",
+        ),
+        (
+            "plans/iml-manager-el7-5.1.hcl",
+            "32 resources, 8 variables, 46 edges",
+        ),
+        (
+            "plans/iml-manager-el7-6.1.hcl",
+            "33 resources, 8 variables, 47 edges",
+        ),
+    ] {
         let out = Imlrecover::new().args(["validate", "-r", plan]).run();
-        out.code(0).stdout_has(&format!(
-            "Valid. {plan}: 29 resources, 5 variables, 33 edges"
-        ));
+        out.code(0).stdout_has(&format!("Valid. {plan}: {counts}"));
     }
 }
 

@@ -16,6 +16,11 @@ use std::time::{Duration, SystemTime};
 /// that the recipe does not name would be lost by a restore.
 pub const CHROMA_DIR: &str = "/var/lib/chroma";
 
+/// Files IML regenerates itself (iml-settings-populator, from the settings
+/// and the database): a restore must not bring them back, so a recipe does
+/// not name them and they are not "lost".
+const DERIVED: &[&str] = &["/var/lib/chroma/iml-settings.conf"];
+
 /// Certificates and keys are small; a bigger file is not one.
 const PEM_LIMIT: u64 = 1 << 20;
 
@@ -62,6 +67,7 @@ pub fn run(i: &Inputs) -> Result<Report, AuditError> {
         ..Default::default()
     };
     drift(i, &mut findings);
+    release(i, &mut findings);
     let age_seconds = backup(i, &mut findings);
     if let Some(max) = i.max_drill_age {
         super::records::drill_check(i.bundle, measures.drill.as_ref(), max, i.now, &mut findings);
@@ -305,6 +311,18 @@ fn kinds(
     Ok(())
 }
 
+/// A recipe of another release family, or naming services the host does
+/// not know: drift of the recipe itself (failures only, so that a clean
+/// audit counts what it did before).
+fn release(i: &Inputs, out: &mut Vec<Finding>) {
+    for m in super::releases::check(i.recipe, i.root.dir()) {
+        let mut f = Finding::fail(Suite::Drift, m.check, m.message);
+        f.path = m.path;
+        f.details.push(m.fix);
+        out.push(f);
+    }
+}
+
 /// Files under /var/lib/chroma that no resource names: IML state a restore
 /// would lose.
 fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError> {
@@ -329,6 +347,7 @@ fn unmanaged_chroma(i: &Inputs, out: &mut Vec<Finding>) -> Result<(), AuditError
     let unnamed: Vec<&String> = found
         .iter()
         .filter(|p| !named.contains(*p) && !globs.iter().any(|g| g.matches_with(p, opts)))
+        .filter(|p| !DERIVED.contains(&p.as_str()))
         .collect();
     if unnamed.is_empty() {
         out.push(

@@ -10,6 +10,7 @@
 
 pub mod checks;
 pub mod records;
+pub mod releases;
 
 pub use checks::{run, AuditError, Inputs};
 

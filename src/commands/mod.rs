@@ -8,6 +8,7 @@ mod completions;
 mod demo;
 mod graph;
 mod import;
+mod init;
 mod man;
 mod plan;
 mod prune;
@@ -112,6 +113,7 @@ pub fn run() -> ExitCode {
         Command::Pull(args) => pull::run(&printer, args),
         Command::Prune(args) => prune::run(&printer, args),
         Command::Import(args) => import::run(&printer, args),
+        Command::Init(args) => init::run(&printer, args),
         Command::Completions(args) => completions::run(&printer, args),
         Command::Man(args) => man::run(&printer, args),
     };

@@ -30,11 +30,15 @@ pub struct Inputs<'a> {
 /// Every resource that could not be observed, reported together.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot plan: {} {} could not be observed", .errors.len(), if .errors.len() == 1 { "resource" } else { "resources" })]
-#[diagnostic(help("nothing was changed; fix the problems listed below and plan again"))]
 pub struct PlanErrors {
     #[related]
     pub errors: Vec<ResourceError>,
+    /// What to do, with a wrong recipe's warnings (#17) where there are some.
+    #[help]
+    pub help: String,
 }
+
+const PLAN_ERRORS_HELP: &str = "nothing was changed; fix the problems listed below and plan again";
 
 /// Resources of the recipe that capture something but that the bundle does
 /// not hold (it was made from another recipe).
@@ -69,6 +73,11 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         }
         warnings.push(w);
     }
+    warnings.extend(
+        crate::audit::releases::check(i.recipe, i.root.dir())
+            .iter()
+            .map(crate::audit::releases::Mismatch::warning),
+    );
     let entries = crate::resources::content::EntryIndex::new(m);
     // Observing sees no prior changes: there are none yet.
     let observing = Cx {
@@ -107,7 +116,11 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         }
     }
     if !errors.is_empty() {
-        return Err(PlanErrors { errors });
+        let mut help = PLAN_ERRORS_HELP.to_string();
+        for w in crate::audit::releases::check(i.recipe, i.root.dir()) {
+            help.push_str(&format!("\n{}", w.warning()));
+        }
+        return Err(PlanErrors { errors, help });
     }
     // Show resources in the recipe's order, as written.
     changes.sort_by_key(|c| by_address.get(&c.address).map_or(usize::MAX, |(n, _)| *n));

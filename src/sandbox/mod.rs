@@ -9,3 +9,4 @@ pub mod chroma;
 pub mod influx;
 pub mod initd;
 pub mod manager;
+pub mod releases;
