@@ -6,7 +6,7 @@ use super::{Counts, InfluxRecord, InfluxdbSpec};
 use crate::bundle::{Manifest, ResourceRecord};
 use crate::host::service::{ServiceError, Services, Status};
 use crate::plan::Action;
-use crate::recipe::{Address, Recipe, Spec};
+use crate::recipe::{Address, Recipe};
 use crate::resources::kind::{Cx, ResourceError, Verdict};
 use std::collections::BTreeMap;
 
@@ -37,10 +37,11 @@ pub fn service_running(
     recipe: &Recipe,
     services: &Services,
 ) -> Result<(), ResourceError> {
-    let name = match recipe.resource(&spec.service).map(|r| &r.spec) {
-        Some(Spec::Service(s)) => s.name.clone(),
-        _ => spec.service.name.clone(),
-    };
+    let name = recipe
+        .resource(&spec.service)
+        .and_then(crate::resources::registry::service_name)
+        .unwrap_or(&spec.service.name)
+        .to_string();
     let help = format!(
         "start it (the recipe's {} must be running before {address}), or check the recipe; nothing was changed",
         spec.service
