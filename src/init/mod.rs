@@ -12,7 +12,7 @@ pub mod render;
 pub use detect::{detect, Detection, NotIml};
 pub use render::{render, InitError};
 
-use crate::recipe::{Recipe, Spec};
+use crate::recipe::Recipe;
 
 /// The releases a recipe serves, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,10 +154,7 @@ pub fn service_names(recipe: &Recipe) -> Vec<String> {
     recipe
         .resources
         .iter()
-        .filter_map(|r| match &r.spec {
-            Spec::Service(s) => Some(s.name.clone()),
-            _ => None,
-        })
+        .filter_map(|r| crate::resources::registry::service_name(r).map(str::to_string))
         .collect()
 }
 
