@@ -148,6 +148,11 @@ pub(super) fn compare(
         .filter(|(_, c)| c.is_some())
         .map(|(d, _)| d)
         .collect();
+    let listed = present
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let diffs = differences(record, &seen.databases);
     let mut details: Vec<String> = diffs.iter().map(|(_, d)| d.clone()).collect();
     for (db, c) in &record.databases {
@@ -176,14 +181,7 @@ pub(super) fn compare(
         Verdict::new(Action::Restore, why, after)
     } else if diffs.is_empty() {
         Verdict::no_op(
-            format!(
-                "the live databases hold what the bundle holds ({})",
-                present
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("the live databases hold what the bundle holds ({listed})"),
             after,
         )
     } else if present
@@ -192,14 +190,7 @@ pub(super) fn compare(
     {
         Verdict::new(
             Action::Create,
-            format!(
-                "InfluxDB has none of the bundle's databases ({})",
-                present
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("InfluxDB has none of the bundle's databases ({listed})"),
             after,
         )
     } else {
