@@ -102,3 +102,33 @@ fn a_unit_file_linked_out_of_the_root_is_not_read_or_run() {
     assert!(inside.exists(), "the root's own unit was started");
     assert!(!marker.exists());
 }
+
+/// A unit named with a dot that is not its type (`postgresql-9.6`, IML
+/// 6.1's PostgreSQL) is `postgresql-9.6.service` to systemctl, and is
+/// checked as that file: a link of it out of the root is refused too.
+#[test]
+fn a_dotted_service_name_is_checked_as_its_service_file() {
+    let host = Host::new();
+    let recipe = host.tmp.path().join("pg.hcl");
+    std::fs::write(
+        &recipe,
+        "imlrecover {\n  services = \"systemd\"\n}\n\nservice \"postgresql\" {\n  name  = \"postgresql-9.6\"\n  state = \"running\"\n}\n",
+    )
+    .unwrap();
+    host.backup(&recipe);
+    let units = host.file("/etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    let outside = host.tmp.path().join("host-units");
+    std::fs::create_dir(&outside).unwrap();
+    let marker = host.tmp.path().join("ran-the-hosts-unit");
+    unit(&outside.join("evil.service"), &marker);
+    symlink(
+        outside.join("evil.service"),
+        units.join("postgresql-9.6.service"),
+    )
+    .unwrap();
+    run("apply", &host, &recipe)
+        .code(1)
+        .stderr_has("which leads out of it");
+    assert!(!marker.exists(), "apply ran the unit outside the root");
+}

@@ -69,11 +69,7 @@ pub fn check(recipe: &Recipe, root: &Path) -> Vec<Mismatch> {
                 (at(root, &script).is_file(), script)
             }
             ServiceBackend::Systemd => {
-                let file = if name.contains('.') {
-                    name.clone()
-                } else {
-                    format!("{name}.service")
-                };
+                let file = crate::host::service::unit_file(&name);
                 (
                     unit(root, &file).is_some(),
                     format!("/usr/lib/systemd/system/{file}"),

@@ -162,12 +162,7 @@ impl Services {
         if root == Path::new("/") {
             return Ok(());
         }
-        let name_ = name.replace('/', "_");
-        let unit = if name_.contains('.') {
-            name_
-        } else {
-            format!("{name_}.service")
-        };
+        let unit = unit_file(&name.replace('/', "_"));
         for dir in UNIT_DIRS {
             for file in [unit.clone(), format!("{unit}.d")] {
                 let path = self.root.join(dir).join(&file);
@@ -344,10 +339,41 @@ impl Services {
     }
 }
 
+/// The unit file systemctl reads for `name`: as given when it ends in a
+/// unit type (`iml-manager.target`), else `NAME.service` — as systemctl
+/// itself does, so `postgresql-9.6` is `postgresql-9.6.service`.
+pub fn unit_file(name: &str) -> String {
+    const TYPES: [&str; 11] = [
+        "service",
+        "socket",
+        "device",
+        "mount",
+        "automount",
+        "swap",
+        "target",
+        "path",
+        "timer",
+        "slice",
+        "scope",
+    ];
+    match name.rsplit_once('.') {
+        Some((_, t)) if TYPES.contains(&t) => name.to_string(),
+        _ => format!("{name}.service"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_unit_file_is_the_name_with_its_type_or_dot_service() {
+        assert_eq!(unit_file("iml-manager.target"), "iml-manager.target");
+        assert_eq!(unit_file("postgresql-9.6"), "postgresql-9.6.service");
+        assert_eq!(unit_file("influxdb"), "influxdb.service");
+        assert_eq!(unit_file("nginx.service"), "nginx.service");
+    }
 
     /// An LSB init script keeping its state in a file and logging each call.
     fn script(root: &Path, name: &str, running: bool) {
