@@ -6,6 +6,7 @@
 use crate::support;
 
 use imlrecover::init::Family;
+use imlrecover::sandbox::el7::{El7Manager, Systemctl};
 use imlrecover::sandbox::manager::Sandbox;
 use imlrecover::sandbox::{initd, releases};
 use std::path::Path;
@@ -112,68 +113,79 @@ fn tools() -> std::path::PathBuf {
     dir
 }
 
+/// The golden EL7 manager of `family`, whole (units, InfluxDB from 5.1).
+fn el7_manager(dir: &Path, family: Family) -> El7Manager {
+    El7Manager::golden(dir, family, &Systemctl::at(&tools()), None).expect("golden EL7 manager")
+}
+
+/// `imlrecover SUB -r RECIPE --root ROOT` on an EL7 manager: its media and
+/// cluster (the rebuilt host's listens elsewhere than the golden one's),
+/// its units reached through docker-systemctl-replacement.
+fn el7_cmd(m: &El7Manager, recipe: &Path, sub: &str, extra: &[&str]) -> Output {
+    let mut i = Imlrecover::new()
+        .args([sub, "-r"])
+        .arg(recipe)
+        .arg("--root")
+        .arg(&m.sandbox.root)
+        .args(m.var_args())
+        .args(extra);
+    for (k, v) in m.env() {
+        i = i.env(&k, v);
+    }
+    i.run()
+}
+
 #[test]
 fn an_el7_4x_manager_is_restored_through_its_systemd_units() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
-    releases::mark(&sb, Family::El7_409).unwrap();
-    let el7 = releases::El7::new(&sb, Family::El7_409, &tools());
-    el7.start().unwrap();
-    let installer = el7.write_installer(&sb).unwrap();
+    let mut m = el7_manager(tmp.path(), Family::El7_409);
     let recipe = support::cli::repo().join("plans/iml-manager-el7.hcl");
-    let rows = sb.rows().unwrap();
-    let authority = std::fs::read(sb.root.join("var/lib/chroma/authority.crt")).unwrap();
-    let cmd = |sb: &Sandbox, sub: &str, extra: &[&str]| {
-        let t = sb.target();
-        let mut i = Imlrecover::new()
-            .args([sub, "-r"])
-            .arg(&recipe)
-            .arg("--root")
-            .arg(&sb.root)
-            .args(["--var", &format!("installer={}", installer.display())])
-            .args(["--var", &format!("pg_host={}", t.host.unwrap_or_default())])
-            .args(["--var", &format!("pg_port={}", t.port.unwrap_or(5432))])
-            .args(extra);
-        for (k, v) in el7.env() {
-            i = i.env(&k, v);
-        }
-        i.run()
-    };
-    let bundle = sb.bundles.join("latest").display().to_string();
-    cmd(
-        &sb,
-        "backup",
-        &["--bundle-dir", sb.bundles.to_str().unwrap()],
+    let rows = m.sandbox.rows().unwrap();
+    let authority = std::fs::read(m.sandbox.root.join("var/lib/chroma/authority.crt")).unwrap();
+    let bundles = m.sandbox.bundles.display().to_string();
+    let bundle = m.sandbox.bundles.join("latest").display().to_string();
+    el7_cmd(&m, &recipe, "backup", &["--bundle-dir", &bundles]).code(0);
+    el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
     )
     .code(0);
-    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
 
-    el7.stop();
-    sb.disaster().unwrap();
-    el7.write_installer(&sb).unwrap();
-    let plan = cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]);
+    m.disaster().unwrap();
+    let plan = el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
+    );
     plan.code(2).stdout_has("exec.installer");
-    cmd(&sb, "apply", &["--bundle", &bundle, "--auto-approve"]).code(0);
-    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
-    assert_eq!(sb.rows().unwrap(), rows);
+    el7_cmd(
+        &m,
+        &recipe,
+        "apply",
+        &["--bundle", &bundle, "--auto-approve"],
+    )
+    .code(0);
+    el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
+    )
+    .code(0);
+    assert_eq!(m.sandbox.rows().unwrap(), rows);
     assert_eq!(
-        std::fs::read(sb.root.join("var/lib/chroma/authority.crt")).unwrap(),
+        std::fs::read(m.sandbox.root.join("var/lib/chroma/authority.crt")).unwrap(),
         authority
     );
     // The derived settings file is the reinstalled host's, never restored.
-    assert!(!sb.root.join("var/lib/chroma/iml-settings.conf").exists());
-}
-
-/// Series and point counts of each database, as InfluxDB reports them.
-fn statistics(influxd: &imlrecover::sandbox::influx::Influxd, dbs: &[&str]) -> Vec<String> {
-    dbs.iter()
-        .flat_map(|db| {
-            ["SHOW SERIES", "SELECT COUNT(*) FROM /.*/"].map(|q| {
-                let v = influxd.query(Some(db), q).unwrap();
-                format!("{db} {q}: {}", serde_json::Value::Array(v))
-            })
-        })
-        .collect()
+    assert!(!m
+        .sandbox
+        .root
+        .join("var/lib/chroma/iml-settings.conf")
+        .exists());
 }
 
 /// A 5.1+ manager: the recipe drafted by `imlrecover init` on the golden
@@ -182,84 +194,79 @@ fn statistics(influxd: &imlrecover::sandbox::influx::Influxd, dbs: &[&str]) -> V
 /// of `chroma` and `grafana` and InfluxDB's series and points as before.
 fn restore_with_statistics(family: Family) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::golden(tmp.path()).expect("golden manager");
-    releases::mark(&sb, family).unwrap();
-    let mut influxd =
-        imlrecover::sandbox::influx::Influxd::start(&tmp.path().join("influxd"), None).unwrap();
-    let mut dbs = vec!["iml", "iml_stratagem_scans"];
-    if family == Family::El7_61 {
-        dbs.push("iml_stats");
-    }
-    for (n, db) in dbs.iter().enumerate() {
-        influxd.seed(db, 2 + n, 3, 24, db).unwrap();
-    }
-    releases::point_influx(&sb, &influxd.rpc, &influxd.http).unwrap();
-    let el7 = releases::El7::new(&sb, family, &tools());
-    el7.start().unwrap();
-    let installer = el7.write_installer(&sb).unwrap();
-    let stats = statistics(&influxd, &dbs);
-    let rows = sb.rows().unwrap();
+    let mut m = el7_manager(tmp.path(), family);
+    let stats = m.statistics().unwrap();
+    assert_eq!(stats.len(), 2 * m.databases.len());
+    let rows = m.sandbox.rows().unwrap();
+    let (rpc, http) = {
+        let d = m.influxd.as_ref().unwrap();
+        (d.rpc.clone(), d.http.clone())
+    };
 
     let recipe = tmp.path().join("manager.hcl");
     Imlrecover::new()
         .args(["init", "--root"])
-        .arg(&sb.root)
+        .arg(&m.sandbox.root)
         .args(["--var", "agents=[]", "--var"])
-        .arg(format!("installer={}", installer.display()))
+        .arg(format!("installer={}", m.installer.display()))
         .arg("-o")
         .arg(&recipe)
         .run()
         .code(0);
     let text = std::fs::read_to_string(&recipe).unwrap();
     assert!(
-        text.contains(&format!("  default     = \"{}\"\n", influxd.rpc)),
+        text.contains(&format!("  default     = \"{rpc}\"\n")),
         "{text}"
     );
-    assert!(text.contains(&format!("  default     = \"{}\"\n", influxd.http)));
+    assert!(text.contains(&format!("  default     = \"{http}\"\n")));
 
-    let cmd = |sb: &Sandbox, sub: &str, extra: &[&str]| {
-        let t = sb.target();
-        let mut i = Imlrecover::new()
-            .args([sub, "-r"])
-            .arg(&recipe)
-            .arg("--root")
-            .arg(&sb.root)
-            // The rebuilt host's cluster listens elsewhere than the golden one.
-            .args(["--var", &format!("pg_host={}", t.host.unwrap_or_default())])
-            .args(["--var", &format!("pg_port={}", t.port.unwrap_or(5432))])
-            .args(extra);
-        for (k, v) in el7.env() {
-            i = i.env(&k, v);
-        }
-        i.run()
-    };
-    let bundle = sb.bundles.join("latest").display().to_string();
-    cmd(
-        &sb,
-        "backup",
-        &["--bundle-dir", sb.bundles.to_str().unwrap()],
+    let bundles = m.sandbox.bundles.display().to_string();
+    let bundle = m.sandbox.bundles.join("latest").display().to_string();
+    el7_cmd(&m, &recipe, "backup", &["--bundle-dir", &bundles]).code(0);
+    el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
     )
     .code(0);
-    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
 
-    el7.stop();
-    sb.disaster().unwrap();
-    influxd.wipe().unwrap();
-    el7.write_installer(&sb).unwrap();
-    // The statistics are gone with the disk.
-    assert!(influxd.query(Some("iml"), "SHOW SERIES").is_err());
     // The rebuilt OS runs an empty InfluxDB, as it runs a fresh PostgreSQL
     // cluster: the influxdb kind plans only against a running server.
-    el7.install_unit("influxdb.service").unwrap();
-    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"])
-        .code(2)
-        .stdout_has("influxdb.stats");
-    cmd(&sb, "apply", &["--bundle", &bundle, "--auto-approve"]).code(0);
-    cmd(&sb, "plan", &["--bundle", &bundle, "--detailed-exitcode"]).code(0);
-    assert_eq!(sb.rows().unwrap(), rows);
-    assert_eq!(statistics(&influxd, &dbs), stats);
+    m.disaster().unwrap();
+    // The statistics are gone with the disk.
+    assert!(m
+        .influxd
+        .as_ref()
+        .unwrap()
+        .query(Some("iml"), "SHOW SERIES")
+        .is_err());
+    el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
+    )
+    .code(2)
+    .stdout_has("influxdb.stats");
+    el7_cmd(
+        &m,
+        &recipe,
+        "apply",
+        &["--bundle", &bundle, "--auto-approve"],
+    )
+    .code(0);
+    el7_cmd(
+        &m,
+        &recipe,
+        "plan",
+        &["--bundle", &bundle, "--detailed-exitcode"],
+    )
+    .code(0);
+    assert_eq!(m.sandbox.rows().unwrap(), rows);
+    assert_eq!(m.statistics().unwrap(), stats);
     let grafana = imlrecover::host::postgres::query(
-        &sb.target(),
+        &m.sandbox.target(),
         "grafana",
         "SELECT title FROM dashboard ORDER BY id",
     )

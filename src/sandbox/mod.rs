@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod certs;
 pub mod chroma;
+pub mod el7;
 pub mod influx;
 pub mod initd;
 pub mod manager;

@@ -10,7 +10,7 @@
 use super::manager::{Sandbox, SandboxError};
 use crate::host::postgres as pg;
 use crate::init::Family;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The release each family's sandbox host runs.
 pub fn version(family: Family) -> &'static str {
@@ -174,190 +174,6 @@ pub fn unit_files(family: Family) -> Vec<(String, String)> {
     out
 }
 
-/// An EL7 manager's units run under the sandbox root by `systemctl`:
-/// docker-systemctl-replacement with its own `--root` (there is no systemd
-/// here), the program the recipe's systemd backend is pointed at with
-/// `IMLRECOVER_SYSTEMCTL`.
-pub struct El7 {
-    pub family: Family,
-    root: PathBuf,
-    /// `python3 …/systemctl3.py --root=ROOT`
-    pub systemctl: String,
-    /// Where the replacement's modules are (its `PYTHONPATH`).
-    pub pythonpath: PathBuf,
-}
-
-impl El7 {
-    /// `tools`: the directory `pip3 install --target` put the replacement in.
-    pub fn new(sb: &Sandbox, family: Family, tools: &Path) -> El7 {
-        El7 {
-            family,
-            root: sb.root.clone(),
-            systemctl: format!(
-                "python3 {} --root={}",
-                tools.join("systemctl2/systemctl3.py").display(),
-                sb.root.display()
-            ),
-            pythonpath: tools.to_path_buf(),
-        }
-    }
-
-    /// The environment imlrecover needs to reach these units.
-    pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("IMLRECOVER_SYSTEMCTL".into(), self.systemctl.clone()),
-            ("PYTHONPATH".into(), self.pythonpath.display().to_string()),
-        ]
-    }
-
-    fn units(&self) -> Vec<String> {
-        unit_files(self.family)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect()
-    }
-
-    fn systemctl(&self, verb: &str, unit: &str) -> Result<(), SandboxError> {
-        let mut words = self.systemctl.split_whitespace();
-        let out = std::process::Command::new(words.next().unwrap_or("python3"))
-            .args(words)
-            .args([verb, unit])
-            .env("PYTHONPATH", &self.pythonpath)
-            .output()
-            .map_err(|e| SandboxError(format!("systemctl {verb} {unit}: {e}")))?;
-        if !out.status.success() {
-            return Err(SandboxError(format!(
-                "systemctl {verb} {unit}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        Ok(())
-    }
-
-    /// Starts every unit (the target last), as a booted manager has them.
-    pub fn start(&self) -> Result<(), SandboxError> {
-        for u in self.units() {
-            self.systemctl("start", &u)?;
-        }
-        Ok(())
-    }
-
-    /// Installs one unit of this family and starts it (a rebuilt OS that
-    /// already runs InfluxDB, as the sandbox's rebuilt OS runs PostgreSQL).
-    pub fn install_unit(&self, name: &str) -> Result<(), SandboxError> {
-        let (_, text) = unit_files(self.family)
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| SandboxError(format!("no unit {name} in {:?}", self.family)))?;
-        write(&self.root.join("usr/lib/systemd/system").join(name), &text)?;
-        self.systemctl("start", name)
-    }
-
-    /// Stops every unit that has a unit file (cleanup: errors are ignored).
-    pub fn stop(&self) {
-        for u in self.units().iter().rev() {
-            if self.root.join("usr/lib/systemd/system").join(u).exists() {
-                let _ = self.systemctl("stop", u);
-            }
-        }
-    }
-
-    /// The installation media of this release (`<dir>/media/install-el7`):
-    /// what `yum install python2-iml-manager && chroma-config setup` does
-    /// to a host — the manager's files, NEW certificates, its settings and
-    /// ntp.conf, the unit files, role and database `chroma` (and `grafana`
-    /// on 5.1+) in the sandbox's current cluster, every unit started.
-    pub fn write_installer(&self, sb: &Sandbox) -> Result<PathBuf, SandboxError> {
-        let mut units = String::new();
-        for (name, text) in unit_files(self.family) {
-            units.push_str(&format!(
-                "cat > \"$R/usr/lib/systemd/system/{name}\" <<'IML_UNIT'\n{text}IML_UNIT\n"
-            ));
-        }
-        let version_file = match self.family {
-            Family::El6 | Family::El7_409 => format!(
-                "cat > \"$R/usr/share/chroma-manager/scm_version.py\" <<'IML_EOF'\nPACKAGE_VERSION = \"{}\"\nIML_EOF\n",
-                version(self.family)
-            ),
-            _ => format!(
-                "mkdir -p \"$R/usr/lib/python2.7/site-packages/iml_manager-{v}-py2.7.egg-info\"\necho 'Version: {v}' > \"$R/usr/lib/python2.7/site-packages/iml_manager-{v}-py2.7.egg-info/PKG-INFO\"\n",
-                v = version(self.family)
-            ),
-        };
-        let mut create = String::new();
-        if let Some(c) = &sb.cluster {
-            let t = c.target();
-            let psql = pg::find_program(None, "psql").map_err(|e| SandboxError(e.to_string()))?;
-            let mut sql = vec![
-                "CREATE ROLE chroma LOGIN",
-                "CREATE DATABASE chroma OWNER chroma",
-            ];
-            if self.family >= Family::El7_51 {
-                sql.push("CREATE DATABASE grafana OWNER chroma");
-            }
-            for q in sql {
-                create.push_str(&format!(
-                    "runuser -u postgres -- '{}' -X -q -h '{}' -p {} -U postgres -d postgres -c \"{q}\"\n",
-                    psql.display(),
-                    t.host.clone().unwrap_or_default(),
-                    t.port.unwrap_or(5432)
-                ));
-            }
-        }
-        let starts: Vec<String> = self
-            .units()
-            .iter()
-            .map(|u| {
-                format!(
-                    "PYTHONPATH='{}' {} start {u}\n",
-                    self.pythonpath.display(),
-                    self.systemctl
-                )
-            })
-            .collect();
-        let script = format!(
-            r#"#!/bin/sh
-# IML {v} media (imlrecover sandbox): what yum install python2-iml-manager
-# and chroma-config setup do to a host.
-set -e
-R="${{IMLRECOVER_ROOT:-{root}}}"
-mkdir -p "$R/usr/share/chroma-manager" "$R/var/lib/chroma" "$R/usr/lib/systemd/system" "$R/var/log/chroma"
-echo '#!/usr/bin/env python' > "$R/usr/share/chroma-manager/manage.py"
-{version_file}cat > "$R/usr/share/chroma-manager/local_settings.py" <<'IML_EOF'
-# written by chroma-config setup (fresh install)
-IML_EOF
-cat > "$R/etc/ntp.conf" <<'IML_EOF'
-# ntp.conf written by chroma-config setup
-server 127.127.1.0
-IML_EOF
-cd "$R/var/lib/chroma"
-openssl genrsa -out authority.pem 2048 2>/dev/null
-openssl req -new -x509 -key authority.pem -out authority.crt -days 3650 -subj "/O=IML sandbox reinstalled/CN=authority"
-openssl genrsa -out manager.pem 2048 2>/dev/null
-openssl req -new -key manager.pem -out manager.csr -subj "/O=IML sandbox reinstalled/CN=manager"
-openssl x509 -req -in manager.csr -CA authority.crt -CAkey authority.pem -CAcreateserial -out manager.crt -days 3650 2>/dev/null
-rm -f manager.csr
-chmod 0600 authority.pem manager.pem
-{units}{create}{starts}echo "IML installed"
-"#,
-            v = version(self.family),
-            root = sb.root.display(),
-            starts = starts.concat(),
-        );
-        let path = sb.dir.join("media/install-el7");
-        write(&path, &script)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .map_err(|e| SandboxError(format!("{}: {e}", path.display())))?;
-        Ok(path)
-    }
-}
-
-impl Drop for El7 {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A host that is not an IML manager: a few OS files under `root`.
 pub fn plain_host(root: &Path) -> Result<(), SandboxError> {
     write(&root.join("etc/hosts"), "127.0.0.1 localhost\n")?;
@@ -371,7 +187,7 @@ pub fn plain_host(root: &Path) -> Result<(), SandboxError> {
     )
 }
 
-fn write(path: &Path, text: &str) -> Result<(), SandboxError> {
+pub(super) fn write(path: &Path, text: &str) -> Result<(), SandboxError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| SandboxError(format!("{}: {e}", parent.display())))?;
