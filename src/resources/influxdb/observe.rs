@@ -188,8 +188,10 @@ pub(super) fn compare(
         .iter()
         .all(|d| seen.databases.get(*d).is_some_and(|c| c.is_none()))
     {
+        // A restore onto nothing, as the database kind's onto a missing
+        // database: its steps and its mark say the same.
         Verdict::new(
-            Action::Create,
+            Action::Restore,
             format!("InfluxDB has none of the bundle's databases ({listed})"),
             after,
         )
