@@ -481,12 +481,22 @@ fn audit_target(a: clap::Arg) -> clap::Arg {
 /// `demo [--keep]`
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
+    /// The IML release whose manager is drilled, e.g. 6.2 (systemd units and
+    /// InfluxDB; needs docker-systemctl-replacement and influxd). Default: an
+    /// EL6 4.0.x manager.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release)]
+    pub release: Option<crate::init::Family>,
     /// Keep the sandbox directory afterwards, to read: its services and
     /// PostgreSQL cluster are stopped, so it cannot be planned or applied.
     #[arg(long)]
     pub keep: bool,
     #[command(flatten)]
     pub output: FormatArgs,
+}
+
+fn parse_release(s: &str) -> Result<crate::init::Family, String> {
+    crate::init::Family::of_version(s)
+        .ok_or_else(|| format!("{s:?} is not an IML release version (e.g. 4.0.8, 5.1, 6.2)"))
 }
 
 /// `audit -r RECIPE --root DIR --bundle BUNDLE [--format F] [--max-age D] [--cert-min-days N]`

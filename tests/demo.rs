@@ -79,7 +79,11 @@ fn says_what_matters_once(stdout: &str) {
         !stdout.contains("finished in"),
         "one time per step:\n{stdout}"
     );
-    // A resource's mark and its steps' marks agree.
+    marks_agree(stdout);
+}
+
+/// A resource's mark and its steps' marks agree; the summary names every kind.
+fn marks_agree(stdout: &str) {
     let mut marks = std::collections::HashMap::new();
     for line in stdout.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -217,4 +221,96 @@ fn the_demo_manager_is_the_fixture_host_the_tests_use() {
             "{cert}"
         );
     }
+}
+
+/// docker-systemctl-replacement, which .ci/run installs under target/.
+fn systemctl_tools() -> std::path::PathBuf {
+    let dir = support::cli::repo().join("target/test-tools/systemctl");
+    assert!(
+        dir.join("systemctl2/systemctl3.py").is_file(),
+        "docker-systemctl-replacement is missing: pip3 install --target {} docker-systemctl-replacement (.ci/run does)",
+        dir.display()
+    );
+    dir
+}
+
+/// `demo --release 6.2`: an IML 6.x manager (systemd units, PostgreSQL
+/// 9.6's unit name, InfluxDB with its statistics) drafted a recipe by
+/// `init`, backed up, destroyed and restored, its statistics equal.
+#[test]
+fn the_demo_of_a_6x_manager_restores_its_statistics_too() {
+    let out = Imlrecover::new()
+        .args(["demo", "--release", "6.2"])
+        .env("PYTHONPATH", systemctl_tools())
+        .run();
+    out.code(0);
+    for line in [
+        "Manager: IML 6.1–6.3 on EL7 (PostgreSQL 9.6)",
+        "run under the sandbox by docker-systemctl-replacement",
+        "$ imlrecover init --root ... -o iml-manager.hcl",
+        "InfluxDB: the manager's statistics, 648 points",
+        "InfluxDB empty",
+        "-/+ influxdb.stats (restore: InfluxDB has none of the bundle's databases",
+        "-/+ database.chroma",
+        "restored InfluxDB databases iml, iml_stats, iml_stratagem_scans, counts checked",
+        "Apply complete!",
+        "No changes. The host matches the recipe.",
+        "statistics: every InfluxDB database's series and point counts equal the original's",
+    ] {
+        out.stdout_has(line);
+    }
+    marks_agree(&out.stdout);
+    // The 6.x host's recipe fits it: no warning that a unit is unknown.
+    assert!(!out.stdout.contains("Warning:"), "{}", out.stdout);
+    assert!(!out.stderr.contains("Warning:"), "{}", out.stderr);
+    let last = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    assert!(last.starts_with("Restored in "), "{last}");
+    assert!(
+        last.contains(" files, 575 rows, 648 points verified."),
+        "{last}"
+    );
+    let sandbox = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Sandbox: "))
+        .expect("the demo names its sandbox");
+    assert!(!std::path::Path::new(sandbox).exists());
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(sandbox))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "processes outlived the demo: {left:?}");
+}
+
+/// A later release's demo needs its parts whole: without
+/// docker-systemctl-replacement it says what to install and builds nothing.
+#[test]
+fn a_release_demo_without_its_parts_names_them_and_builds_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Imlrecover::new()
+        .args(["demo", "--release", "5.1"])
+        .env("PYTHONPATH", empty.path())
+        .env("PYTHONNOUSERSITE", "1")
+        .run();
+    out.code(1)
+        .stderr_has(
+            "the demo of IML 5.1–6.0 on EL7 (InfluxDB, Grafana) needs parts this machine lacks",
+        )
+        .stderr_has("pip3 install docker-systemctl-replacement");
+    assert!(!out.stdout.contains("Sandbox:"), "{}", out.stdout);
+    Imlrecover::new()
+        .args(["demo", "--release", "seven"])
+        .run()
+        .code(1)
+        .stderr_has("is not an IML release version (e.g. 4.0.8, 5.1, 6.2)");
 }

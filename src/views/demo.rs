@@ -20,11 +20,12 @@ impl Narrator<'_> {
         self.p.line(text)
     }
 
-    pub fn title(&self, sandbox: &Path) -> Said {
+    pub fn title(&self, sandbox: &Path, release: &str) -> Said {
         let p = self.p;
         self.say(&p.bold(
             "imlrecover demo: the IML backup and restore runbook, end to end, in a sandbox",
         ))?;
+        self.say(&format!("Manager: {release}"))?;
         self.say(&format!("Sandbox: {}\n", sandbox.display()))
     }
 
@@ -39,11 +40,22 @@ impl Narrator<'_> {
         self.say(&format!("\n{}", p.bold(&format!("== {n}. {title} =="))))
     }
 
-    pub fn built(&self, root: &Path, services: &[&str]) -> Said {
+    pub fn built(&self, root: &Path, services: &[String], how: &str) -> Said {
         self.say(&format!(
-            "  host tree under {}\n  certificate chain made with openssl (authority self-signed, manager signed with -CAcreateserial)\n  services: {} (LSB init scripts)",
+            "  host tree under {}\n  certificate chain made with openssl (authority self-signed, manager signed with -CAcreateserial)\n  services: {} ({how})",
             root.display(),
             services.join(", ")
+        ))
+    }
+
+    /// EL7: the drafted recipe restarts no agents.
+    pub fn no_agents(&self) -> Said {
+        self.say("  storage servers: none (their chroma-agent runs under systemd, which the demo's fake servers lack; the EL6 demo restarts three)")
+    }
+
+    pub fn statistics(&self, points: u64) -> Said {
+        self.say(&format!(
+            "  InfluxDB: the manager's statistics, {points} points (real influxd on loopback)"
         ))
     }
 
@@ -60,8 +72,11 @@ impl Narrator<'_> {
         ))
     }
 
-    pub fn disaster(&self) -> Said {
-        self.say("  new OS from kickstart (a few default files), no IML, services gone, PostgreSQL re-initialised; the bundle was kept off the host")
+    pub fn disaster(&self, statistics: bool) -> Said {
+        self.say(&format!(
+            "  new OS from kickstart (a few default files), no IML, services gone, PostgreSQL re-initialised{}; the bundle was kept off the host",
+            if statistics { ", InfluxDB empty" } else { "" }
+        ))
     }
 
     /// One of our own commands, about to run (its output follows).
@@ -75,19 +90,31 @@ impl Narrator<'_> {
         ))
     }
 
-    pub fn originals(&self, database: bool) -> Said {
+    pub fn originals(&self, database: bool, statistics: bool) -> Said {
         self.say(&format!(
-            "  certificates: byte-for-byte the originals, and manager.crt verifies against authority.crt{}",
-            if database { "\n  database: every table and row count equals the bundle" } else { "" }
+            "  certificates: byte-for-byte the originals, and manager.crt verifies against authority.crt{}{}",
+            if database { "\n  database: every table and row count equals the bundle" } else { "" },
+            if statistics { "\n  statistics: every InfluxDB database's series and point counts equal the original's" } else { "" }
         ))
     }
 
-    pub fn restored(&self, restore: Duration, files: usize, rows: u64, whole: Duration) -> Said {
+    pub fn restored(
+        &self,
+        restore: Duration,
+        files: usize,
+        rows: u64,
+        points: Option<u64>,
+        whole: Duration,
+    ) -> Said {
         let p = self.p;
+        let verified = match points {
+            Some(n) => format!("{files} files, {rows} rows, {n} points verified."),
+            None => format!("{files} files, {rows} rows verified."),
+        };
         self.say(&format!(
             "\n{} {}",
             p.green(&format!(
-                "Restored in {:.1} s; {files} files, {rows} rows verified.",
+                "Restored in {:.1} s; {verified}",
                 restore.as_secs_f64()
             )),
             p.dim(&format!("(whole demo {:.1} s)", whole.as_secs_f64()))
@@ -110,6 +137,9 @@ impl Narrator<'_> {
 pub struct DemoRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The release family drilled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     /// Parts this machine lacks, which the demo ran without.
     pub missing: Vec<String>,
     pub phases: Vec<PhaseRecord>,

@@ -3,22 +3,26 @@
 //! planned, restored and checked, by running this very binary's commands,
 //! so what is shown is their real output. Everything is removed afterwards.
 
-use super::{CmdResult, Outcome};
+mod manager;
+
 use crate::bundle::{Bundle, EntryKind};
 use crate::cli::DemoArgs;
+use crate::commands::{CmdResult, Outcome};
 use crate::host::postgres as pg;
+use crate::init::Family;
 use crate::printer::Printer;
 use crate::sandbox::agents::{Agents, AgentsError};
 use crate::sandbox::manager::Sandbox;
 use crate::views;
 use crate::views::demo::{CommandRecord, DemoRecord, Narrator};
+use manager::DemoHost;
 use miette::{miette, IntoDiagnostic};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 /// The shipped EL6 plan, so the demo works from an installed binary.
-const PLAN: &str = include_str!("../../plans/iml-manager.hcl");
+const PLAN: &str = include_str!("../../../plans/iml-manager.hcl");
 
 pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
     let quiet = printer.for_document();
@@ -34,15 +38,7 @@ pub fn run(printer: &Printer, args: &DemoArgs) -> CmdResult {
 
 fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResult {
     let started = Instant::now();
-    let tmp = tempfile::Builder::new()
-        .prefix("imlrecover-demo-")
-        .tempdir()
-        .into_diagnostic()?;
-    let dir = tmp.path();
-    record.sandbox = Some(dir.display().to_string());
-    let say = Narrator { p: printer };
-    say.title(dir)?;
-
+    let family = args.release.unwrap_or(Family::El6);
     let have_pg = pg::find_program(None, "initdb").is_ok();
     if Command::new("openssl").arg("version").output().is_err() {
         return Err(miette!(
@@ -51,6 +47,27 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
             "the demo needs the `openssl` program to make the manager's certificates"
         ));
     }
+    // A later release's demo needs its parts whole; refused before anything is built.
+    let lacking = manager::missing_for(family, have_pg);
+    if !lacking.is_empty() {
+        return Err(miette!(
+            help = format!(
+                "install them and run the demo again:\n  {}",
+                lacking.join("\n  ")
+            ),
+            "the demo of {} needs parts this machine lacks",
+            family.releases()
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("imlrecover-demo-")
+        .tempdir()
+        .into_diagnostic()?;
+    let dir = tmp.path();
+    record.sandbox = Some(dir.display().to_string());
+    record.release = Some(family.releases().to_string());
+    let say = Narrator { p: printer };
+    say.title(dir, family.releases())?;
     if !have_pg {
         record
             .missing
@@ -61,45 +78,53 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
     }
 
     phase(&say, record, 1, "A working IML manager")?;
-    let mut sb = Sandbox::golden_with(dir, have_pg)?;
-    // Three storage servers whose chroma-agent the restore restarts.
-    let agents = match Agents::start(&dir.join("agents"), 3) {
-        Ok(a) => {
-            a.install_client(&sb.root)?;
-            Some(a)
-        }
-        Err(AgentsError::NoSshd) => {
-            record
-                .missing
-                .push("OpenSSH server (/usr/sbin/sshd)".into());
-            say.missing("no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.")?;
-            None
-        }
-        Err(e) => {
-            record.missing.push(format!("storage servers ({e})"));
-            say.missing(&format!(
-                "the fake storage servers could not start ({e}): the demo runs without agents."
-            ))?;
-            None
-        }
-    };
-    let agent_args = agents.as_ref().map(Agents::var_args).unwrap_or_default();
-    let recipe = dir.join("iml-manager.hcl");
-    let text = if have_pg {
-        PLAN.to_string()
+    let mut host = if family == Family::El6 {
+        el6(dir, have_pg, &say, record)?
     } else {
-        without_database(PLAN)
+        DemoHost::el7(dir, family)?
     };
-    std::fs::write(&recipe, text).into_diagnostic()?;
-    say.built(&sb.root, &crate::sandbox::manager::SERVICES)?;
-    let rows_before = if have_pg { Some(sb.rows()?) } else { None };
-    if let Some(a) = &agents {
+    let recipe = dir.join("iml-manager.hcl");
+    let root = host.sandbox().root.clone();
+    let (services, how) = host.services();
+    say.built(&root, &services, how)?;
+    if family == Family::El6 {
+        let text = if have_pg {
+            PLAN.to_string()
+        } else {
+            without_database(PLAN)
+        };
+        std::fs::write(&recipe, text).into_diagnostic()?;
+    } else {
+        // The recipe a site would start from: drafted from the host.
+        let mut init = Command::new(self_exe());
+        init.args(["--color", color(printer), "init", "--root"])
+            .arg(&root)
+            .args(["--var", "agents=[]", "--var"])
+            .arg(format!("installer={}", host.installer().display()))
+            .arg("-o")
+            .arg(&recipe);
+        step(
+            printer,
+            record,
+            init,
+            "init --root ... -o iml-manager.hcl",
+            &[0],
+        )?;
+        say.no_agents()?;
+    }
+    let rows_before = host.rows()?;
+    let (stats_before, points) = host.statistics()?;
+    if let Some(a) = host.agents() {
         say.storage_servers(&a.hosts())?;
     }
     if let Some(rows) = &rows_before {
         say.cluster(rows.len(), rows.values().sum::<u64>())?;
     }
-    let certs_before = read_certs(&sb.root);
+    if !stats_before.is_empty() {
+        say.statistics(points)?;
+    }
+    let certs_before = read_certs(&root);
+    let bundles = host.sandbox().bundles.clone();
 
     phase(
         &say,
@@ -108,22 +133,22 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
         "Backup (the runbook's \"Creating a Backup Manifest\")",
     )?;
     let backup = {
-        let mut c = base(printer, &sb, &recipe, "backup", &agent_args);
-        c.arg("--bundle-dir").arg(&sb.bundles);
+        let mut c = base(printer, &host, &recipe, "backup");
+        c.arg("--bundle-dir").arg(&bundles);
         c
     };
     step(printer, record, backup, "backup ...", &[0])?;
-    let bundle = sb.bundles.join("latest");
+    let bundle = bundles.join("latest");
 
     phase(&say, record, 3, "Disaster: the manager's disk dies")?;
-    sb.disaster()?;
-    say.disaster()?;
+    host.disaster()?;
+    say.disaster(!stats_before.is_empty())?;
 
     // Planned once and shown once; apply runs that saved plan (after
     // checking that nothing it touches moved), as an operator would.
     phase(&say, record, 4, "Plan: what a restore would change")?;
     let planfile = dir.join("restore.plan");
-    let mut plan = base(printer, &sb, &recipe, "plan", &agent_args);
+    let mut plan = base(printer, &host, &recipe, "plan");
     plan.arg("--bundle")
         .arg(&bundle)
         .arg("--out")
@@ -140,7 +165,8 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
     let mut apply = Command::new(self_exe());
     apply
         .args(["--color", color(printer), "apply"])
-        .arg(&planfile);
+        .arg(&planfile)
+        .envs(host.env());
     step(printer, record, apply, "apply restore.plan", &[0])?;
     let restored_in = restore_started.elapsed();
 
@@ -150,14 +176,14 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
         6,
         "Check: the host matches, and what came back is the original",
     )?;
-    let mut again = base(printer, &sb, &recipe, "plan", &agent_args);
+    let mut again = base(printer, &host, &recipe, "plan");
     again
         .arg("--bundle")
         .arg(&bundle)
         .arg("--detailed-exitcode");
     step(printer, record, again, "plan ... --detailed-exitcode", &[0])?;
-    let chain = dir_chain(&sb.root);
-    let certs_ok = read_certs(&sb.root) == certs_before && chain.is_ok();
+    let chain = dir_chain(&root);
+    let certs_ok = read_certs(&root) == certs_before && chain.is_ok();
     record.check(
         "certificates",
         certs_ok,
@@ -169,8 +195,8 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
             Ok(()) => "the restored certificates differ from the originals".into(),
         },
     );
-    let rows = if have_pg { Some(sb.rows()?) } else { None };
-    if have_pg {
+    let rows = host.rows()?;
+    if rows.is_some() {
         record.check(
             "database",
             rows == rows_before,
@@ -181,13 +207,26 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
             ),
         );
     }
-    if rows != rows_before || !certs_ok {
+    let (stats, points_after) = host.statistics()?;
+    let stats_ok = stats == stats_before;
+    if !stats_before.is_empty() {
+        record.check(
+            "statistics",
+            stats_ok,
+            format!(
+                "InfluxDB: {points_after} points restored, {points} before the disaster; series and counts per database {}",
+                if stats_ok { "equal" } else { "differ" }
+            ),
+        );
+    }
+    if rows != rows_before || !certs_ok || !stats_ok {
         return Err(miette!(
-            "the restored manager differs from the original (certificates equal and verifying: {certs_ok}; {})",
-            chain.err().unwrap_or_default()
+            "the restored manager differs from the original (certificates equal and verifying: {certs_ok}; database rows equal: {}; statistics equal: {stats_ok}{})",
+            rows == rows_before,
+            chain.err().map(|e| format!("; {e}")).unwrap_or_default()
         ));
     }
-    if let Some(a) = &agents {
+    if let Some(a) = host.agents() {
         let counts = a.restart_counts();
         record.check(
             "agents",
@@ -209,12 +248,12 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
         .filter(|e| e.kind == EntryKind::File)
         .count();
     let row_count: u64 = rows.as_ref().map_or(0, |r| r.values().sum());
-    say.originals(have_pg)?;
-    say.restored(restored_in, files, row_count, started.elapsed())?;
+    say.originals(rows.is_some(), !stats.is_empty())?;
+    let points = (!stats.is_empty()).then_some(points_after);
+    say.restored(restored_in, files, row_count, points, started.elapsed())?;
     record.restore_seconds = Some(restored_in.as_secs_f64());
     record.seconds = started.elapsed().as_secs_f64();
-    drop(sb);
-    drop(agents);
+    drop(host);
     if args.keep {
         let kept = tmp.keep();
         record.kept = Some(kept.display().to_string());
@@ -223,16 +262,48 @@ fn demo(printer: &Printer, args: &DemoArgs, record: &mut DemoRecord) -> CmdResul
     Ok(Outcome::Clean)
 }
 
+/// The EL6 sandbox manager, with three storage servers whose chroma-agent
+/// the restore restarts (when this machine has sshd).
+fn el6(
+    dir: &Path,
+    have_pg: bool,
+    say: &Narrator,
+    record: &mut DemoRecord,
+) -> miette::Result<DemoHost> {
+    let sb = Sandbox::golden_with(dir, have_pg)?;
+    let agents = match Agents::start(&dir.join("agents"), 3) {
+        Ok(a) => {
+            a.install_client(&sb.root)?;
+            Some(a)
+        }
+        Err(AgentsError::NoSshd) => {
+            record
+                .missing
+                .push("OpenSSH server (/usr/sbin/sshd)".into());
+            say.missing("no OpenSSH server (/usr/sbin/sshd) on this machine: the demo runs without storage-server agents.")?;
+            None
+        }
+        Err(e) => {
+            record.missing.push(format!("storage servers ({e})"));
+            say.missing(&format!(
+                "the fake storage servers could not start ({e}): the demo runs without agents."
+            ))?;
+            None
+        }
+    };
+    Ok(DemoHost::El6 { sb, agents })
+}
+
 /// This binary's `sub` command against the sandbox (its variables change
 /// after the disaster: a new cluster listens elsewhere).
-fn base(printer: &Printer, sb: &Sandbox, recipe: &Path, sub: &str, agents: &[String]) -> Command {
+fn base(printer: &Printer, host: &DemoHost, recipe: &Path, sub: &str) -> Command {
     let mut c = Command::new(self_exe());
     c.args(["--color", color(printer), sub, "-r"])
         .arg(recipe)
         .arg("--root")
-        .arg(&sb.root)
-        .args(sb.var_args())
-        .args(agents);
+        .arg(&host.sandbox().root)
+        .args(host.var_args())
+        .envs(host.env());
     c
 }
 
@@ -267,13 +338,13 @@ fn step(
     Narrator { p: printer }.command(shown)?;
     let t0 = Instant::now();
     let (status, output) = if printer.document {
-        let flag = if shown.starts_with("plan") {
-            "--json"
-        } else {
-            "--format=json"
-        };
+        // plan has --json; init writes a file and has no document.
+        if shown.starts_with("plan") {
+            cmd.arg("--json");
+        } else if !shown.starts_with("init") {
+            cmd.arg("--format=json");
+        }
         let out = cmd
-            .arg(flag)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .output()
