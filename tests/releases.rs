@@ -241,14 +241,24 @@ fn restore_with_statistics(family: Family) {
         .unwrap()
         .query(Some("iml"), "SHOW SERIES")
         .is_err());
-    el7_cmd(
+    let plan = el7_cmd(
         &m,
         &recipe,
         "plan",
         &["--bundle", &bundle, "--detailed-exitcode"],
-    )
-    .code(2)
-    .stdout_has("influxdb.stats");
+    );
+    plan.code(2).stdout_has("influxdb.stats");
+    // The installer starts the manager's units (their files are new):
+    // they are stopped after it, before the restores.
+    let at = |s: &str| {
+        plan.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("the plan lacks {s:?}:\n{}", plan.stdout))
+    };
+    let installer = at(". ! run exec.installer");
+    let quiesce = at(". ! stop service.iml_manager (quiesce for the database.chroma restore)");
+    assert!(installer < quiesce && quiesce < at(". -/+ restore database.chroma"));
+    assert!(quiesce < at(". -/+ restore influxdb.stats"));
     el7_cmd(
         &m,
         &recipe,

@@ -183,6 +183,33 @@ impl Services {
         Ok(())
     }
 
+    /// systemd says `inactive` of a unit it has no file for, as of a
+    /// stopped one; a rebuilt host's installer brings (and starts) it, so
+    /// the plan must tell the two apart. Installed: a unit file (or its
+    /// template's) in a unit directory under the root, or an init script
+    /// (systemd-sysv-generator makes a unit of it).
+    fn unit_installed(&self, name: &str) -> Result<(), ServiceError> {
+        let unit = unit_file(&name.replace('/', "_"));
+        let template = unit
+            .split_once('@')
+            .and_then(|(p, rest)| Some(format!("{p}@.{}", rest.rsplit_once('.')?.1)));
+        let found = UNIT_DIRS.iter().any(|dir| {
+            let d = self.root.join(dir);
+            d.join(&unit).symlink_metadata().is_ok()
+                || template
+                    .as_ref()
+                    .is_some_and(|t| d.join(t).symlink_metadata().is_ok())
+        }) || self.script(name).is_file();
+        if found {
+            Ok(())
+        } else {
+            Err(ServiceError::NotInstalled {
+                name: name.into(),
+                script: format!("/usr/lib/systemd/system/{unit}"),
+            })
+        }
+    }
+
     fn command(&self, name: &str, verb: &str) -> Result<Command, ServiceError> {
         match self.backend {
             ServiceBackend::Sysv => {
@@ -227,6 +254,9 @@ impl Services {
 
     /// Running or stopped; anything else is an error, never a guess.
     pub fn status(&self, name: &str) -> Result<Status, ServiceError> {
+        if self.backend == ServiceBackend::Systemd {
+            self.unit_installed(name)?;
+        }
         let out = process::run(&mut self.command(name, "status")?, self.timeout)?;
         let code = out.status.code().unwrap_or(-1);
         match (self.backend, code) {
