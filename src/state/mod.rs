@@ -153,6 +153,40 @@ impl State {
         self.started.push(started);
     }
 
+    /// A restore of `address` that was started and never verified, and why
+    /// the plan owes it: in progress (another imlrecover holds the apply
+    /// lock of `root`) or interrupted.
+    pub fn owed(&self, address: &str, root: &Path) -> Option<(&StartedRestore, String)> {
+        let i = self.interrupted(address)?;
+        let why = match crate::apply::lock::holder(&dir(root)) {
+            Some(pid) => format!(
+                "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
+                i.run
+            ),
+            None => format!("the restore of run {} was interrupted", i.run),
+        };
+        Some((i, why))
+    }
+
+    /// Records and saves, before its first change, that `run` restores
+    /// `address` from `bundle_id`: owed until verified, so a kill or a
+    /// failed check leaves the record for the next plan.
+    pub fn owe(
+        &mut self,
+        root: &Path,
+        address: &str,
+        bundle_id: String,
+        run: String,
+    ) -> Result<(), StateError> {
+        self.start(StartedRestore {
+            address: address.to_string(),
+            bundle_id,
+            run,
+            time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        });
+        self.save(root)
+    }
+
     /// Written atomically: temp file, fsync, rename, fsync the directory.
     pub fn save(&self, root: &Path) -> Result<(), StateError> {
         let p = path(root);

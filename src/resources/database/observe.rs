@@ -93,18 +93,12 @@ pub(super) fn compare(
                 .sum::<u64>()
         ),
     ];
-    let interrupted = cx.state.interrupted(&address.to_string());
+    let owed = cx.state.owed(&address.to_string(), cx.root.dir());
+    let interrupted = owed.as_ref().map(|(i, _)| *i);
     let reason = if cx.forced(address) {
         Some("forced with --replace".to_string())
-    } else if let Some(i) = interrupted {
-        let dir = crate::state::dir(cx.root.dir());
-        Some(match crate::apply::lock::holder(&dir) {
-            Some(pid) => format!(
-                "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
-                i.run
-            ),
-            None => format!("the restore of run {} was interrupted", i.run),
-        })
+    } else if let Some((_, why)) = &owed {
+        Some(why.clone())
     } else if !missing.is_empty() {
         Some(format!(
             "database {} does not exist on the live cluster",

@@ -100,18 +100,15 @@ pub(super) fn apply(
 
     // 3. From the first statement on, the restore is owed until verified:
     // a kill or a lost server leaves this record for the next plan.
-    {
-        let mut state = cx.state.borrow_mut();
-        state.start(crate::state::StartedRestore {
-            address: address.to_string(),
-            bundle_id: cx.bundle.name(),
-            run: crate::apply::run_name(cx.run_dir),
-            time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        });
-        state
-            .save(cx.root.dir())
-            .map_err(|e| ResourceError::new(address, format!("{e}; nothing was restored")))?;
-    }
+    cx.state
+        .borrow_mut()
+        .owe(
+            cx.root.dir(),
+            &address.to_string(),
+            cx.bundle.name(),
+            crate::apply::run_name(cx.run_dir),
+        )
+        .map_err(|e| ResourceError::new(address, format!("{e}; nothing was restored")))?;
 
     // 4. Stream the dump into psql, reading every message it prints.
     let file = cx

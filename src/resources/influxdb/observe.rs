@@ -160,8 +160,8 @@ pub(super) fn compare(
             details.push(format!("database {db} was absent at backup (optional): left alone"));
         }
     }
-    let interrupted = cx.state.interrupted(&address.to_string());
-    if let Some(i) = interrupted {
+    let owed = cx.state.owed(&address.to_string(), cx.root.dir());
+    if let Some((i, _)) = &owed {
         details.push(format!(
             "run {} started restoring bundle {} at {} and never checked its counts",
             i.run, i.bundle_id, i.time
@@ -169,15 +169,7 @@ pub(super) fn compare(
     }
     let v = if cx.forced(address) {
         Verdict::new(Action::Restore, FORCED, after)
-    } else if let Some(i) = interrupted {
-        let dir = crate::state::dir(cx.root.dir());
-        let why = match crate::apply::lock::holder(&dir) {
-            Some(pid) => format!(
-                "the restore of run {} is not verified: it is in progress or was interrupted (imlrecover pid {pid} holds the lock)",
-                i.run
-            ),
-            None => format!("the restore of run {} was interrupted", i.run),
-        };
+    } else if let Some((_, why)) = owed {
         Verdict::new(Action::Restore, why, after)
     } else if diffs.is_empty() {
         Verdict::no_op(

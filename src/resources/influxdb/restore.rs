@@ -218,15 +218,14 @@ pub(super) fn apply(
 /// this run restores `address`: a kill or a failed check leaves the record,
 /// and the next plan owes the restore until its counts are checked.
 fn owe(address: &Address, cx: &ApplyCx) -> Result<(), String> {
-    let mut state = cx.state.borrow_mut();
-    state.start(crate::state::StartedRestore {
-        address: address.to_string(),
-        bundle_id: cx.bundle.name(),
-        run: crate::apply::run_name(cx.run_dir),
-        time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    state
-        .save(cx.root.dir())
+    cx.state
+        .borrow_mut()
+        .owe(
+            cx.root.dir(),
+            &address.to_string(),
+            cx.bundle.name(),
+            crate::apply::run_name(cx.run_dir),
+        )
         .map_err(|e| format!("{e}; nothing was restored"))
 }
 
