@@ -298,7 +298,7 @@ fn prepare_after(t: &Target, points: &[(usize, &Step)], done: usize, cx: &ApplyC
 }
 
 /// Before a run of stops (the quiesce): their services' statuses, read at
-/// once instead of one before each stop.
+/// once instead of one before each stop; under systemd, stopped at once.
 fn look_up_stops(t: &Target, steps: &[Step]) {
     let names: Vec<&str> = steps
         .iter()
@@ -311,6 +311,7 @@ fn look_up_stops(t: &Target, steps: &[Step]) {
         .collect();
     if names.len() > 1 {
         t.services.look_up(&names);
+        t.services.stop_together(&names);
     }
 }
 

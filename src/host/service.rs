@@ -9,7 +9,7 @@
 use super::process::{self, ProcessError};
 use crate::recipe::ServiceBackend;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -113,6 +113,9 @@ pub struct Services {
     /// after our own verified stop need not ask again. Cleared by
     /// [`forget`](Self::forget) when something else may have acted.
     settled: Arc<Mutex<BTreeMap<String, Status>>>,
+    /// Services stopped together ([`stop_together`](Self::stop_together))
+    /// whose own step has not reported it yet.
+    stopped_together: Arc<Mutex<BTreeSet<String>>>,
     /// The apply run that starts services, put in their environment
     /// ([`crate::host::orphans`]) so that a later apply can find what a
     /// killed one started.
@@ -127,6 +130,7 @@ impl Services {
             timeout: Duration::from_secs(90),
             settle: Duration::from_secs(30),
             settled: Arc::default(),
+            stopped_together: Arc::default(),
             tag: Arc::default(),
         }
     }
@@ -238,11 +242,7 @@ impl Services {
             }
             ServiceBackend::Systemd => {
                 self.check_unit(name)?;
-                let line =
-                    std::env::var("IMLRECOVER_SYSTEMCTL").unwrap_or_else(|_| "systemctl".into());
-                let mut words = line.split_whitespace();
-                let mut cmd = Command::new(words.next().unwrap_or("systemctl"));
-                cmd.args(words);
+                let mut cmd = self.systemctl();
                 match verb {
                     "status" => cmd.args(["is-active", name]),
                     v => cmd.args([v, name]),
@@ -301,6 +301,65 @@ impl Services {
         });
     }
 
+    /// systemd: the running ones of `names` (statuses from
+    /// [`look_up`](Self::look_up)) stopped by one `systemctl stop A B …`,
+    /// one transaction, as an administrator quiesces them; then waited for
+    /// until each is inactive. Each one's step then reports it stopped
+    /// without acting again. SysV, or anything failing: nothing is kept,
+    /// and each step acts (and reports) on its own.
+    pub fn stop_together(&self, names: &[&str]) {
+        if self.backend != ServiceBackend::Systemd {
+            return;
+        }
+        let running: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| self.settled(n) == Some(Status::Running))
+            .collect();
+        if running.len() < 2 || running.iter().any(|n| self.check_unit(n).is_err()) {
+            return;
+        }
+        let mut cmd = self.systemctl();
+        cmd.arg("stop").args(&running);
+        match process::run(&mut cmd, self.timeout) {
+            Ok(out) if out.status.success() => {}
+            _ => return,
+        }
+        let deadline = Instant::now() + self.settle;
+        loop {
+            let mut cmd = self.systemctl();
+            cmd.arg("is-active").args(&running);
+            let Ok(out) = process::run(&mut cmd, self.timeout) else {
+                return;
+            };
+            let states: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+            if states.len() == running.len()
+                && states.iter().all(|s| matches!(*s, "inactive" | "failed"))
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(mut done) = self.stopped_together.lock() {
+            for n in &running {
+                done.insert(n.to_string());
+                self.remember(n, Some(Status::Stopped));
+            }
+        }
+    }
+
+    /// `systemctl` (or `IMLRECOVER_SYSTEMCTL`'s command line).
+    fn systemctl(&self) -> Command {
+        let line = std::env::var("IMLRECOVER_SYSTEMCTL").unwrap_or_else(|_| "systemctl".into());
+        let mut words = line.split_whitespace();
+        let mut cmd = Command::new(words.next().unwrap_or("systemctl"));
+        cmd.args(words);
+        cmd
+    }
+
     fn settled(&self, name: &str) -> Option<Status> {
         self.settled.lock().ok()?.get(name).copied()
     }
@@ -324,6 +383,14 @@ impl Services {
     }
 
     fn act_uncached(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
+        if action == Action::Stop
+            && self
+                .stopped_together
+                .lock()
+                .is_ok_and(|mut d| d.remove(name))
+        {
+            return Ok(true);
+        }
         // A restart does not care; a status this run saw settle is current.
         if action != Action::Restart {
             let now = match self.settled(name) {
