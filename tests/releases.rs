@@ -259,13 +259,58 @@ fn restore_with_statistics(family: Family) {
     let quiesce = at(". ! stop service.iml_manager (quiesce for the database.chroma restore)");
     assert!(installer < quiesce && quiesce < at(". -/+ restore database.chroma"));
     assert!(quiesce < at(". -/+ restore influxdb.stats"));
-    el7_cmd(
-        &m,
-        &recipe,
-        "apply",
-        &["--bundle", &bundle, "--auto-approve"],
-    )
-    .code(0);
+    let (log, env) = logged_systemctl(tmp.path(), &m);
+    let mut apply = Imlrecover::new()
+        .args(["apply", "-r"])
+        .arg(&recipe)
+        .arg("--root")
+        .arg(&m.sandbox.root)
+        .args(m.var_args())
+        .args(["--bundle", &bundle, "--auto-approve"]);
+    for (k, v) in env {
+        apply = apply.env(&k, v);
+    }
+    let out = apply.run();
+    out.code(0);
+    // The quiesce is one `systemctl stop`; each step still reports its own.
+    let calls = systemctl_calls(&log);
+    let stops: Vec<_> = calls.iter().filter(|(v, _)| v == "stop").collect();
+    assert_eq!(stops.len(), 1, "{calls:?}");
+    for unit in [
+        "iml-manager.target",
+        "grafana-server",
+        "nginx",
+        "rabbitmq-server",
+    ] {
+        assert!(stops[0].1.iter().any(|u| u == unit), "{unit}: {calls:?}");
+        out.stdout_has(&format!("{unit} stopped"));
+        out.stdout_has(&format!("{unit} started"));
+    }
+    // The starts: together where the units order them as the recipe does
+    // (iml-manager.target is After= nginx and grafana-server); never
+    // together where only the recipe does (nginx after rabbitmq-server).
+    let starts: Vec<_> = calls.iter().filter(|(v, _)| v == "start").collect();
+    let with = |unit: &str| {
+        starts
+            .iter()
+            .find(|(_, us)| us.iter().any(|u| u == unit))
+            .unwrap_or_else(|| panic!("{unit} never started: {calls:?}"))
+    };
+    let target = &with("iml-manager.target").1;
+    assert!(target.len() > 1, "{calls:?}");
+    assert!(target.iter().any(|u| u == "nginx"), "{calls:?}");
+    assert!(
+        !with("nginx").1.iter().any(|u| u == "rabbitmq-server"),
+        "{calls:?}"
+    );
+    assert!(starts.len() < 4, "{calls:?}");
+    // The proof re-plan asks every installed service's status at once.
+    assert!(
+        calls
+            .iter()
+            .any(|(v, us)| v == "is-active" && us.len() >= 6),
+        "{calls:?}"
+    );
     el7_cmd(
         &m,
         &recipe,
@@ -282,6 +327,48 @@ fn restore_with_statistics(family: Family) {
     )
     .unwrap();
     assert_eq!(grafana, [["IML"], ["Stratagem"]]);
+}
+
+/// The environment of `m` with its `systemctl` logging each call to the
+/// returned file before running it.
+fn logged_systemctl(dir: &Path, m: &El7Manager) -> (std::path::PathBuf, Vec<(String, String)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("systemctl.log");
+    let wrapper = dir.join("logged-systemctl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = m
+        .env()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "IMLRECOVER_SYSTEMCTL" => (k, format!("{} {v}", wrapper.display())),
+            _ => (k, v),
+        })
+        .collect();
+    (log, env)
+}
+
+/// Each logged call's verb and units (the words after `--root=…`).
+fn systemctl_calls(log: &Path) -> Vec<(String, Vec<String>)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line
+                .split_whitespace()
+                .skip_while(|w| !w.starts_with("--root="));
+            words.next()?;
+            let verb = words.next()?.to_string();
+            Some((verb, words.map(str::to_string).collect()))
+        })
+        .collect()
 }
 
 #[test]

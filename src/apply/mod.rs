@@ -8,9 +8,9 @@ pub mod protocol;
 pub mod run;
 
 use crate::host::fs::Root;
-use crate::host::service::Services;
+use crate::host::service::{Action as ServiceAction, Services};
 use crate::plan::{Action, Op, Plan, Step};
-use crate::recipe::{Recipe, ServiceState};
+use crate::recipe::ServiceState;
 use crate::resources::kind::{ApplyCx, Phase};
 use crate::resources::registry::apply_step;
 use crate::target::Target;
@@ -153,15 +153,18 @@ pub fn execute(
     let total = plan.steps.len();
     let mut warnings = Vec::new();
     let mut stopped: Vec<&Step> = Vec::new();
-    let ahead = prepare_points(plan, &t.recipe);
+    let graph = crate::graph::Graph::build(&t.recipe);
+    let ahead = prepare_points(plan, &graph);
     prepare_after(t, &ahead, 0, &cx);
+    // Steps up to here belong to a run of stops or starts already acted on.
+    let mut batched = 0;
     for (i, step) in plan.steps.iter().enumerate() {
         view.event(Event::StepStarted { step, total })?;
-        let after_a_stop = i > 0 && plan.steps.get(i - 1).is_some_and(|p| p.op == Op::Stop);
-        if step.op == Op::Stop && !after_a_stop {
-            look_up_stops(t, plan.steps.get(i..).unwrap_or_default());
-        }
+        // The first step of a run acted on together carries its time.
         let t0 = Instant::now();
+        if matches!(step.op, Op::Stop | Op::Start) && i >= batched {
+            batched = i + act_together(t, &graph, plan.steps.get(i..).unwrap_or_default());
+        }
         let result = match (t.recipe.resource(&step.address), plan.change(&step.address)) {
             (Some(resource), Some(change)) => apply_step(resource, step, change, &cx),
             _ => Err(crate::resources::kind::ResourceError::new(
@@ -268,8 +271,7 @@ fn only_files(step: &Step) -> bool {
 /// after which it may start (0: before the first): the last one before it
 /// that can change the cluster — a command, a stop (the quiesce), or a
 /// service the database depends on (PostgreSQL itself).
-fn prepare_points<'p>(plan: &'p Plan, recipe: &Recipe) -> Vec<(usize, &'p Step)> {
-    let graph = crate::graph::Graph::build(recipe);
+fn prepare_points<'p>(plan: &'p Plan, graph: &crate::graph::Graph) -> Vec<(usize, &'p Step)> {
     plan.steps
         .iter()
         .filter(|s| s.op == Op::Restore && s.address.kind.phase() == Phase::Restore)
@@ -297,22 +299,48 @@ fn prepare_after(t: &Target, points: &[(usize, &Step)], done: usize, cx: &ApplyC
     }
 }
 
-/// Before a run of stops (the quiesce): their services' statuses, read at
-/// once instead of one before each stop; under systemd, stopped at once.
-fn look_up_stops(t: &Target, steps: &[Step]) {
-    let names: Vec<&str> = steps
-        .iter()
-        .take_while(|s| s.op == Op::Stop)
-        .filter_map(|s| {
-            t.recipe
-                .resource(&s.address)
-                .and_then(crate::resources::registry::service_name)
-        })
-        .collect();
+/// A run of stops (the quiesce) or of starts: their services' statuses
+/// read at once instead of one before each; under systemd, acted on by one
+/// `systemctl` call. A start joins the run only if systemd would order it
+/// as the recipe does: after every service of the run the recipe puts
+/// before it, the units themselves say so (`After=`/`Before=`); else a
+/// new run begins with it. Stops need no such care: the quiesce stops
+/// units that write the databases, in no order the restore relies on.
+/// Returns how many steps the run covers.
+fn act_together(t: &Target, graph: &crate::graph::Graph, steps: &[Step]) -> usize {
+    let Some(op) = steps.first().map(|s| s.op) else {
+        return 0;
+    };
+    let mut run: Vec<(&Step, &str)> = Vec::new();
+    for step in steps.iter().take_while(|s| s.op == op) {
+        let Some(name) = t
+            .recipe
+            .resource(&step.address)
+            .and_then(crate::resources::registry::service_name)
+        else {
+            break;
+        };
+        let ordered = op == Op::Stop
+            || run.iter().all(|(before, first)| {
+                !graph.precedes(&before.address, &step.address) || t.services.orders(first, name)
+            });
+        if !ordered {
+            break;
+        }
+        run.push((step, name));
+    }
+    let names: Vec<&str> = run.iter().map(|(_, n)| *n).collect();
     if names.len() > 1 {
         t.services.look_up(&names);
-        t.services.stop_together(&names);
+        t.services.act_together(
+            &names,
+            match op {
+                Op::Stop => ServiceAction::Stop,
+                _ => ServiceAction::Start,
+            },
+        );
     }
+    run.len().max(1)
 }
 
 /// After a failure: services this run stopped come back, unless the recipe

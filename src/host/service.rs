@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,13 +113,16 @@ pub struct Services {
     /// after our own verified stop need not ask again. Cleared by
     /// [`forget`](Self::forget) when something else may have acted.
     settled: Arc<Mutex<BTreeMap<String, Status>>>,
-    /// Services stopped together ([`stop_together`](Self::stop_together))
-    /// whose own step has not reported it yet.
-    stopped_together: Arc<Mutex<BTreeSet<String>>>,
+    /// Services stopped or started together
+    /// ([`act_together`](Self::act_together)), by action, whose own step
+    /// has not reported it yet.
+    together: Arc<Mutex<BTreeSet<(&'static str, String)>>>,
     /// The apply run that starts services, put in their environment
     /// ([`crate::host::orphans`]) so that a later apply can find what a
     /// killed one started.
     tag: Arc<Mutex<Option<String>>>,
+    /// A [`looking_up`](Self::looking_up) under way.
+    looking: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Services {
@@ -130,8 +133,9 @@ impl Services {
             timeout: Duration::from_secs(90),
             settle: Duration::from_secs(30),
             settled: Arc::default(),
-            stopped_together: Arc::default(),
+            together: Arc::default(),
             tag: Arc::default(),
+            looking: Arc::default(),
         }
     }
 
@@ -288,8 +292,19 @@ impl Services {
     /// Reads the statuses of `names` at once, one thread each, and keeps
     /// them as seen: the run of steps about to act on these services, with
     /// nothing else acting in between, need not ask one after another. A
-    /// status that cannot be read is not kept (its step asks and reports).
+    /// status that cannot be read is not kept (its step asks and reports);
+    /// one this instance already holds is not asked again.
+    /// Under systemd, one `systemctl is-active A B …` answers for all.
     pub fn look_up(&self, names: &[&str]) {
+        let names: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| self.settled(n).is_none())
+            .collect();
+        if self.backend == ServiceBackend::Systemd {
+            self.look_up_at_once(&names);
+            return;
+        }
         std::thread::scope(|s| {
             for name in names {
                 s.spawn(move || {
@@ -301,54 +316,192 @@ impl Services {
         });
     }
 
-    /// systemd: the running ones of `names` (statuses from
-    /// [`look_up`](Self::look_up)) stopped by one `systemctl stop A B …`,
-    /// one transaction, as an administrator quiesces them; then waited for
-    /// until each is inactive. Each one's step then reports it stopped
-    /// without acting again. SysV, or anything failing: nothing is kept,
-    /// and each step acts (and reports) on its own.
-    pub fn stop_together(&self, names: &[&str]) {
-        if self.backend != ServiceBackend::Systemd {
-            return;
-        }
-        let running: Vec<&str> = names
+    /// systemd: the statuses of the installed ones of `names` from one
+    /// `systemctl is-active`, which prints one line per unit. What it
+    /// cannot answer plainly is not kept: its step asks on its own.
+    fn look_up_at_once(&self, names: &[&str]) {
+        let names: Vec<&str> = names
             .iter()
             .copied()
-            .filter(|n| self.settled(n) == Some(Status::Running))
+            .filter(|n| self.unit_installed(n).is_ok() && self.check_unit(n).is_ok())
             .collect();
-        if running.len() < 2 || running.iter().any(|n| self.check_unit(n).is_err()) {
+        if names.is_empty() {
             return;
         }
         let mut cmd = self.systemctl();
-        cmd.arg("stop").args(&running);
-        match process::run(&mut cmd, self.timeout) {
-            Ok(out) if out.status.success() => {}
-            _ => return,
+        cmd.arg("is-active").args(&names);
+        let Ok(out) = process::run(&mut cmd, self.timeout) else {
+            return;
+        };
+        let states: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+        if states.len() != names.len() {
+            return;
         }
+        for (name, state) in names.iter().zip(states) {
+            let status = match state {
+                "active" => Status::Running,
+                "inactive" | "failed" | "deactivating" => Status::Stopped,
+                _ => continue,
+            };
+            self.remember(name, Some(status));
+        }
+    }
+
+    /// Runs `f` while `names` are looked up ([`look_up`](Self::look_up))
+    /// on another thread; [`current`](Self::current) waits for that answer
+    /// rather than asking again.
+    pub fn looking_up<R>(&self, names: &[&str], f: impl FnOnce() -> R) -> R {
+        self.set_looking(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.look_up(names);
+                self.set_looking(false);
+            });
+            f()
+        })
+    }
+
+    fn set_looking(&self, on: bool) {
+        let (lock, changed) = &*self.looking;
+        if let Ok(mut l) = lock.lock() {
+            *l = on;
+            changed.notify_all();
+        }
+    }
+
+    /// The status [`look_up`](Self::look_up) kept (waiting for one under
+    /// way, within the timeout), else asked now.
+    pub fn current(&self, name: &str) -> Result<Status, ServiceError> {
+        let (lock, changed) = &*self.looking;
+        if let Ok(l) = lock.lock() {
+            let _ = changed.wait_timeout_while(l, self.timeout, |on| *on);
+        }
+        match self.settled(name) {
+            Some(s) => Ok(s),
+            None => self.status(name),
+        }
+    }
+
+    /// systemd: those of `names` (statuses from [`look_up`](Self::look_up))
+    /// not yet as `action` leaves them, stopped or started by one
+    /// `systemctl ACTION A B …` — one transaction, as an administrator
+    /// types it; systemd orders its jobs by the units' own `After=` and
+    /// `Before=` — then waited for until each is so. Each one's step then
+    /// reports it without acting again. SysV, or anything failing: nothing
+    /// is kept, and each step acts (and reports) on its own.
+    pub fn act_together(&self, names: &[&str], action: Action) {
+        if self.backend != ServiceBackend::Systemd || action == Action::Restart {
+            return;
+        }
+        let from = match action {
+            Action::Start => Status::Stopped,
+            _ => Status::Running,
+        };
+        let due: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| self.settled(n) == Some(from))
+            .collect();
+        if due.len() < 2 || due.iter().any(|n| self.check_unit(n).is_err()) {
+            return;
+        }
+        let mut cmd = self.systemctl();
+        cmd.arg(action.as_str()).args(&due);
+        let acted = process::run(&mut cmd, self.timeout).is_ok_and(|o| o.status.success());
+        if !acted || !self.settle_all(&due, action.expected()) {
+            // Whatever happened, each step asks afresh.
+            for n in &due {
+                self.remember(n, None);
+            }
+            return;
+        }
+        if let Ok(mut done) = self.together.lock() {
+            for n in &due {
+                done.insert((action.as_str(), n.to_string()));
+                self.remember(n, Some(action.expected()));
+            }
+        }
+    }
+
+    /// Waits (bounded by `settle`) until `systemctl is-active` reports each
+    /// of `names` as `want`.
+    fn settle_all(&self, names: &[&str], want: Status) -> bool {
         let deadline = Instant::now() + self.settle;
         loop {
             let mut cmd = self.systemctl();
-            cmd.arg("is-active").args(&running);
+            cmd.arg("is-active").args(names);
             let Ok(out) = process::run(&mut cmd, self.timeout) else {
-                return;
+                return false;
             };
             let states: Vec<&str> = out.stdout.lines().map(str::trim).collect();
-            if states.len() == running.len()
-                && states.iter().all(|s| matches!(*s, "inactive" | "failed"))
-            {
-                break;
+            let settled = states.len() == names.len()
+                && states.iter().all(|s| match want {
+                    Status::Running => *s == "active",
+                    Status::Stopped => matches!(*s, "inactive" | "failed"),
+                });
+            if settled {
+                return true;
             }
             if Instant::now() >= deadline {
-                return;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if let Ok(mut done) = self.stopped_together.lock() {
-            for n in &running {
-                done.insert(n.to_string());
-                self.remember(n, Some(Status::Stopped));
+    }
+
+    /// Whether systemd itself orders `first` before `then` in one
+    /// transaction: `then`'s unit has `After=` `first`'s, or `first`'s has
+    /// `Before=` `then`'s (in the unit file or a drop-in under the root).
+    /// What the units do not order, systemd starts at once.
+    pub fn orders(&self, first: &str, then: &str) -> bool {
+        let (a, b) = (unit_file(first), unit_file(then));
+        self.unit_list(&b, "After").contains(&a) || self.unit_list(&a, "Before").contains(&b)
+    }
+
+    /// The units named by `key=` lines of `unit`: its file (the first unit
+    /// directory that has it) then its drop-ins (`UNIT.d/*.conf`, in name
+    /// order); an empty `key=` clears what came before, as in systemd.
+    fn unit_list(&self, unit: &str, key: &str) -> Vec<String> {
+        let mut files: Vec<PathBuf> = UNIT_DIRS
+            .iter()
+            .map(|d| self.root.join(d).join(unit))
+            .find(|p| p.is_file())
+            .into_iter()
+            .collect();
+        let mut dropins: BTreeMap<std::ffi::OsString, PathBuf> = BTreeMap::new();
+        for dir in UNIT_DIRS.iter().rev() {
+            let Ok(entries) = std::fs::read_dir(self.root.join(dir).join(format!("{unit}.d")))
+            else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "conf") {
+                    // An earlier directory's drop-in of the same name wins.
+                    dropins.insert(e.file_name(), path);
+                }
             }
         }
+        files.extend(dropins.into_values());
+        let mut units = Vec::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            for line in text.lines() {
+                let Some((k, v)) = line.trim().split_once('=') else {
+                    continue;
+                };
+                if k.trim() != key {
+                    continue;
+                }
+                if v.trim().is_empty() {
+                    units.clear();
+                }
+                units.extend(v.split_whitespace().map(str::to_string));
+            }
+        }
+        units
     }
 
     /// `systemctl` (or `IMLRECOVER_SYSTEMCTL`'s command line).
@@ -383,11 +536,10 @@ impl Services {
     }
 
     fn act_uncached(&self, name: &str, action: Action) -> Result<bool, ServiceError> {
-        if action == Action::Stop
-            && self
-                .stopped_together
-                .lock()
-                .is_ok_and(|mut d| d.remove(name))
+        if self
+            .together
+            .lock()
+            .is_ok_and(|mut d| d.remove(&(action.as_str(), name.to_string())))
         {
             return Ok(true);
         }
@@ -534,5 +686,60 @@ mod tests {
         services.forget();
         script(root, "rabbitmq-server", true);
         assert!(services.act("rabbitmq-server", Action::Stop).unwrap());
+    }
+
+    #[test]
+    fn units_order_each_other_by_after_and_before_and_their_drop_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let unit = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        unit(
+            "usr/lib/systemd/system/iml-manager.target",
+            "[Unit]\nRequires=nginx.service\nAfter=nginx.service network.target\n",
+        );
+        unit(
+            "usr/lib/systemd/system/nginx.service",
+            "[Unit]\nAfter=network.target\n",
+        );
+        unit(
+            "usr/lib/systemd/system/rabbitmq-server.service",
+            "[Unit]\nBefore=postgresql-9.6.service\n",
+        );
+        unit("usr/lib/systemd/system/grafana-server.service", "[Unit]\n");
+        let s = Services::new(ServiceBackend::Systemd, root);
+        assert!(s.orders("nginx", "iml-manager.target"));
+        assert!(!s.orders("iml-manager.target", "nginx"));
+        assert!(s.orders("rabbitmq-server", "postgresql-9.6"));
+        assert!(!s.orders("rabbitmq-server", "nginx"));
+        assert!(!s.orders("grafana-server", "iml-manager.target"));
+
+        // A drop-in adds an order; /etc's copy of a drop-in wins over
+        // /usr/lib's; an empty `After=` clears what came before.
+        unit(
+            "usr/lib/systemd/system/iml-manager.target.d/50-grafana.conf",
+            "[Unit]\nAfter=grafana-server.service\n",
+        );
+        assert!(s.orders("grafana-server", "iml-manager.target"));
+        unit(
+            "etc/systemd/system/iml-manager.target.d/50-grafana.conf",
+            "[Unit]\n",
+        );
+        assert!(!s.orders("grafana-server", "iml-manager.target"));
+        unit(
+            "etc/systemd/system/iml-manager.target.d/90-reset.conf",
+            "[Unit]\nAfter=\nAfter=rabbitmq-server.service\n",
+        );
+        assert!(!s.orders("nginx", "iml-manager.target"));
+        assert!(s.orders("rabbitmq-server", "iml-manager.target"));
+        // /etc's unit file hides /usr/lib's.
+        unit(
+            "etc/systemd/system/nginx.service",
+            "[Unit]\nBefore=grafana-server.service\n",
+        );
+        assert!(s.orders("nginx", "grafana-server"));
     }
 }

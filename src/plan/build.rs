@@ -102,7 +102,16 @@ pub fn build(i: &Inputs) -> Result<Plan, PlanErrors> {
         .iter()
         .filter_map(|a| by_address.get(a).map(|(_, r)| *r))
         .collect();
-    let observed = observe_all(&resources, &observing);
+    // Every service's status at once (one systemctl call under systemd),
+    // while the rest is observed; kept for this observation only.
+    let names: Vec<&str> = resources
+        .iter()
+        .filter_map(|r| crate::resources::registry::service_name(r))
+        .collect();
+    let observed = i
+        .services
+        .looking_up(&names, || observe_all(&resources, &observing));
+    i.services.forget();
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut errors = Vec::new();
     for (resource, observation) in resources.into_iter().zip(observed) {

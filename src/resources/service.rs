@@ -63,7 +63,7 @@ impl Kind for ServiceKind {
         spec: &ServiceSpec,
         cx: &Cx,
     ) -> Result<Observed, ResourceError> {
-        let status = match cx.services.status(&spec.name) {
+        let status = match cx.services.current(&spec.name) {
             Ok(s) => s.as_str(),
             Err(ServiceError::NotInstalled { .. }) => "not_installed",
             Err(e) => return Err(ResourceError::new(address, e.to_string())),

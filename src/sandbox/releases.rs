@@ -167,6 +167,11 @@ pub fn unit_files(family: Family) -> Vec<(String, String)> {
     {
         target.push_str(&format!("Requires={u}\nAfter={u}\n"));
     }
+    // IML's target also Requires= these; docker-systemctl-replacement
+    // would stop them with it (systemd does not), so only their order.
+    if family >= Family::El7_51 {
+        target.push_str("After=influxdb.service\nAfter=grafana-server.service\n");
+    }
     target.push_str(&format!(
         "After={pg_unit}\n\n[Install]\nWantedBy=multi-user.target\n"
     ));

@@ -46,7 +46,7 @@ pub fn service_running(
         "start it (the recipe's {} must be running before {address}), or check the recipe; nothing was changed",
         spec.service
     );
-    match services.status(&name) {
+    match services.current(&name) {
         Ok(Status::Running) => Ok(()),
         Ok(Status::Stopped) => Err(ResourceError::new(
             address,
