@@ -268,11 +268,7 @@ impl Services {
             // LSB: 1 dead with pid file, 2 dead with lock file, 3 not running.
             (ServiceBackend::Sysv, 1..=3) => Ok(Status::Stopped),
             // is-active: non-zero with inactive/failed/unknown.
-            (ServiceBackend::Systemd, _)
-                if matches!(out.stdout.trim(), "inactive" | "failed" | "deactivating") =>
-            {
-                Ok(Status::Stopped)
-            }
+            (ServiceBackend::Systemd, _) if is_stopped(out.stdout.trim()) => Ok(Status::Stopped),
             _ => Err(ServiceError::Unknown {
                 name: name.into(),
                 code,
@@ -328,23 +324,29 @@ impl Services {
         if names.is_empty() {
             return;
         }
-        let mut cmd = self.systemctl();
-        cmd.arg("is-active").args(&names);
-        let Ok(out) = process::run(&mut cmd, self.timeout) else {
+        let Some(states) = self.active_states(&names) else {
             return;
         };
-        let states: Vec<&str> = out.stdout.lines().map(str::trim).collect();
         if states.len() != names.len() {
             return;
         }
-        for (name, state) in names.iter().zip(states) {
-            let status = match state {
+        for (name, state) in names.iter().zip(&states) {
+            let status = match state.as_str() {
                 "active" => Status::Running,
-                "inactive" | "failed" | "deactivating" => Status::Stopped,
+                s if is_stopped(s) => Status::Stopped,
                 _ => continue,
             };
             self.remember(name, Some(status));
         }
+    }
+
+    /// `systemctl is-active A B …`: the lines it prints, one state per
+    /// unit in their order when it answers for each; `None` if it cannot run.
+    fn active_states(&self, names: &[&str]) -> Option<Vec<String>> {
+        let mut cmd = self.systemctl();
+        cmd.arg("is-active").args(names);
+        let out = process::run(&mut cmd, self.timeout).ok()?;
+        Some(out.stdout.lines().map(|l| l.trim().to_string()).collect())
     }
 
     /// Runs `f` while `names` are looked up ([`look_up`](Self::look_up))
@@ -428,16 +430,14 @@ impl Services {
     fn settle_all(&self, names: &[&str], want: Status) -> bool {
         let deadline = Instant::now() + self.settle;
         loop {
-            let mut cmd = self.systemctl();
-            cmd.arg("is-active").args(names);
-            let Ok(out) = process::run(&mut cmd, self.timeout) else {
+            let Some(states) = self.active_states(names) else {
                 return false;
             };
-            let states: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+            // Stricter than is_stopped: a unit still deactivating may still write.
             let settled = states.len() == names.len()
                 && states.iter().all(|s| match want {
-                    Status::Running => *s == "active",
-                    Status::Stopped => matches!(*s, "inactive" | "failed"),
+                    Status::Running => s == "active",
+                    Status::Stopped => matches!(s.as_str(), "inactive" | "failed"),
                 });
             if settled {
                 return true;
@@ -586,6 +586,11 @@ impl Services {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// What `systemctl is-active` prints for a unit that is stopped or stopping.
+fn is_stopped(state: &str) -> bool {
+    matches!(state, "inactive" | "failed" | "deactivating")
 }
 
 /// The unit file systemctl reads for `name`: as given when it ends in a
