@@ -122,6 +122,17 @@ fn el7_manager(dir: &Path, family: Family) -> El7Manager {
 /// cluster (the rebuilt host's listens elsewhere than the golden one's),
 /// its units reached through docker-systemctl-replacement.
 fn el7_cmd(m: &El7Manager, recipe: &Path, sub: &str, extra: &[&str]) -> Output {
+    el7_cmd_env(m, m.env(), recipe, sub, extra)
+}
+
+/// [`el7_cmd`] with `env` for the manager's own environment.
+fn el7_cmd_env(
+    m: &El7Manager,
+    env: Vec<(String, String)>,
+    recipe: &Path,
+    sub: &str,
+    extra: &[&str],
+) -> Output {
     let mut i = Imlrecover::new()
         .args([sub, "-r"])
         .arg(recipe)
@@ -129,7 +140,7 @@ fn el7_cmd(m: &El7Manager, recipe: &Path, sub: &str, extra: &[&str]) -> Output {
         .arg(&m.sandbox.root)
         .args(m.var_args())
         .args(extra);
-    for (k, v) in m.env() {
+    for (k, v) in env {
         i = i.env(&k, v);
     }
     i.run()
@@ -260,17 +271,13 @@ fn restore_with_statistics(family: Family) {
     assert!(installer < quiesce && quiesce < at(". -/+ restore database.chroma"));
     assert!(quiesce < at(". -/+ restore influxdb.stats"));
     let (log, env) = logged_systemctl(tmp.path(), &m);
-    let mut apply = Imlrecover::new()
-        .args(["apply", "-r"])
-        .arg(&recipe)
-        .arg("--root")
-        .arg(&m.sandbox.root)
-        .args(m.var_args())
-        .args(["--bundle", &bundle, "--auto-approve"]);
-    for (k, v) in env {
-        apply = apply.env(&k, v);
-    }
-    let out = apply.run();
+    let out = el7_cmd_env(
+        &m,
+        env,
+        &recipe,
+        "apply",
+        &["--bundle", &bundle, "--auto-approve"],
+    );
     out.code(0);
     // The quiesce is one `systemctl stop`; each step still reports its own.
     let calls = systemctl_calls(&log);
